@@ -1,0 +1,49 @@
+/* ohm_config: the run configuration (INI sections [data] [model] [device]
+ * [optimizer] [train] [aggregate] [net]) with a documented default for every
+ * key, `section.key=value` overrides, and strict validation: an unknown key,
+ * a bad number or an enum value out of its list is an error naming its source
+ * (file:line or "--set"), never silently ignored.
+ *
+ * Keys are addressed as "section.key". Every key lives in one schema table
+ * (ohm_config.c) with its type, default, allowed values and one-line doc;
+ * `ohmpeer config` prints that table, so the documentation cannot drift. */
+#ifndef OHM_CONFIG_H
+#define OHM_CONFIG_H
+
+#include <stdio.h>
+
+typedef struct ohm_config ohm_config_t;
+
+/* A configuration holding every key at its default. Caller owns it; NULL on OOM. */
+ohm_config_t *ohm_config_new(void);
+
+/* Frees; NULL-safe; clears the caller's pointer. */
+void ohm_config_destroy(ohm_config_t **cfg);
+
+/* Reads an INI file over the current values. Errors (OHM_EIO, OHM_EPARSE,
+ * OHM_ENOTFOUND for an unknown key, OHM_ERANGE/OHM_EINVAL for a bad value) leave
+ * a detail "FILE:LINE: ..." and leave the configuration unchanged. */
+int ohm_config_load(ohm_config_t *cfg, const char *path);
+
+/* Applies one "section.key=value" assignment; `origin` names it in errors
+ * (e.g. "--set"). Same errors as ohm_config_load; unchanged on error. */
+int ohm_config_set(ohm_config_t *cfg, const char *assignment, const char *origin);
+
+/* Typed getters for "section.key". Asking for a key that is not in the schema,
+ * or with the wrong type, is a programming error (assert). */
+const char *ohm_config_str(const ohm_config_t *cfg, const char *key);
+long ohm_config_int(const ohm_config_t *cfg, const char *key);
+double ohm_config_double(const ohm_config_t *cfg, const char *key);
+int ohm_config_bool(const ohm_config_t *cfg, const char *key);
+
+/* Parses an integer-list key ("256,128"; "" or "0" means an empty list) into
+ * out[max]; returns the count, or -1 if more than max. Validated at set time. */
+int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max);
+
+/* Writes the resolved configuration as a loadable INI file (reproducibility). */
+int ohm_config_write(const ohm_config_t *cfg, FILE *f);
+
+/* Prints the schema: every key, its type, default, allowed values and doc. */
+void ohm_config_print_schema(FILE *f);
+
+#endif

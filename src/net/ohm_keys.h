@@ -1,0 +1,30 @@
+/* ohm_keys: CURVE key pairs and their files.
+ *
+ * A peer's long-term identity is a CURVE key pair. The secret half lives in a
+ * file of mode 0600 (refused if wider) and is held in locked memory where
+ * libsodium allows; it is never logged. Keys travel as 40-character Z85 text. */
+#ifndef OHM_KEYS_H
+#define OHM_KEYS_H
+
+#include <stdint.h>
+
+#define OHM_KEY_BYTES 32
+
+/* Generates a CURVE key pair (raw 32-byte keys). Errors: OHM_EUNSUPPORTED without CURVE. */
+int ohm_keys_generate(uint8_t pub[OHM_KEY_BYTES], uint8_t sec[OHM_KEY_BYTES]);
+
+/* Writes PREFIX.key (secret, Z85, mode 0600) and PREFIX.pub (Z85). Errors: OHM_EIO. */
+int ohm_keys_write(const char *prefix, const uint8_t pub[OHM_KEY_BYTES],
+                   const uint8_t sec[OHM_KEY_BYTES]);
+
+/* Reads a secret key file; refuses (OHM_EPERM) a file readable by group or others.
+ * The public key is derived from the secret. */
+int ohm_keys_read_secret(const char *path, uint8_t pub[OHM_KEY_BYTES], uint8_t sec[OHM_KEY_BYTES]);
+
+/* Decodes a 40-character Z85 public key. Errors: OHM_EINVAL. */
+int ohm_keys_decode(const char *z85, uint8_t key[OHM_KEY_BYTES]);
+
+/* Encodes a key as 40 Z85 characters plus NUL into out[41]. */
+void ohm_keys_encode(const uint8_t key[OHM_KEY_BYTES], char out[41]);
+
+#endif

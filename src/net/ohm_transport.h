@@ -1,0 +1,75 @@
+/* ohm_transport: ZeroMQ links between peers (DESIGN sections 3, 6, 7).
+ *
+ * Each peer binds one receiving socket (PULL) at its endpoint and connects one
+ * sending socket (PUSH) per out-neighbour. Sends never block: a message a dead
+ * or slow neighbour cannot take (high-water mark reached) is dropped and
+ * counted, so the round never stalls on it. ZMQ_MAXMSGSIZE bounds what the
+ * receiver accepts. With keys, the receiving socket is a CURVE server whose ZAP
+ * handler admits only the listed public keys and maps each to a peer id; every
+ * received frame then carries the authenticated sender id. Without keys
+ * (explicit insecure mode) links are plain TCP and frames carry no identity. */
+#ifndef OHM_TRANSPORT_H
+#define OHM_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ohm_keys.h"
+
+#define OHM_PEER_UNKNOWN UINT32_MAX
+
+typedef struct ohm_transport ohm_transport_t;
+typedef struct ohm_frame ohm_frame_t;
+
+typedef struct {
+    const char *bind;      /* endpoint to bind, e.g. "tcp://127.0.0.1:7000" or "tcp://*:7000" */
+    size_t max_msg_size;   /* ZMQ_MAXMSGSIZE for the receiving socket */
+    int hwm;               /* per-link send/receive high-water mark, in messages (>= 1) */
+    /* CURVE: this peer's key pair; NULL secret_key means insecure plain TCP. */
+    const uint8_t *public_key;
+    const uint8_t *secret_key;
+    /* ZAP admission list: n_allowed public keys and the peer id each maps to. */
+    int n_allowed;
+    const uint8_t (*allowed_keys)[OHM_KEY_BYTES];
+    const uint32_t *allowed_ids;
+} ohm_transport_opts_t;
+
+/* Creates the context, the ZAP handler (when secure) and binds the receiving
+ * socket. Errors: OHM_ENET with a detail naming the endpoint and the system's
+ * reason (address in use, cannot resolve). Caller owns the result. */
+int ohm_transport_new(const ohm_transport_opts_t *o, ohm_transport_t **out);
+
+/* Closes every socket and the context without waiting for unsent messages;
+ * NULL-safe; clears the caller's pointer. */
+void ohm_transport_destroy(ohm_transport_t **t);
+
+/* Adds an out-neighbour: connects a sending socket to `endpoint`, authenticating
+ * the server by `server_key` (NULL in insecure mode). Errors: OHM_ENET, OHM_EINVAL. */
+int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint,
+                           const uint8_t *server_key);
+
+/* Sends buf[len] to each of ids[n] without blocking and without copying: the
+ * transport takes ownership of buf (malloc'd) and frees it when every link has
+ * released it. Returns the number of links that refused (dropped, counted). */
+int ohm_transport_send_all(ohm_transport_t *t, const uint32_t *ids, int n, void *buf, size_t len);
+
+/* Waits up to timeout_ms (0: poll, <0: forever) for one frame. Returns OHM_OK
+ * with *f set (caller owns it), OHM_ETIMEOUT, OHM_EINTR on a signal, OHM_ENET. */
+int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **f);
+
+const uint8_t *ohm_frame_data(const ohm_frame_t *f);
+size_t ohm_frame_size(const ohm_frame_t *f);
+/* Authenticated sender id, or OHM_PEER_UNKNOWN in insecure mode. */
+uint32_t ohm_frame_peer(const ohm_frame_t *f);
+void ohm_frame_destroy(ohm_frame_t **f);
+
+/* Counters since creation. */
+typedef struct {
+    uint64_t bytes_sent, bytes_recv;
+    uint64_t msgs_sent, msgs_recv;
+    uint64_t send_dropped; /* refused at a full or absent link */
+    uint64_t auth_refused; /* ZAP refusals (unknown keys) */
+} ohm_transport_stats_t;
+void ohm_transport_stats(const ohm_transport_t *t, ohm_transport_stats_t *s);
+
+#endif
