@@ -63,8 +63,7 @@ int ohm_tile_state_load(ohm_tile_t *t, const void *buf, size_t len)
 
 void ohm_tile_destroy(ohm_tile_t **t)
 {
-    if (!t || !*t)
-        return;
+    if (!t || !*t) return;
     (*t)->ops->destroy(*t);
     *t = NULL;
 }

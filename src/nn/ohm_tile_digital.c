@@ -83,8 +83,7 @@ static const ohm_tile_ops_t digital_ops = {
 ohm_tile_t *ohm_tile_digital_new(int rows, int cols)
 {
     digital_t *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     d->w = calloc((size_t)rows * cols, sizeof(float));
     if (!d->w) {
         free(d);
