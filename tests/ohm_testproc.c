@@ -1,1 +1,229 @@
-/* placeholder */
+/* ohm_testproc: real processes on loopback for integration tests. */
+#include "ohm_testproc.h"
+
+#include "ohm_error.h"
+#include "ohm_topology.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+void ohm_test_tmpdir(char *dir, size_t cap, const char *tag)
+{
+    snprintf(dir, cap, "/tmp/ohm-%s-XXXXXX", tag);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+void ohm_test_rmdir(const char *dir)
+{
+    if (getenv("OHM_KEEP_TEST_DIRS") || strncmp(dir, "/tmp/ohm-", 9) != 0) return;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static unsigned long mix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    static unsigned long counter;
+    unsigned long x = (unsigned long)ts.tv_nsec ^ ((unsigned long)getpid() << 20) ^
+                      (++counter * 0x9e3779b97f4a7c15UL);
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9UL;
+    return x ^ (x >> 29);
+}
+
+static int port_free(const char *host, int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
+    close(s);
+    return ok;
+}
+
+void ohm_test_endpoints(char *host, int *port, int n)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        unsigned long r = mix();
+        snprintf(host, 16, "127.%lu.%lu.%lu", 1 + (r & 0x7f), (r >> 8) & 0xff,
+                 1 + ((r >> 16) % 250));
+        int base = 20000 + (int)((r >> 24) % 30000);
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++)
+            ok = port_free(host, base + i);
+        if (ok) {
+            *port = base;
+            return;
+        }
+    }
+    fprintf(stderr, "no free loopback ports found\n");
+    abort();
+}
+
+void ohm_test_topology(const char *path, const char *kind, int n, int byzantine, const char *attack,
+                       unsigned long seed)
+{
+    char host[16];
+    int port;
+    ohm_test_endpoints(host, &port, n);
+    ohm_topogen_t g = {.kind = kind,
+                       .n = n,
+                       .seed = seed,
+                       .p = 0.7,
+                       .byzantine = byzantine,
+                       .attack = attack,
+                       .host = host,
+                       .port = port};
+    ohm_topology_t *t = NULL;
+    int rc = ohm_topology_generate(&g, &t);
+    if (rc) {
+        fprintf(stderr, "topology: %s\n", ohm_error_detail());
+        abort();
+    }
+    FILE *f = fopen(path, "w");
+    if (!f || ohm_topology_write(t, f) != 0) {
+        perror(path);
+        abort();
+    }
+    fclose(f);
+    ohm_topology_destroy(&t);
+}
+
+const char *ohm_test_ohmpeer(void)
+{
+    const char *p = getenv("OHMPEER");
+    return p ? p : "build/peer/ohmpeer";
+}
+
+pid_t ohm_test_spawn(char *const argv[], const char *log)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc) {
+        fprintf(stderr, "spawn %s: %s\n", argv[0], strerror(rc));
+        abort();
+    }
+    return pid;
+}
+
+pid_t ohm_test_peer(const char *topo, int id, const char *out, const char *const *sets, int resume)
+{
+    char idtext[16], log[512];
+    snprintf(idtext, sizeof idtext, "%d", id);
+    snprintf(log, sizeof log, "%s/peer-%d.log", out, id);
+    const char *argv[96];
+    int n = 0;
+    argv[n++] = ohm_test_ohmpeer();
+    argv[n++] = "run";
+    argv[n++] = "--topology";
+    argv[n++] = topo;
+    argv[n++] = "--id";
+    argv[n++] = idtext;
+    argv[n++] = "--out";
+    argv[n++] = out;
+    for (int i = 0; sets && sets[i] && n < 90; i++) {
+        argv[n++] = "--set";
+        argv[n++] = sets[i];
+    }
+    if (resume) argv[n++] = "--resume";
+    argv[n] = NULL;
+    return ohm_test_spawn((char *const *)argv, log);
+}
+
+int ohm_test_wait(pid_t pid, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0) return -1;
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        usleep(20000);
+    }
+}
+
+static int find_number(const char *line, const char *key, double *v)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return -1;
+    p += strlen(pat);
+    if (!strncmp(p, "true", 4)) {
+        *v = 1;
+        return 0;
+    }
+    if (!strncmp(p, "false", 5)) {
+        *v = 0;
+        return 0;
+    }
+    char *end;
+    *v = strtod(p, &end);
+    return end == p ? -1 : 0;
+}
+
+static int scan(const char *dir, int id, const char *key, double *v, int need_final)
+{
+    char path[512], line[16384];
+    snprintf(path, sizeof path, "%s/peer-%d.jsonl", dir, id);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (need_final && !strstr(line, "\"final\":true")) continue;
+        double x;
+        if (find_number(line, key, &x) == 0) {
+            *v = x;
+            found = 0;
+        } else if (!need_final) {
+            found = -1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+int ohm_test_final(const char *dir, int id, const char *key, double *v)
+{
+    return scan(dir, id, key, v, 1);
+}
+
+int ohm_test_last(const char *dir, int id, const char *key, double *v)
+{
+    return scan(dir, id, key, v, 0);
+}
+
+void ohm_test_show_log(const char *dir, int id)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "tail -n 15 '%s/peer-%d.log' >&2", dir, id);
+    if (system(cmd) != 0) fprintf(stderr, "(no log for peer %d)\n", id);
+}

@@ -1,0 +1,41 @@
+/* ohm_byzantine: what a Byzantine peer sends (DESIGN section 5).
+ *
+ * A Byzantine peer receives its neighbours' messages like any peer and, each
+ * round, crafts one vector per target neighbour from what it observed (the
+ * honest neighbours' models of this round) and the public combination weights.
+ * The crafting maths lives in robust/ohm_attack.h; this module adapts the
+ * peer's view (topology, received models) to it. */
+#ifndef OHM_BYZANTINE_H
+#define OHM_BYZANTINE_H
+
+#include "ohm_topology.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ohm_byz ohm_byz_t;
+
+/* Parses the attack spec ("name[:k=v,...]"). Errors: OHM_EINVAL with a detail
+ * naming the attack or key. Caller owns *out. */
+int ohm_byz_new(const char *spec, uint64_t seed, uint32_t self, ohm_byz_t **out);
+
+/* Frees; NULL-safe; clears the caller's pointer. */
+void ohm_byz_destroy(ohm_byz_t **b);
+
+/* Attack name (static storage). */
+const char *ohm_byz_name(const ohm_byz_t *b);
+
+/* 0 for attacks that send nothing (crash). */
+int ohm_byz_sends(const ohm_byz_t *b);
+
+/* 1 for training-side attacks (labelflip): the peer trains and combines like an
+ * honest one, on labels mapped y -> C-1-y, and sends its own model. */
+int ohm_byz_trains(const ohm_byz_t *b);
+
+/* Crafts the vector for `target` in round `round`: `recv[n]` are the models this
+ * peer received this round from neighbours `recv_ids[n]` (Byzantine senders are
+ * excluded by the caller's view of the topology). out[d]. Errors: OHM_EINVAL. */
+int ohm_byz_craft(ohm_byz_t *b, const ohm_topology_t *t, uint32_t target, uint32_t round,
+                  const float *const *recv, const uint32_t *recv_ids, int n, size_t d, float *out);
+
+#endif

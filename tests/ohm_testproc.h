@@ -1,0 +1,50 @@
+/* ohm_testproc: helpers for integration tests that run real ohmpeer processes
+ * on loopback: scratch folders, collision-free endpoints, spawning, bounded
+ * waits, and reading the peers' metrics. Every wait is bounded; processes are
+ * ended by their pid only. */
+#ifndef OHM_TESTPROC_H
+#define OHM_TESTPROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Makes a fresh folder under /tmp into dir[cap]. */
+void ohm_test_tmpdir(char *dir, size_t cap, const char *tag);
+
+/* Removes a folder made by ohm_test_tmpdir (unless OHM_KEEP_TEST_DIRS is set). */
+void ohm_test_rmdir(const char *dir);
+
+/* A random 127.x.y.z address and a base port whose next n ports are free on it,
+ * so tests running in parallel never collide. host must hold 16 bytes. */
+void ohm_test_endpoints(char *host, int *port, int n);
+
+/* Writes a generated topology (kind, n peers, optional Byzantine count and attack)
+ * on fresh loopback endpoints to path. Asserts on failure. */
+void ohm_test_topology(const char *path, const char *kind, int n, int byzantine, const char *attack,
+                       unsigned long seed);
+
+/* The ohmpeer binary (from $OHMPEER, set by meson). */
+const char *ohm_test_ohmpeer(void);
+
+/* Starts argv[0] with argv, stdout+stderr appended to log. Returns the pid. */
+pid_t ohm_test_spawn(char *const argv[], const char *log);
+
+/* Starts one peer: ohmpeer run --topology T --id I --out DIR --set net.insecure=true
+ * plus extra "--set" assignments (NULL-terminated list). */
+pid_t ohm_test_peer(const char *topo, int id, const char *out, const char *const *sets, int resume);
+
+/* Waits up to timeout_ms for pid; returns its exit status, 128+signal if killed,
+ * or -1 on timeout (the process is then SIGKILLed and reaped). */
+int ohm_test_wait(pid_t pid, int timeout_ms);
+
+/* Reads `key` as a number from the last line of DIR/peer-<id>.jsonl that has
+ * "final":true. Returns 0 and *v, or -1 when absent. */
+int ohm_test_final(const char *dir, int id, const char *key, double *v);
+
+/* Same, from the last line of the file whatever it is. */
+int ohm_test_last(const char *dir, int id, const char *key, double *v);
+
+/* Prints the last lines of a peer's log (for failing tests). */
+void ohm_test_show_log(const char *dir, int id);
+
+#endif
