@@ -1,1 +1,864 @@
-/* placeholder: being written */
+/* ohm_config: one schema table, an INI reader, overrides, writer and printer.
+ *
+ * Every value is validated when it is set, so the getters never fail: a typo
+ * in a config file stops the run at start-up with FILE:LINE instead of
+ * training for an hour on a default. */
+#include "ohm_config.h"
+
+#include "ohm_error.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum ktype { K_INT, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_LIST };
+
+/* Bound flags: which of lo/hi apply and whether they are excluded. */
+enum { B_LO = 1, B_HI = 2, B_LO_OPEN = 4, B_HI_OPEN = 8 };
+
+typedef struct {
+    const char *name; /* "section.key" */
+    enum ktype type;
+    const char *def;     /* default, as it would be written in a file */
+    const char *allowed; /* enum: "a|b|c" */
+    unsigned bounds;     /* B_* flags; for a list they bound each element */
+    double lo, hi;
+    const char *doc;
+} key_def_t;
+
+#define INT_RANGE(n, d, l, h, doc)                                                                 \
+    {                                                                                              \
+        n, K_INT, d, NULL, B_LO | B_HI, l, h, doc                                                  \
+    }
+#define DBL(n, d, b, l, h, doc)                                                                    \
+    {                                                                                              \
+        n, K_DOUBLE, d, NULL, b, l, h, doc                                                         \
+    }
+#define DBL_GT0(n, d, doc) DBL(n, d, B_LO | B_LO_OPEN, 0, 0, doc)
+#define DBL_GE0(n, d, doc) DBL(n, d, B_LO, 0, 0, doc)
+#define DBL_ANY(n, d, doc) DBL(n, d, 0, 0, 0, doc)
+#define BOOL(n, d, doc)                                                                            \
+    {                                                                                              \
+        n, K_BOOL, d, NULL, 0, 0, 0, doc                                                           \
+    }
+#define STR(n, d, doc)                                                                             \
+    {                                                                                              \
+        n, K_STR, d, NULL, 0, 0, 0, doc                                                            \
+    }
+#define ENUM(n, d, a, doc)                                                                         \
+    {                                                                                              \
+        n, K_ENUM, d, a, 0, 0, 0, doc                                                              \
+    }
+#define LIST(n, d, l, h, doc)                                                                      \
+    {                                                                                              \
+        n, K_LIST, d, NULL, B_LO | B_HI, l, h, doc                                                 \
+    }
+
+/* Ints are used as C ints by their consumers, so INT_MAX caps the unbounded ones. */
+#define IMAX ((double)INT_MAX)
+
+/* At most this many elements in an int-list value (hidden layers). */
+#define LIST_MAX 16
+
+/* The schema. Keys are grouped by section, sections in file order. To add a
+ * key, add one line here: parsing, validation, `ohmpeer config` and the
+ * written config all follow from it. */
+static const key_def_t schema[] = {
+    /* [data] */
+    ENUM("data.name", "fashion-mnist", "fashion-mnist|synthetic",
+         "data set: Fashion-MNIST gzip IDX files, or a seeded synthetic task"),
+    STR("data.path", "", "directory of the IDX files (\"\" = /usr/share/datasets/fashion-mnist)"),
+    ENUM("data.task", "classify", "classify|regress",
+         "synthetic only: Gaussian-mixture classes, or a linear least-squares teacher"),
+    ENUM("data.partition", "iid", "iid|dirichlet|label",
+         "split of the training set over peers (label: sorted by label, contiguous)"),
+    DBL_GT0("data.alpha", "0.5", "Dirichlet concentration: small = skewed, large = near iid"),
+    INT_RANGE("data.dim", "32", 1, 1 << 20, "synthetic input dimension"),
+    INT_RANGE("data.classes", "10", 1, 1 << 16,
+              "synthetic classes (>= 2), or target dimension for regress"),
+    INT_RANGE("data.train_size", "0", 0, IMAX,
+              "first N training examples (0 = all of fashion-mnist / 10000 synthetic)"),
+    INT_RANGE("data.test_size", "0", 0, IMAX,
+              "first N test examples (0 = all of fashion-mnist / 2000 synthetic)"),
+    DBL_GE0("data.noise", "1.0", "synthetic: class spread (classify) or target noise (regress)"),
+    INT_RANGE("data.test_subset", "1000", 0, IMAX,
+              "test examples of intermediate evaluations; full set at the last round (0 = full)"),
+
+    /* [model] */
+    LIST("model.hidden", "128", 1, 1 << 16,
+         "hidden layer widths, e.g. 256,128 (\"\" or 0 = none: softmax regression / least "
+         "squares)"),
+    ENUM("model.activation", "relu", "relu|tanh|sigmoid", "hidden-layer activation"),
+    BOOL("model.bias", "true", "layers have a bias"),
+
+    /* [device] */
+    ENUM("device.response", "ideal", "ideal|softbounds|pow|exp",
+         "device response to a pulse as a function of its conductance"),
+    DBL_GT0("device.tau", "1.0", "conductance bound (weights live in [-tau, tau])"),
+    DBL_GT0("device.gamma", "1.0", "shape of the pow/exp responses"),
+    DBL("device.c", "0.0", B_LO | B_HI | B_LO_OPEN | B_HI_OPEN, -1, 1,
+        "softbounds asymmetry offset (|c| < 1)"),
+    DBL_GT0("device.dw_min", "0.001", "weight change of one pulse"),
+    DBL_GE0("device.dw_min_dtod", "0.0", "device-to-device spread of dw_min (relative)"),
+    DBL_GE0("device.dw_min_std", "0.0", "cycle-to-cycle spread of each pulse (relative)"),
+    DBL("device.up_down", "0.0", B_LO | B_HI | B_LO_OPEN | B_HI_OPEN, -1, 1,
+        "up/down asymmetry: up steps dw_min(1+u), down steps dw_min(1-u)"),
+    DBL_GE0("device.up_down_dtod", "0.0", "device-to-device spread of up_down"),
+    DBL_GE0("device.tau_dtod", "0.0", "device-to-device spread of tau (relative)"),
+    ENUM("device.update", "expected", "expected|stochastic",
+         "pulsed update: its expected value, or stochastic pulse trains"),
+    BOOL("device.granular", "false", "round expected updates to whole pulses"),
+    INT_RANGE("device.bl", "31", 1, 32, "pulse-train length of a stochastic update"),
+    INT_RANGE("device.in_bits", "0", 0, 24, "input DAC resolution (0 = ideal)"),
+    INT_RANGE("device.out_bits", "0", 0, 24, "output ADC resolution (0 = ideal)"),
+    DBL_GE0("device.out_bound", "0", "output saturation bound (0 = unbounded)"),
+    DBL_GE0("device.out_noise", "0.0", "output read noise (std)"),
+    /* More analog device keys go here, in [device], one line each. */
+
+    /* [optimizer] */
+    ENUM("optimizer.name", "digital", "digital|analog-sgd|tiki-taka|residual",
+         "training algorithm on the tiles"),
+    DBL_GT0("optimizer.lr", "0.1", "learning rate"),
+    ENUM("optimizer.schedule", "const", "const|invsqrt",
+         "learning-rate schedule (invsqrt = lr/sqrt(round+1))"),
+    DBL_GE0("optimizer.beta", "0.01", "tiki-taka / residual transfer rate"),
+    DBL_GE0("optimizer.gamma", "0.1", "tiki-taka / residual mixing of the fast tile"),
+    INT_RANGE("optimizer.batch", "32", 1, IMAX, "mini-batch size"),
+    INT_RANGE("optimizer.transfer_every", "1", 1, IMAX, "updates between two transfers"),
+    INT_RANGE("optimizer.transfer_columns", "1", 1, IMAX, "columns moved per transfer"),
+    BOOL("optimizer.buffered", "false", "residual learning keeps a digital buffer H"),
+
+    /* [train] */
+    INT_RANGE("train.rounds", "100", 0, IMAX, "rounds to run"),
+    INT_RANGE("train.eval_every", "10", 1, IMAX, "rounds between two evaluations"),
+    INT_RANGE("train.seed", "1", 0, (double)LONG_MAX,
+              "run seed: data, partition, init, batches, devices"),
+    INT_RANGE("train.checkpoint_every", "100", 0, IMAX,
+              "rounds between two checkpoints (0 = only at shutdown)"),
+    INT_RANGE("train.local_steps", "1", 1, IMAX, "mini-batch steps per round"),
+
+    /* [aggregate] */
+    ENUM("aggregate.rule", "weighted",
+         "mean|weighted|trimmed-mean|median|geomed|krum|multi-krum|cc|scc|faba|ios",
+         "combination rule over own and received models"),
+    INT_RANGE("aggregate.b", "0", 0, IMAX, "Byzantine neighbours the rule tolerates"),
+    ENUM("aggregate.order", "atc", "atc|cta|consensus",
+         "adapt-then-combine, combine-then-adapt, or consensus"),
+    ENUM("aggregate.writeback", "exact", "exact|pulsed",
+         "combined weights programmed exactly, or applied as pulses"),
+    DBL_ANY("aggregate.tau", "1.0", "clipping radius of cc/scc (<= 0 = adaptive)"),
+    DBL_GT0("aggregate.nu", "1e-6", "geometric median smoothing"),
+    INT_RANGE("aggregate.iters", "8", 1, IMAX, "iterations of iterative rules"),
+    DBL_GT0("aggregate.tol", "1e-5", "convergence tolerance of iterative rules"),
+    INT_RANGE("aggregate.m", "0", 0, IMAX, "multi-krum: models averaged (0 = k-b)"),
+
+    /* [net] */
+    INT_RANGE("net.round_timeout_ms", "2000", 1, IMAX, "deadline of one round's receive"),
+    INT_RANGE("net.startup_timeout_ms", "30000", 0, IMAX, "wait for neighbours at start-up"),
+    INT_RANGE("net.future_rounds", "4", 0, IMAX, "future rounds buffered per neighbour"),
+    INT_RANGE("net.hwm", "8", 1, IMAX, "ZeroMQ high-water mark (messages)"),
+    BOOL("net.insecure", "false", "plain TCP without CURVE (trusted test networks only)"),
+    STR("net.key", "", "secret key file (\"\" = keys/peer-<id>.key beside the topology file)"),
+    STR("net.run_id", "", "run identifier (\"\" = derived from topology and seed)"),
+    STR("net.bind", "", "endpoint to bind (\"\" = the peer's endpoint from the topology)"),
+};
+
+#define NKEYS (sizeof schema / sizeof schema[0])
+
+typedef struct {
+    char *text; /* canonical text (strings, enums, lists; also what is written) */
+    long i;     /* int, bool */
+    double d;   /* double */
+} value_t;
+
+struct ohm_config {
+    value_t v[NKEYS];
+};
+
+/* ---- schema helpers ----------------------------------------------------- */
+
+static int find_key(const char *name)
+{
+    for (size_t k = 0; k < NKEYS; k++)
+        if (strcmp(schema[k].name, name) == 0) return (int)k;
+    return -1;
+}
+
+/* Length of the "section" part of a schema name. */
+static size_t section_len(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    assert(dot);
+    return (size_t)(dot - name);
+}
+
+static int section_known(const char *s, size_t n)
+{
+    for (size_t k = 0; k < NKEYS; k++)
+        if (section_len(schema[k].name) == n && memcmp(schema[k].name, s, n) == 0) return 1;
+    return 0;
+}
+
+static const char *type_name(enum ktype t)
+{
+    switch (t) {
+    case K_INT:
+        return "int";
+    case K_DOUBLE:
+        return "double";
+    case K_BOOL:
+        return "bool";
+    case K_STR:
+        return "string";
+    case K_ENUM:
+        return "enum";
+    case K_LIST:
+        return "int-list";
+    }
+    return "?";
+}
+
+/* Shortest decimal text that reads back as exactly `d`. */
+static void format_double(char *buf, size_t cap, double d)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+}
+
+/* "1..32", ">= 0", "> 0", "(-1, 1)" or "any": the allowed values of a numeric
+ * key. `brief` leaves out the implicit INT_MAX cap of ints (schema table). */
+static void format_bounds(const key_def_t *k, char *buf, size_t cap, int brief)
+{
+    char lo[32], hi[32];
+    format_double(lo, sizeof lo, k->lo);
+    if (k->type == K_DOUBLE)
+        format_double(hi, sizeof hi, k->hi);
+    else
+        snprintf(hi, sizeof hi, "%.0f", k->hi);
+    unsigned b = k->bounds;
+    if (brief && k->type == K_INT && k->hi >= IMAX) b &= ~(unsigned)B_HI;
+    if ((b & B_LO) && (b & B_HI)) {
+        if (!(b & (B_LO_OPEN | B_HI_OPEN)))
+            snprintf(buf, cap, "%s..%s", lo, hi);
+        else
+            snprintf(buf, cap, "%c%s, %s%c", (b & B_LO_OPEN) ? '(' : '[', lo, hi,
+                     (b & B_HI_OPEN) ? ')' : ']');
+    } else if (b & B_LO) {
+        snprintf(buf, cap, "%s %s", (b & B_LO_OPEN) ? ">" : ">=", lo);
+    } else if (b & B_HI) {
+        snprintf(buf, cap, "%s %s", (b & B_HI_OPEN) ? "<" : "<=", hi);
+    } else {
+        snprintf(buf, cap, "any");
+    }
+}
+
+static int in_bounds(const key_def_t *k, double v)
+{
+    unsigned b = k->bounds;
+    if (b & B_LO) {
+        if ((b & B_LO_OPEN) ? !(v > k->lo) : !(v >= k->lo)) return 0;
+    }
+    if (b & B_HI) {
+        if ((b & B_HI_OPEN) ? !(v < k->hi) : !(v <= k->hi)) return 0;
+    }
+    return 1;
+}
+
+/* ---- value parsing -------------------------------------------------------- */
+
+/* Parses a whole base-10 integer; 0, or OHM_EINVAL / OHM_ERANGE (no detail). */
+static int parse_long(const char *s, long *out)
+{
+    if (!*s) return OHM_EINVAL;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end) return OHM_EINVAL;
+    if (errno == ERANGE) return OHM_ERANGE;
+    *out = v;
+    return OHM_OK;
+}
+
+/* Validates `text` for key `k` and fills `out` (text owned by out). `where`
+ * names the source ("file:line" or the override's origin) in the detail. */
+static int parse_value(const key_def_t *k, const char *text, const char *where, value_t *out)
+{
+    char canon[128];
+    const char *keep = text;
+    char range[64];
+    out->i = 0;
+    out->d = 0;
+    switch (k->type) {
+    case K_INT: {
+        long v;
+        int rc = parse_long(text, &v);
+        if (rc == OHM_EINVAL)
+            return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' is not an integer", where, k->name,
+                                 text);
+        format_bounds(k, range, sizeof range, 0);
+        if (rc == OHM_ERANGE || !in_bounds(k, (double)v))
+            return ohm_error_set(OHM_ERANGE, "%s: %s: %.64s is out of range (%s)", where, k->name,
+                                 text, range);
+        out->i = v;
+        snprintf(canon, sizeof canon, "%ld", v);
+        keep = canon;
+        break;
+    }
+    case K_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (!*text || end == text || *end || isnan(v) || (isinf(v) && errno != ERANGE))
+            return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' is not a finite number", where,
+                                 k->name, text);
+        format_bounds(k, range, sizeof range, 0);
+        if ((errno == ERANGE && fabs(v) > 1.0) || !in_bounds(k, v))
+            return ohm_error_set(OHM_ERANGE, "%s: %s: %.64s is out of range (%s)", where, k->name,
+                                 text, range);
+        out->d = v;
+        format_double(canon, sizeof canon, v);
+        keep = canon;
+        break;
+    }
+    case K_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"};
+        static const char *const no[] = {"false", "no", "off", "0"};
+        int b = -1;
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(text, yes[i]) == 0) b = 1;
+            if (strcasecmp(text, no[i]) == 0) b = 0;
+        }
+        if (b < 0)
+            return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' is not a bool (true|false)", where,
+                                 k->name, text);
+        out->i = b;
+        keep = b ? "true" : "false";
+        break;
+    }
+    case K_STR:
+        break;
+    case K_ENUM: {
+        size_t n = strlen(text);
+        const char *a = k->allowed;
+        int ok = 0;
+        while (*a && !ok) {
+            size_t m = strcspn(a, "|");
+            ok = m == n && n > 0 && memcmp(a, text, n) == 0;
+            a += m + (a[m] == '|');
+        }
+        if (!ok)
+            return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' is not one of %s", where, k->name,
+                                 text, k->allowed);
+        break;
+    }
+    case K_LIST: {
+        /* "a, b, c" of integers in bounds; "" or "0" alone is the empty list. */
+        format_bounds(k, range, sizeof range, 0);
+        size_t len = 0, count = 0;
+        const char *p = text;
+        canon[0] = '\0';
+        if (strcmp(text, "0") == 0) p = "";
+        while (*p) {
+            char item[32];
+            size_t m = strcspn(p, ",");
+            const char *s = p, *e = p + m;
+            while (s < e && isspace((unsigned char)*s))
+                s++;
+            while (e > s && isspace((unsigned char)e[-1]))
+                e--;
+            long v = 0;
+            int rc = OHM_EINVAL;
+            if ((size_t)(e - s) < sizeof item) {
+                memcpy(item, s, (size_t)(e - s));
+                item[e - s] = '\0';
+                rc = parse_long(item, &v);
+            }
+            if (rc == OHM_EINVAL)
+                return ohm_error_set(OHM_EINVAL,
+                                     "%s: %s: '%.64s' is not a comma-separated list of integers",
+                                     where, k->name, text);
+            if (rc == OHM_ERANGE || !in_bounds(k, (double)v))
+                return ohm_error_set(OHM_ERANGE,
+                                     "%s: %s: element %zu of '%.64s' is out of range "
+                                     "(%s)",
+                                     where, k->name, count + 1, text, range);
+            if (++count > LIST_MAX)
+                return ohm_error_set(OHM_ERANGE, "%s: %s: more than %d elements", where, k->name,
+                                     LIST_MAX);
+            len +=
+                (size_t)snprintf(canon + len, sizeof canon - len, "%s%ld", count > 1 ? "," : "", v);
+            p += m;
+            if (*p == ',') {
+                p++;
+                if (!*p)
+                    return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' ends with a comma", where,
+                                         k->name, text);
+            }
+        }
+        /* LIST_MAX elements of at most 6 characters each fit: canon is exact. */
+        assert(len < sizeof canon);
+        keep = canon;
+        break;
+    }
+    }
+    out->text = strdup(keep);
+    if (!out->text) return ohm_error_set(OHM_ENOMEM, "%s: %s", where, k->name);
+    return OHM_OK;
+}
+
+/* ---- object ----------------------------------------------------------------- */
+
+static void free_values(value_t *v)
+{
+    for (size_t k = 0; k < NKEYS; k++) {
+        free(v[k].text);
+        v[k].text = NULL;
+    }
+}
+
+ohm_config_t *ohm_config_new(void)
+{
+    ohm_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) return NULL;
+    for (size_t k = 0; k < NKEYS; k++) {
+        int rc = parse_value(&schema[k], schema[k].def, "default", &cfg->v[k]);
+        assert(rc != OHM_EINVAL && rc != OHM_ERANGE); /* the schema's defaults are valid */
+        if (rc) {
+            free_values(cfg->v);
+            free(cfg);
+            return NULL;
+        }
+    }
+    return cfg;
+}
+
+void ohm_config_destroy(ohm_config_t **cfg)
+{
+    if (!cfg || !*cfg) return;
+    free_values((*cfg)->v);
+    free(*cfg);
+    *cfg = NULL;
+}
+
+/* Copies all values so a load can fail half-way and leave `cfg` as it was. */
+static int clone_values(const ohm_config_t *cfg, value_t *out)
+{
+    for (size_t k = 0; k < NKEYS; k++) {
+        out[k] = cfg->v[k];
+        out[k].text = strdup(cfg->v[k].text);
+        if (!out[k].text) {
+            for (size_t j = 0; j < k; j++)
+                free(out[j].text);
+            return ohm_error_set(OHM_ENOMEM, "config copy");
+        }
+    }
+    return OHM_OK;
+}
+
+static void set_value(value_t *slot, value_t *nv)
+{
+    free(slot->text);
+    *slot = *nv;
+}
+
+/* ---- INI reader -------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int line;
+    char section[32];
+    value_t *v;     /* the values being built */
+    int *first_set; /* line of each key's assignment in this file (0 = not yet) */
+} reader_t;
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    *e = '\0';
+    return s;
+}
+
+/* Whether what follows a value or a section header is only blanks or a comment. */
+static int only_comment(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    return *s == '\0' || *s == '#' || *s == ';';
+}
+
+/* Extracts the value after '=' in place: a "quoted string" with \" and \\
+ * escapes, or bare text up to a comment that follows a blank. */
+static int read_value(reader_t *r, char *s, char **out)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '"') {
+        char *w = s, *p = s + 1;
+        for (;; p++) {
+            if (*p == '\0')
+                return ohm_error_set(OHM_EPARSE, "%s:%d: unterminated quoted value", r->name,
+                                     r->line);
+            if (*p == '"') break;
+            if (*p == '\\') {
+                p++;
+                if (*p != '"' && *p != '\\')
+                    return ohm_error_set(OHM_EPARSE,
+                                         "%s:%d: bad escape in quoted value (only \\\" and \\\\)",
+                                         r->name, r->line);
+            }
+            *w++ = *p;
+        }
+        if (!only_comment(p + 1))
+            return ohm_error_set(OHM_EPARSE, "%s:%d: text after the closing quote", r->name,
+                                 r->line);
+        *w = '\0';
+        *out = s;
+        return OHM_OK;
+    }
+    for (char *p = s; *p; p++) {
+        if ((*p == '#' || *p == ';') && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            break;
+        }
+    }
+    *out = trim(s);
+    return OHM_OK;
+}
+
+static int read_line(reader_t *r, char *line)
+{
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#' || *s == ';') return OHM_OK;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (!close || !only_comment(close + 1))
+            return ohm_error_set(OHM_EPARSE, "%s:%d: malformed section header", r->name, r->line);
+        *close = '\0';
+        char *name = trim(s + 1);
+        size_t n = strlen(name);
+        if (n == 0 || n >= sizeof r->section || !section_known(name, n))
+            return ohm_error_set(OHM_ENOTFOUND,
+                                 "%s:%d: unknown section [%.40s] (known: data model device "
+                                 "optimizer train aggregate net)",
+                                 r->name, r->line, name);
+        memcpy(r->section, name, n + 1);
+        return OHM_OK;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return ohm_error_set(OHM_EPARSE, "%s:%d: expected 'key = value' or '[section]'", r->name,
+                             r->line);
+    *eq = '\0';
+    char *key = trim(s);
+    if (!*key) return ohm_error_set(OHM_EPARSE, "%s:%d: missing key before '='", r->name, r->line);
+    if (!r->section[0])
+        return ohm_error_set(OHM_EPARSE, "%s:%d: key '%.40s' outside a [section]", r->name, r->line,
+                             key);
+    char full[128];
+    int k = -1;
+    if (strlen(key) < 64) {
+        snprintf(full, sizeof full, "%s.%s", r->section, key);
+        k = find_key(full);
+    }
+    if (k < 0)
+        return ohm_error_set(OHM_ENOTFOUND, "%s:%d: unknown key '%.40s' in [%s]", r->name, r->line,
+                             key, r->section);
+    if (r->first_set[k])
+        return ohm_error_set(OHM_EPARSE, "%s:%d: duplicate key %s (first set at line %d)", r->name,
+                             r->line, full, r->first_set[k]);
+    char *val = NULL;
+    int rc = read_value(r, eq + 1, &val);
+    if (rc) return rc;
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d", r->name, r->line);
+    value_t nv;
+    if ((rc = parse_value(&schema[k], val, where, &nv))) return rc;
+    set_value(&r->v[k], &nv);
+    r->first_set[k] = r->line;
+    return OHM_OK;
+}
+
+int ohm_config_load_string(ohm_config_t *cfg, const char *text, size_t len, const char *name)
+{
+    assert(cfg && (text || len == 0));
+    value_t v[NKEYS];
+    int first_set[NKEYS] = {0};
+    reader_t r = {.name = name ? name : "<string>", .v = v, .first_set = first_set};
+    int rc = clone_values(cfg, v);
+    if (rc) return rc;
+    char *line = NULL;
+    size_t cap = 0, pos = 0;
+    /* A UTF-8 byte-order mark, as some editors write, is not part of the first line. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) pos = 3;
+    while (pos < len && rc == OHM_OK) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        r.line++;
+        if (n + 1 > cap) {
+            char *p = realloc(line, n + 1);
+            if (!p) {
+                rc = ohm_error_set(OHM_ENOMEM, "%s:%d: line of %zu bytes", r.name, r.line, n);
+                break;
+            }
+            line = p;
+            cap = n + 1;
+        }
+        memcpy(line, text + pos, n);
+        line[n] = '\0';
+        if (memchr(text + pos, '\0', n))
+            rc = ohm_error_set(OHM_EPARSE, "%s:%d: NUL byte in a text file", r.name, r.line);
+        else
+            rc = read_line(&r, line);
+        pos += n + 1;
+    }
+    free(line);
+    if (rc) {
+        free_values(v);
+        return rc;
+    }
+    free_values(cfg->v);
+    memcpy(cfg->v, v, sizeof v);
+    return OHM_OK;
+}
+
+/* Largest config file accepted: a mistaken path to a data file fails fast. */
+#define MAX_FILE (1u << 20)
+
+int ohm_config_load(ohm_config_t *cfg, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return ohm_error_set(OHM_EIO, "%s: %s", path, strerror(errno));
+    char *buf = malloc(MAX_FILE + 1);
+    if (!buf) {
+        fclose(f);
+        return ohm_error_set(OHM_ENOMEM, "%s", path);
+    }
+    size_t n = fread(buf, 1, MAX_FILE + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    int rc;
+    if (err)
+        rc = ohm_error_set(OHM_EIO, "%s: read error", path);
+    else if (n > MAX_FILE)
+        rc = ohm_error_set(OHM_ETOOBIG, "%s: larger than %u bytes: not a config file", path,
+                           MAX_FILE);
+    else
+        rc = ohm_config_load_string(cfg, buf, n, path);
+    free(buf);
+    return rc;
+}
+
+int ohm_config_set(ohm_config_t *cfg, const char *assignment, const char *origin)
+{
+    assert(cfg && assignment);
+    if (!origin) origin = "--set";
+    const char *eq = strchr(assignment, '=');
+    if (!eq)
+        return ohm_error_set(OHM_EPARSE, "%s: '%.64s': expected section.key=value", origin,
+                             assignment);
+    char key[128];
+    const char *s = assignment, *e = eq;
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    int k = -1;
+    if ((size_t)(e - s) < sizeof key) {
+        memcpy(key, s, (size_t)(e - s));
+        key[e - s] = '\0';
+        k = find_key(key);
+    } else {
+        snprintf(key, sizeof key, "%.64s...", s);
+    }
+    if (k < 0)
+        return ohm_error_set(OHM_ENOTFOUND, "%s: unknown key '%.64s' (see `ohmpeer config`)",
+                             origin, key);
+    char *val = strdup(eq + 1);
+    if (!val) return ohm_error_set(OHM_ENOMEM, "%s", origin);
+    value_t nv;
+    int rc = parse_value(&schema[k], trim(val), origin, &nv);
+    free(val);
+    if (rc) return rc;
+    set_value(&cfg->v[k], &nv);
+    return OHM_OK;
+}
+
+/* ---- getters -------------------------------------------------------------------- */
+
+static const value_t *get(const ohm_config_t *cfg, const char *key, enum ktype t1, enum ktype t2)
+{
+    assert(cfg && key);
+    int k = find_key(key);
+    assert(k >= 0 && "key not in the config schema");
+    assert((schema[k].type == t1 || schema[k].type == t2) && "config key read with another type");
+    (void)t1;
+    (void)t2;
+    return &cfg->v[k];
+}
+
+const char *ohm_config_str(const ohm_config_t *cfg, const char *key)
+{
+    return get(cfg, key, K_STR, K_ENUM)->text;
+}
+
+long ohm_config_int(const ohm_config_t *cfg, const char *key)
+{
+    return get(cfg, key, K_INT, K_INT)->i;
+}
+
+double ohm_config_double(const ohm_config_t *cfg, const char *key)
+{
+    return get(cfg, key, K_DOUBLE, K_DOUBLE)->d;
+}
+
+int ohm_config_bool(const ohm_config_t *cfg, const char *key)
+{
+    return (int)get(cfg, key, K_BOOL, K_BOOL)->i;
+}
+
+int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max)
+{
+    /* The text is canonical ("" or "a,b,c") and validated, so this cannot fail to parse. */
+    const char *p = get(cfg, key, K_LIST, K_LIST)->text;
+    int n = 0;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (n >= max) return -1;
+        out[n++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+/* ---- writer and schema printer ---------------------------------------------------- */
+
+/* The allowed values of a key, as printed in the table and in written configs. */
+static void format_allowed(const key_def_t *k, char *buf, size_t cap)
+{
+    switch (k->type) {
+    case K_BOOL:
+        snprintf(buf, cap, "true|false");
+        break;
+    case K_STR:
+        snprintf(buf, cap, "text");
+        break;
+    case K_ENUM:
+        snprintf(buf, cap, "%s", k->allowed);
+        break;
+    case K_INT:
+    case K_DOUBLE:
+        format_bounds(k, buf, cap, 1);
+        break;
+    case K_LIST: {
+        char r[64];
+        format_bounds(k, r, sizeof r, 1);
+        snprintf(buf, cap, "%s each", r);
+        break;
+    }
+    }
+}
+
+static void write_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int ohm_config_write(const ohm_config_t *cfg, FILE *f)
+{
+    assert(cfg && f);
+    fprintf(f, "# ohmpeer configuration: every key, resolved. `ohmpeer config` documents them.\n");
+    size_t prev = 0;
+    const char *prev_name = NULL;
+    for (size_t k = 0; k < NKEYS; k++) {
+        const key_def_t *d = &schema[k];
+        size_t sl = section_len(d->name);
+        if (!prev_name || sl != prev || memcmp(prev_name, d->name, sl) != 0)
+            fprintf(f, "\n[%.*s]\n", (int)sl, d->name);
+        prev = sl;
+        prev_name = d->name;
+        char allowed[160];
+        format_allowed(d, allowed, sizeof allowed);
+        fprintf(f, "# %s [%s: %s; default %s]\n%s = ", d->doc, type_name(d->type), allowed,
+                d->def[0] ? d->def : "\"\"", d->name + sl + 1);
+        const value_t *v = &cfg->v[k];
+        if (d->type == K_STR)
+            write_string(f, v->text);
+        else if (d->type == K_LIST && !v->text[0])
+            fputs("0", f);
+        else
+            fputs(v->text, f);
+        fputc('\n', f);
+    }
+    if (fflush(f) || ferror(f))
+        return ohm_error_set(OHM_EIO, "writing config: %s", strerror(errno));
+    return OHM_OK;
+}
+
+/* Splits an enum list at '|' into lines of at most `w` characters. Returns the
+ * length of the next piece of `s` and sets *next. */
+static size_t wrap_piece(const char *s, size_t w, const char **next)
+{
+    size_t n = strlen(s);
+    if (n <= w) {
+        *next = s + n;
+        return n;
+    }
+    size_t cut = 0;
+    for (size_t i = 0; i < n && i < w; i++)
+        if (s[i] == '|') cut = i + 1;
+    if (cut == 0) cut = w;
+    *next = s + cut;
+    return cut;
+}
+
+void ohm_config_print_schema(FILE *f)
+{
+    enum { ALLOWED_W = 28 };
+    size_t wk = strlen("key"), wd = strlen("default");
+    for (size_t k = 0; k < NKEYS; k++) {
+        size_t sl = section_len(schema[k].name);
+        size_t kl = strlen(schema[k].name) - sl - 1;
+        size_t dl = schema[k].def[0] ? strlen(schema[k].def) : 2;
+        if (kl > wk) wk = kl;
+        if (dl > wd) wd = dl;
+    }
+    fprintf(f, "%-11s %-*s %-8s %-*s %-*s %s\n", "section", (int)wk, "key", "type", (int)wd,
+            "default", ALLOWED_W, "allowed", "doc");
+    for (size_t k = 0; k < NKEYS; k++) {
+        const key_def_t *d = &schema[k];
+        size_t sl = section_len(d->name);
+        char allowed[160];
+        format_allowed(d, allowed, sizeof allowed);
+        const char *next;
+        size_t piece = wrap_piece(allowed, ALLOWED_W, &next);
+        char sec[40];
+        snprintf(sec, sizeof sec, "[%.*s]", (int)sl, d->name);
+        fprintf(f, "%-11s %-*s %-8s %-*s %-*.*s %s\n", sec, (int)wk, d->name + sl + 1,
+                type_name(d->type), (int)wd, d->def[0] ? d->def : "\"\"", ALLOWED_W, (int)piece,
+                allowed, d->doc);
+        while (*next) {
+            const char *s = next;
+            piece = wrap_piece(s, ALLOWED_W, &next);
+            fprintf(f, "%-11s %-*s %-8s %-*s %.*s\n", "", (int)wk, "", "", (int)wd, "", (int)piece,
+                    s);
+        }
+    }
+}

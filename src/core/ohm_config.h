@@ -10,6 +10,7 @@
 #ifndef OHM_CONFIG_H
 #define OHM_CONFIG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef struct ohm_config ohm_config_t;
@@ -25,8 +26,13 @@ void ohm_config_destroy(ohm_config_t **cfg);
  * a detail "FILE:LINE: ..." and leave the configuration unchanged. */
 int ohm_config_load(ohm_config_t *cfg, const char *path);
 
+/* Same as ohm_config_load on the `len` bytes of `text` (not NUL-terminated;
+ * fuzzing, tests, embedded configs); `name` stands for the file in errors. */
+int ohm_config_load_string(ohm_config_t *cfg, const char *text, size_t len, const char *name);
+
 /* Applies one "section.key=value" assignment; `origin` names it in errors
- * (e.g. "--set"). Same errors as ohm_config_load; unchanged on error. */
+ * (e.g. "--set"). The value is taken literally (trimmed; no quotes or comments).
+ * OHM_EPARSE without '=', else the same errors as ohm_config_load; unchanged on error. */
 int ohm_config_set(ohm_config_t *cfg, const char *assignment, const char *origin);
 
 /* Typed getters for "section.key". Asking for a key that is not in the schema,
@@ -40,7 +46,8 @@ int ohm_config_bool(const ohm_config_t *cfg, const char *key);
  * out[max]; returns the count, or -1 if more than max. Validated at set time. */
 int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max);
 
-/* Writes the resolved configuration as a loadable INI file (reproducibility). */
+/* Writes the resolved configuration as a loadable INI file (reproducibility):
+ * every key, with its doc as a comment. OHM_EIO if the stream fails. */
 int ohm_config_write(const ohm_config_t *cfg, FILE *f);
 
 /* Prints the schema: every key, its type, default, allowed values and doc. */
