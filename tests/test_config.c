@@ -156,6 +156,8 @@ Test(config, override_errors_name_their_origin)
     cr_expect_eq(ohm_config_set(cfg, "lr=1", "cli"), OHM_ENOTFOUND);
     cr_expect_eq(ohm_config_set(cfg, "optimizer.lr=-1", "cli"), OHM_ERANGE);
     cr_expect(strstr(ohm_error_detail(), "cli: optimizer.lr"), "%s", ohm_error_detail());
+    cr_expect_eq(ohm_config_set(cfg, "net.key=a\nb", "cli"), OHM_EINVAL);
+    cr_expect(strstr(ohm_error_detail(), "control character"), "%s", ohm_error_detail());
     cr_expect_eq(ohm_config_set(cfg, "aggregate.rule=avg", "cli"), OHM_EINVAL);
     cr_expect(strstr(ohm_error_detail(), "krum"), "the detail lists the allowed values");
     cr_expect_eq(ohm_config_double(cfg, "optimizer.lr"), 0.1, "unchanged on error");

@@ -344,6 +344,11 @@ static int parse_value(const key_def_t *k, const char *text, const char *where, 
         break;
     }
     case K_STR:
+        /* Written configs must read back: one line, no control characters. */
+        for (const char *c = text; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return ohm_error_set(OHM_EINVAL, "%s: %s: control character in the value", where,
+                                     k->name);
         break;
     case K_ENUM: {
         size_t n = strlen(text);
