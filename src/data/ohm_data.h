@@ -55,12 +55,11 @@ ohm_batchbuf_t *ohm_batchbuf_new(const ohm_data_t *d, int cap);
 void ohm_batchbuf_destroy(ohm_batchbuf_t **b);
 
 /* Fills `b` with examples idx[0..n) of the training shard (n <= cap) and returns its batch view. */
-const ohm_batch_t *ohm_data_train_batch(const ohm_data_t *d, ohm_batchbuf_t *b,
-                                        const uint32_t *idx, int n);
+const ohm_batch_t *ohm_data_train_batch(const ohm_data_t *d, ohm_batchbuf_t *b, const uint32_t *idx,
+                                        int n);
 
 /* Fills `b` with test examples [start, start+n) (n <= cap). */
-const ohm_batch_t *ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start,
-                                       int n);
+const ohm_batch_t *ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start, int n);
 
 /* Mini-batch sampler over the local shard: epochs of a seeded permutation.
  * Its whole state is this small struct, so checkpoints store it as bytes. */
@@ -74,7 +73,10 @@ typedef struct {
 void ohm_sampler_init(ohm_sampler_t *s, uint64_t seed, uint32_t peer);
 
 /* Draws the next n indices (wrapping into new epochs) into idx[n]. The epoch's
- * permutation is regenerated from (seed, peer, epoch), so no large state exists. */
+ * permutation is a function of (seed, peer, epoch), so the sampler itself
+ * stays a few bytes; `d` caches the current one (O(n) per call, O(shard) once
+ * per epoch). The cache is not locked: use one data object's samplers from one
+ * thread at a time. */
 void ohm_sampler_next(ohm_sampler_t *s, const ohm_data_t *d, uint32_t *idx, int n);
 
 #endif
