@@ -205,6 +205,20 @@ static int section_known(const char *s, size_t n)
     return 0;
 }
 
+/* " data model ...": the sections in schema order, for error messages. */
+static void section_names(char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < NKEYS && len < cap; k++) {
+        size_t sl = section_len(schema[k].name);
+        if (k > 0 && section_len(schema[k - 1].name) == sl &&
+            memcmp(schema[k - 1].name, schema[k].name, sl) == 0)
+            continue;
+        len += (size_t)snprintf(buf + len, cap - len, " %.*s", (int)sl, schema[k].name);
+    }
+}
+
 static const char *type_name(enum ktype t)
 {
     switch (t) {
@@ -553,11 +567,12 @@ static int read_line(reader_t *r, char *line)
         *close = '\0';
         char *name = trim(s + 1);
         size_t n = strlen(name);
-        if (n == 0 || n >= sizeof r->section || !section_known(name, n))
-            return ohm_error_set(OHM_ENOTFOUND,
-                                 "%s:%d: unknown section [%.40s] (known: data model device "
-                                 "optimizer train aggregate net)",
-                                 r->name, r->line, name);
+        if (n == 0 || n >= sizeof r->section || !section_known(name, n)) {
+            char known[128];
+            section_names(known, sizeof known);
+            return ohm_error_set(OHM_ENOTFOUND, "%s:%d: unknown section [%.40s] (known:%s)",
+                                 r->name, r->line, name, known);
+        }
         memcpy(r->section, name, n + 1);
         return OHM_OK;
     }
