@@ -22,7 +22,7 @@ typedef struct ohm_transport ohm_transport_t;
 typedef struct ohm_frame ohm_frame_t;
 
 typedef struct {
-    const char *bind;      /* endpoint to bind, e.g. "tcp://127.0.0.1:7000" or "tcp://*:7000" */
+    const char *bind;      /* endpoint to bind, e.g. "tcp://127.0.0.1:7000" or "tcp://0.0.0.0:7000" (all interfaces) */
     size_t max_msg_size;   /* ZMQ_MAXMSGSIZE for the receiving socket */
     int hwm;               /* per-link send/receive high-water mark, in messages (>= 1) */
     /* CURVE: this peer's key pair; NULL secret_key means insecure plain TCP. */
