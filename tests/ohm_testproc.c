@@ -111,7 +111,19 @@ void ohm_test_topology(const char *path, const char *kind, int n, int byzantine,
 const char *ohm_test_ohmpeer(void)
 {
     const char *p = getenv("OHMPEER");
-    return p ? p : "build/peer/ohmpeer";
+    if (p) return p;
+    /* Beside the calling binary's build folder: build/tests/X -> build/peer/ohmpeer. */
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+    if (n > 0) {
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        if (slash) {
+            strcpy(slash, "/../peer/ohmpeer");
+            if (access(path, X_OK) == 0) return path;
+        }
+    }
+    return "build/peer/ohmpeer";
 }
 
 pid_t ohm_test_spawn(char *const argv[], const char *log)
