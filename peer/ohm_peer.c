@@ -605,9 +605,9 @@ static int receive_round(ohm_peer_t *p)
         handle_frame(p, f, 0);
     }
     for (int i = 0; i < p->nn; i++)
-        if (p->nb[i].live && !p->nb[i].got) {
+        if (!p->nb[i].got) {
             p->nb[i].live = 0;
-            p->nb[i].missed++;
+            p->nb[i].missed++; /* counted for down neighbours too: every round without it */
         }
     return OHM_OK;
 }
