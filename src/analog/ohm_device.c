@@ -103,8 +103,8 @@ void ohm_device_q(const ohm_device_model_t *m, const ohm_device_t *d, double w, 
                   double *qm)
 {
     shape(m->response, m->gamma, m->c, w / d->tau, qp, qm);
-    *qp *= 1.0 + d->a;
-    *qm *= 1.0 - d->a;
+    *qp *= 1.0 + (double)d->a;
+    *qm *= 1.0 - (double)d->a;
 }
 
 double ohm_device_F(const ohm_device_model_t *m, const ohm_device_t *d, double w)
@@ -168,21 +168,23 @@ double ohm_device_step(const ohm_device_model_t *m, const ohm_device_t *d, doubl
 
 double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, double w, double k)
 {
-    double tau = d->tau, delta = m->dw_min * d->scale;
+    /* Promote the stored float parameters once: float arithmetic in 1 + a would
+     * make the closed form disagree with the same pulses applied one by one. */
+    double tau = d->tau, delta = m->dw_min * d->scale, a = d->a;
     if (k == 0) return w;
     switch (m->response) {
     case OHM_RESP_IDEAL:
-        return clip(w + k * delta * (k > 0 ? 1 + d->a : 1 - d->a), tau);
+        return clip(w + k * delta * (k > 0 ? 1 + a : 1 - a), tau);
     case OHM_RESP_SOFTBOUNDS: {
         /* One up pulse: w' = w + delta (1+a)(1+c)(1 - w/tau), i.e. the distance to
          * the bound shrinks by (1 - r), r = delta (1+a)(1+c)/tau; after k pulses
          * tau - w_k = (tau - w)(1 - r)^k. Down pulses mirror it towards -tau. */
         if (k > 0) {
-            double r = delta * (1 + d->a) * (1 + m->c) / tau;
+            double r = delta * (1 + a) * (1 + m->c) / tau;
             if (r >= 1) return tau;
             return clip(tau - (tau - w) * pow(1 - r, k), tau);
         }
-        double r = delta * (1 - d->a) * (1 - m->c) / tau;
+        double r = delta * (1 - a) * (1 - m->c) / tau;
         if (r >= 1) return -tau;
         return clip(-tau + (tau + w) * pow(1 - r, -k), tau);
     }
@@ -203,25 +205,25 @@ void ohm_device_step_array(const ohm_device_model_t *m, const ohm_device_t *dev,
     switch (m->response) {
     case OHM_RESP_IDEAL:
         for (size_t i = 0; i < n; i++) {
-            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau;
-            double q = d >= 0 ? 1.0 + dev[i].a : 1.0 - dev[i].a;
+            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, a = dev[i].a;
+            double q = d >= 0 ? 1.0 + a : 1.0 - a;
             w[i] = (float)clip(w[i] + d * q, tau);
         }
         break;
     case OHM_RESP_SOFTBOUNDS:
         for (size_t i = 0; i < n; i++) {
             double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, x = w[i] / tau;
-            double q =
-                d >= 0 ? (1 + dev[i].a) * (1 + c) * (1 - x) : (1 - dev[i].a) * (1 - c) * (1 + x);
+            double a = dev[i].a;
+            double q = d >= 0 ? (1 + a) * (1 + c) * (1 - x) : (1 - a) * (1 - c) * (1 + x);
             w[i] = (float)clip(w[i] + d * q, tau);
         }
         break;
     default:
         for (size_t i = 0; i < n; i++) {
             if (dw[i] == 0) continue;
-            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, qp, qm;
+            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, a = dev[i].a, qp, qm;
             shape(m->response, g, c, w[i] / tau, &qp, &qm);
-            double q = d >= 0 ? (1 + dev[i].a) * qp : (1 - dev[i].a) * qm;
+            double q = d >= 0 ? (1 + a) * qp : (1 - a) * qm;
             w[i] = (float)clip(w[i] + d * q, tau);
         }
         break;
