@@ -242,9 +242,17 @@ static inline uint32_t train(ohm_rng_t *r, double p, int bl)
     return b;
 }
 
+/* The popcount instruction where the CPU has it (one instruction instead of a
+ * libgcc call per cell); resolved once at load time, portable elsewhere. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OHM_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#else
+#define OHM_POPCNT_CLONES
+#endif
+
 /* Per-example rank-one pulsed updates of array r by -lr d^T x. */
-static void stochastic_update(atile_t *a, arr_t *r, const float *x, const float *d, int n,
-                              double lr)
+OHM_POPCNT_CLONES static void stochastic_update(atile_t *a, arr_t *r, const float *x,
+                                                const float *d, int n, double lr)
 {
     int rows = a->base.rows, cols = a->base.cols, bl = a->p.bl;
     double a0 = sqrt(lr / (a->p.dev.dw_min * bl));

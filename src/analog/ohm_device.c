@@ -166,6 +166,23 @@ double ohm_device_step(const ohm_device_model_t *m, const ohm_device_t *d, doubl
     return clip(w + dw * (dw >= 0 ? qp : qm), d->tau);
 }
 
+/* b^k for k >= 0; whole k up to 64 (every count of a pulse train) by squaring,
+ * which is several times cheaper than pow() on the hot path. */
+static inline double power(double b, double k)
+{
+    if (k <= 64 && k == (double)(int)k) {
+        int e = (int)k;
+        double r = 1.0;
+        while (e) {
+            if (e & 1) r *= b;
+            b *= b;
+            e >>= 1;
+        }
+        return r;
+    }
+    return pow(b, k);
+}
+
 double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, double w, double k)
 {
     /* Promote the stored float parameters once: float arithmetic in 1 + a would
@@ -182,11 +199,11 @@ double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, dou
         if (k > 0) {
             double r = delta * (1 + a) * (1 + m->c) / tau;
             if (r >= 1) return tau;
-            return clip(tau - (tau - w) * pow(1 - r, k), tau);
+            return clip(tau - (tau - w) * power(1 - r, k), tau);
         }
         double r = delta * (1 - a) * (1 - m->c) / tau;
         if (r >= 1) return -tau;
-        return clip(-tau + (tau + w) * pow(1 - r, -k), tau);
+        return clip(-tau + (tau + w) * power(1 - r, -k), tau);
     }
     default: {
         /* No closed form worth its cost: the count moves the device at the
@@ -198,31 +215,39 @@ double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, dou
     }
 }
 
+/* The hot loops run in float, the precision the states are stored in, and
+ * without branches so the compiler can vectorise them; the scalar double
+ * version above is the reference they are tested against. */
 void ohm_device_step_array(const ohm_device_model_t *m, const ohm_device_t *dev, float *w,
                            const float *dw, size_t n)
 {
-    const double c = m->c, g = m->gamma;
+    const float cp = (float)(1 + m->c), cm = (float)(1 - m->c);
     switch (m->response) {
     case OHM_RESP_IDEAL:
         for (size_t i = 0; i < n; i++) {
-            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, a = dev[i].a;
-            double q = d >= 0 ? 1.0 + a : 1.0 - a;
-            w[i] = (float)clip(w[i] + d * q, tau);
+            /* q+- = 1 +- a: F = 1, G = -a */
+            float d = dw[i] * dev[i].scale, tau = dev[i].tau, ntau = -tau;
+            float v = w[i] + d + fabsf(d) * dev[i].a;
+            v = v < tau ? v : tau;
+            w[i] = v > ntau ? v : ntau;
         }
         break;
     case OHM_RESP_SOFTBOUNDS:
         for (size_t i = 0; i < n; i++) {
-            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, x = w[i] / tau;
-            double a = dev[i].a;
-            double q = d >= 0 ? (1 + a) * (1 + c) * (1 - x) : (1 - a) * (1 - c) * (1 + x);
-            w[i] = (float)clip(w[i] + d * q, tau);
+            /* W + dW F - |dW| G: the same as picking q+ or q- by the sign, without a branch */
+            float d = dw[i] * dev[i].scale, tau = dev[i].tau, ntau = -tau, a = dev[i].a;
+            float x = w[i] / tau;
+            float qp = (1.0f + a) * cp * (1.0f - x), qm = (1.0f - a) * cm * (1.0f + x);
+            float v = w[i] + d * 0.5f * (qm + qp) - fabsf(d) * 0.5f * (qm - qp);
+            v = v < tau ? v : tau;
+            w[i] = v > ntau ? v : ntau;
         }
         break;
     default:
         for (size_t i = 0; i < n; i++) {
             if (dw[i] == 0) continue;
             double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, a = dev[i].a, qp, qm;
-            shape(m->response, g, c, w[i] / tau, &qp, &qm);
+            shape(m->response, m->gamma, m->c, w[i] / tau, &qp, &qm);
             double q = d >= 0 ? (1 + a) * qp : (1 - a) * qm;
             w[i] = (float)clip(w[i] + d * q, tau);
         }
