@@ -4,11 +4,15 @@
  * on stderr, the predicted Analog SGD floor and each algorithm's final figures.
  *
  *   analog-lsq [--algos digital,analog-sgd,tiki-taka,residual] [--iters 200000]
- *              [--every 1000] [--lr 0.002] [--decay 0] [--batch 1] [--dim 50]
+ *              [--every 1000] [--lr 0.005] [--decay 5000] [--batch 1] [--dim 50]
  *              [--rows 100] [--teacher 0.5] [--noise 0.5] [--response softbounds]
  *              [--tau 3.5] [--c 0] [--dw-min 0.001] [--update expected]
- *              [--beta 0.1] [--gamma 0.1] [--transfer-columns D] [--buffered 0]
- *              [--seed 1] [--out FILE] */
+ *              [--beta 0.0001] [--gamma 0.5] [--transfer-columns D] [--buffered 0]
+ *              [--seed 1] [--tag SUFFIX] [--no-header] [--out FILE]
+ * --tag appends SUFFIX to the algorithm names in the CSV (to tell runs apart).
+ * The defaults are the setting of tests/test_analog_theory.c: alpha_k =
+ * lr/(1 + k/decay) removes SGD's noise floor but not the analog bias; beta is
+ * small against alpha gamma^2 so the two-array methods are overdamped. */
 #include "ohm_analog.h"
 #include "ohm_dense.h"
 #include "ohm_error.h"
@@ -28,13 +32,20 @@ static const char *opt(int argc, char **argv, const char *key, const char *def)
 
 typedef struct {
     FILE *f;
-    const char *algo;
+    const char *algo, *tag;
 } rec_t;
 
 static void record(void *ctx, long it, double err)
 {
     rec_t *r = ctx;
-    fprintf(r->f, "%ld,%s,%.9g\n", it, r->algo, err);
+    fprintf(r->f, "%ld,%s%s,%.9g\n", it, r->algo, r->tag, err);
+}
+
+static int has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], flag) == 0) return 1;
+    return 0;
 }
 
 static int parse_index(const char *v, const char *const *names, int n)
@@ -53,7 +64,8 @@ int main(int argc, char **argv)
             printf("usage: analog-lsq [--algos LIST] [--iters N] [--every N] [--lr A] "
                    "[--decay K] [--batch B] [--dim D] [--rows N] [--teacher S] [--noise S] "
                    "[--response R] [--tau T] [--c C] [--dw-min D] [--update MODE] [--beta B] "
-                   "[--gamma G] [--transfer-columns K] [--buffered 0|1] [--seed S] [--out FILE]\n");
+                   "[--gamma G] [--transfer-columns K] [--buffered 0|1] [--seed S] [--tag SUFFIX] "
+                   "[--no-header] [--out FILE]\n");
             return 0;
         }
     ohm_dense_single_thread();
@@ -71,15 +83,15 @@ int main(int argc, char **argv)
     p.update = strcmp(opt(argc, argv, "--update", "expected"), "stochastic") == 0
                    ? OHM_UPDATE_STOCHASTIC
                    : OHM_UPDATE_EXPECTED;
-    p.beta = atof(opt(argc, argv, "--beta", "0.1"));
-    p.gamma = atof(opt(argc, argv, "--gamma", "0.1"));
+    p.beta = atof(opt(argc, argv, "--beta", "0.0001"));
+    p.gamma = atof(opt(argc, argv, "--gamma", "0.5"));
     p.transfer_columns = atoi(opt(argc, argv, "--transfer-columns", "0"));
     if (p.transfer_columns <= 0) p.transfer_columns = dim;
     p.buffered = atoi(opt(argc, argv, "--buffered", "0"));
     ohm_lsq_run_t run = {.iters = atol(opt(argc, argv, "--iters", "200000")),
                          .batch = atoi(opt(argc, argv, "--batch", "1")),
-                         .lr = atof(opt(argc, argv, "--lr", "0.002")),
-                         .lr_decay = atof(opt(argc, argv, "--decay", "0")),
+                         .lr = atof(opt(argc, argv, "--lr", "0.005")),
+                         .lr_decay = atof(opt(argc, argv, "--decay", "5000")),
                          .every = atol(opt(argc, argv, "--every", "1000")),
                          .seed = strtoull(opt(argc, argv, "--seed", "1"), NULL, 10)};
     const char *out = opt(argc, argv, "--out", NULL);
@@ -99,7 +111,8 @@ int main(int argc, char **argv)
         ohm_lsq_destroy(&q);
         return 1;
     }
-    fprintf(f, "iteration,algorithm,error\n");
+    if (!has_flag(argc, argv, "--no-header")) fprintf(f, "iteration,algorithm,error\n");
+    const char *tag = opt(argc, argv, "--tag", "");
     char list[256];
     snprintf(list, sizeof list, "%s",
              opt(argc, argv, "--algos", "digital,analog-sgd,tiki-taka,residual"));
@@ -111,7 +124,7 @@ int main(int argc, char **argv)
             break;
         }
         p.opt = k;
-        rec_t r = {f, a};
+        rec_t r = {f, a, tag};
         run.record = record;
         run.ctx = &r;
         ohm_lsq_result_t res;
@@ -120,7 +133,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "analog-lsq: %s: %s: %s\n", a, ohm_strerror(rc), ohm_error_detail());
             break;
         }
-        fprintf(stderr, "# %-10s last %.6g  mean(2nd half) %.6g  averaged-iterate %.6g\n", a,
+        fprintf(stderr, "# %s%s: last %.6g  mean(2nd half) %.6g  averaged-iterate %.6g\n", a, tag,
                 res.last_err, res.mean_err, res.avg_err);
     }
     if (f != stdout) fclose(f);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Analog training theory on least squares (Wu et al., NeurIPS 2024/2025), the
+# long version of tests/test_analog_theory.c: digital SGD, Analog SGD, Tiki-Taka
+# and Residual Learning on a softbounds device (tau 3.5), in expected mode and
+# with stochastic pulse trains. Writes into OUT_DIR (default runs/analog-theory):
+#   analog-theory.csv  iteration,algorithm,error   (error = f(w) - f*)
+#   summary.txt        predicted Analog SGD floor and each run's final errors
+#   analog-theory.png  error vs iteration, log scale (needs gnuplot)
+# Usage: examples/analog-theory.sh [OUT_DIR]
+# Environment: ITERS (default 1000000), EVERY (5000), ANALOG_LSQ (the driver).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+out=${1:-runs/analog-theory}
+iters=${ITERS:-1000000}
+every=${EVERY:-5000}
+
+lsq=${ANALOG_LSQ:-}
+if [ -z "$lsq" ]; then
+  for b in "$root"/build/examples/analog-lsq "$root"/build*/examples/analog-lsq; do
+    if [ -x "$b" ]; then lsq=$b; break; fi
+  done
+fi
+if [ -z "$lsq" ]; then
+  echo "analog-theory: building examples/analog-lsq in $root/build" >&2
+  [ -d "$root/build" ] || meson setup "$root/build" >/dev/null
+  ninja -C "$root/build" examples/analog-lsq >/dev/null
+  lsq=$root/build/examples/analog-lsq
+fi
+
+mkdir -p "$out"
+csv=$out/analog-theory.csv
+summary=$out/summary.txt
+# Residual learning moves every cell of W each update; Tiki-Taka cycles through
+# 10 of the 50 columns per update, so each cell is transferred every 5th update
+# at 5x the rate: the same mean transfer, a different schedule.
+tt=(--algos tiki-taka --transfer-columns 10 --beta 0.0005)
+run() { "$lsq" --iters "$iters" --every "$every" "$@"; }
+run --algos digital,analog-sgd,residual >"$csv" 2>"$summary"
+run "${tt[@]}" --no-header >>"$csv" 2>>"$summary"
+run --update stochastic --tag /stochastic --algos analog-sgd,residual --no-header \
+  >>"$csv" 2>>"$summary"
+run --update stochastic --tag /stochastic "${tt[@]}" --no-header >>"$csv" 2>>"$summary"
+cat "$summary"
+
+floor=$(sed -n 's/^# predicted analog-sgd floor[^:]*: *//p' "$summary" | head -n 1)
+if command -v gnuplot >/dev/null 2>&1; then
+  gnuplot -e "csv='$csv'; png='$out/analog-theory.png'; floor=${floor:-0}" "$here/analog-theory.gp"
+  echo "plot: $out/analog-theory.png"
+else
+  echo "gnuplot not found: skipping the plot (the CSV is $csv)"
+fi
+echo "csv: $csv"
