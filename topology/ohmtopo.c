@@ -1,1 +1,324 @@
-int main(void) { return 1; }
+/* ohmtopo: generate topology files and check them.
+ *
+ *   ohmtopo gen KIND -n N [options] [-o FILE]
+ *   ohmtopo check FILE
+ *
+ * Exit status: 0 on success, 1 when `check` finds the file invalid or a file
+ * cannot be written, 2 on a usage error or bad generator parameters. */
+#include "ohm_error.h"
+#include "ohm_topology.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ohmtopo gen KIND -n N [options] [-o FILE]\n"
+            "       ohmtopo check FILE\n"
+            "\n"
+            "gen: writes a connected topology (stdout without -o).\n"
+            "  KIND                ring | torus | complete | er | exp | star | clusters\n"
+            "                      torus: 2-D with wrap-around, n = r*c, r the largest divisor\n"
+            "                      <= sqrt(n); exp: i ~ i +- 2^k; clusters: two complete halves\n"
+            "                      joined by the one edge (n/2-1, n/2); star: peer 0 is the hub\n"
+            "  -n N                number of peers (1..%d)\n"
+            "  --seed S            seed for er and for the Byzantine placement (default 1)\n"
+            "  -p P                er edge probability in (0, 1] (default 0.5)\n"
+            "  --byzantine B       mark B peers byzantine, chosen by the seed\n"
+            "  --attack SPEC       their attack, NAME[:key=value,...]\n"
+            "  --weights SCHEME    metropolis (default) | uniform\n"
+            "  --port P            first port (default 27000); peer i gets P+i, or with\n"
+            "                      several hosts consecutive ports per host from P\n"
+            "  --host H            host of every peer (default 127.0.0.1)\n"
+            "  --hosts FILE        hosts, one per line ('#' comments); peers placed round-robin\n"
+            "  --nodelist LIST     hosts as a SLURM node list, e.g. node[01-03,07],gpu5\n"
+            "  --tasks-per-node K  with hosts: K consecutive peer ids per host (SLURM block\n"
+            "                      distribution) instead of round-robin\n"
+            "  -o FILE             output file (written whole, then renamed into place)\n"
+            "\n"
+            "check: validates FILE and prints peers, edges, degrees, the spectral gap of the\n"
+            "  combination weights and the Byzantine placement; exit 0 if valid, 1 if not.\n",
+            OHM_TOPO_MAX_PEERS);
+}
+
+static int __attribute__((format(printf, 1, 2))) bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ohmtopo: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (ohmtopo --help)\n");
+    va_end(ap);
+    return 2;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The command line as a comment: control characters become '?', so that the
+ * comment stays one line. */
+static void write_command(FILE *f, int argc, char **argv)
+{
+    fputs("# ohmtopo", f);
+    for (int i = 1; i < argc; i++) {
+        fputc(' ', f);
+        for (const char *c = argv[i]; *c; c++)
+            fputc((unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c, f);
+    }
+    fputc('\n', f);
+}
+
+static int known_option(const char *a)
+{
+    static const char *const opts[] = {
+        "-n",     "--seed",  "-p",         "--byzantine",      "--attack", "--weights", "--port",
+        "--host", "--hosts", "--nodelist", "--tasks-per-node", "-o",       "--out"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strcmp(a, opts[i]) == 0) return 1;
+    return 0;
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    ohm_topogen_t g = {.seed = 1, .p = 0.5, .n = -1};
+    const char *out = NULL, *hosts_file = NULL, *nodelist = NULL;
+    if (argc >= 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 3 || argv[2][0] == '-') return bad("gen: missing KIND");
+    g.kind = argv[2];
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = NULL;
+        char name[32];
+        const char *eq = strchr(a, '=');
+        if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < sizeof name) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = '\0';
+            a = name;
+            v = eq + 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (!known_option(a)) {
+            return bad("gen: unknown option '%s'", a);
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            return bad("option %s needs a value", a);
+        }
+        long x;
+        if (strcmp(a, "-n") == 0) {
+            if (parse_int(v, 1, OHM_TOPO_MAX_PEERS, &x))
+                return bad("-n: '%s' is not in 1..4096", v);
+            g.n = (int)x;
+        } else if (strcmp(a, "--seed") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 0);
+            if (end == v || *end || errno || v[0] == '-')
+                return bad("--seed: '%s' is not a non-negative integer", v);
+            g.seed = s;
+        } else if (strcmp(a, "-p") == 0) {
+            char *end;
+            double p = strtod(v, &end);
+            if (end == v || *end || !(p > 0 && p <= 1)) return bad("-p: '%s' is not in (0, 1]", v);
+            g.p = p;
+        } else if (strcmp(a, "--byzantine") == 0) {
+            if (parse_int(v, 0, OHM_TOPO_MAX_PEERS, &x))
+                return bad("--byzantine: '%s' is not a non-negative integer", v);
+            g.byzantine = (int)x;
+        } else if (strcmp(a, "--attack") == 0) {
+            g.attack = v;
+        } else if (strcmp(a, "--weights") == 0) {
+            if (strcmp(v, "metropolis") && strcmp(v, "uniform"))
+                return bad("--weights: '%s' is not metropolis or uniform", v);
+            g.weights = v;
+        } else if (strcmp(a, "--port") == 0) {
+            if (parse_int(v, 1, 65535, &x)) return bad("--port: '%s' is not in 1..65535", v);
+            g.port = (int)x;
+        } else if (strcmp(a, "--host") == 0) {
+            g.host = v;
+        } else if (strcmp(a, "--hosts") == 0) {
+            hosts_file = v;
+        } else if (strcmp(a, "--nodelist") == 0) {
+            nodelist = v;
+        } else if (strcmp(a, "--tasks-per-node") == 0) {
+            if (parse_int(v, 1, OHM_TOPO_MAX_PEERS, &x))
+                return bad("--tasks-per-node: '%s' is not a positive integer", v);
+            g.tasks_per_node = (int)x;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) {
+            out = v;
+        } else {
+            return bad("gen: unknown option '%s'", a);
+        }
+    }
+    if (g.n < 0) return bad("gen: -n N is required");
+    if (hosts_file && nodelist) return bad("--hosts and --nodelist exclude each other");
+    if (g.host && (hosts_file || nodelist))
+        return bad("--host and --hosts/--nodelist exclude each other");
+    if (g.tasks_per_node && !hosts_file && !nodelist)
+        return bad("--tasks-per-node needs --hosts or --nodelist");
+
+    char **hosts = NULL;
+    int nh = 0, rc = OHM_OK;
+    if (hosts_file) rc = ohm_topogen_read_hosts(hosts_file, &hosts, &nh);
+    if (nodelist) rc = ohm_topogen_expand_nodelist(nodelist, &hosts, &nh);
+    if (rc) {
+        fprintf(stderr, "ohmtopo: %s\n", ohm_error_detail());
+        return 2;
+    }
+    g.hosts = (const char *const *)hosts;
+    g.n_hosts = nh;
+    ohm_topology_t *t = NULL;
+    rc = ohm_topology_generate(&g, &t);
+    ohm_topogen_free_hosts(&hosts, nh);
+    if (rc) {
+        fprintf(stderr, "ohmtopo: gen %s: %s\n", g.kind, ohm_error_detail());
+        return 2;
+    }
+
+    int status = 0;
+    if (!out) {
+        write_command(stdout, argc, argv);
+        if (ohm_topology_write(t, stdout) || fflush(stdout)) {
+            fprintf(stderr, "ohmtopo: writing stdout: %s\n", strerror(errno));
+            status = 1;
+        }
+    } else {
+        /* Write beside the target and rename, so a reader never sees half a file. */
+        size_t len = strlen(out) + 32;
+        char *tmp = malloc(len);
+        FILE *f = NULL;
+        if (tmp) {
+            snprintf(tmp, len, "%s.tmp.%ld", out, (long)getpid());
+            f = fopen(tmp, "w");
+        }
+        if (!f) {
+            fprintf(stderr, "ohmtopo: %s: %s\n", out, strerror(errno));
+            status = 1;
+        } else {
+            write_command(f, argc, argv);
+            int wrc = ohm_topology_write(t, f);
+            if (fclose(f) || wrc || rename(tmp, out)) {
+                fprintf(stderr, "ohmtopo: writing %s: %s\n", out, strerror(errno));
+                remove(tmp);
+                status = 1;
+            }
+        }
+        free(tmp);
+    }
+    ohm_topology_destroy(&t);
+    return status;
+}
+
+/* Prints "id:value" pairs, 12 per line, under a heading. */
+static void print_pairs(const char *head, const int *ids, const int *vals, int n)
+{
+    printf("%s", head);
+    for (int i = 0; i < n; i++)
+        printf("%s%d:%d", i % 12 == 0 ? "\n   " : " ", ids[i], vals[i]);
+    printf("\n");
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (argc == 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 3) return bad("check: expected exactly one FILE");
+    const char *path = argv[2];
+    ohm_topology_t *t = NULL;
+    if (ohm_topology_load(path, &t)) {
+        fprintf(stderr, "ohmtopo: invalid: %s\n", ohm_error_detail());
+        return 1;
+    }
+    int n = ohm_topology_size(t);
+    int *ids = malloc((size_t)n * sizeof *ids), *vals = malloc((size_t)n * sizeof *vals);
+    if (!ids || !vals) {
+        fprintf(stderr, "ohmtopo: out of memory\n");
+        free(ids);
+        free(vals);
+        ohm_topology_destroy(&t);
+        return 1;
+    }
+    int dmin = INT_MAX, dmax = 0;
+    long dsum = 0;
+    for (int i = 0; i < n; i++) {
+        const uint32_t *nb;
+        int d = ohm_topology_neighbors(t, (uint32_t)i, &nb);
+        ids[i] = i;
+        vals[i] = d;
+        dmin = d < dmin ? d : dmin;
+        dmax = d > dmax ? d : dmax;
+        dsum += d;
+    }
+    int sym = ohm_topology_is_symmetric(t);
+    int ds = sym || ohm_topology_is_doubly_stochastic(t);
+    printf("%s: valid\n", path);
+    printf("peers: %d\nedges: %zu\n", n, ohm_topology_edge_count(t));
+    printf("degree: min %d, mean %.3f, max %d\n", dmin, (double)dsum / n, dmax);
+    print_pairs("degrees (peer:degree):", ids, vals, n);
+    printf("weights: %s; %s; %s\n", ohm_topology_scheme(t), sym ? "symmetric" : "not symmetric",
+           ds ? "doubly stochastic" : "row stochastic only");
+    printf("spectral gap: %.6g (%s)\n", ohm_topology_spectral_gap(t),
+           ohm_topology_gap_is_estimate(t) ? "power-iteration estimate" : "exact");
+    int nb_byz = ohm_topology_byzantine_count(t);
+    printf("byzantine: %d of %d peers", nb_byz, n);
+    for (int i = 0; i < n; i++) {
+        const ohm_peer_info_t *p = ohm_topology_peer(t, (uint32_t)i);
+        if (p->byzantine) printf("%s%d (%s)", " ", i, p->attack ? p->attack : "no attack given");
+    }
+    printf("\n");
+    if (nb_byz > 0) {
+        int m = 0, worst = 0;
+        for (int i = 0; i < n; i++) {
+            if (ohm_topology_peer(t, (uint32_t)i)->byzantine) continue;
+            ids[m] = i;
+            vals[m] = ohm_topology_byzantine_neighbors(t, (uint32_t)i);
+            const uint32_t *nb;
+            int d = ohm_topology_neighbors(t, (uint32_t)i, &nb);
+            if (2 * vals[m] >= d) worst++;
+            m++;
+        }
+        print_pairs("byzantine neighbours of honest peers (peer:count):", ids, vals, m);
+        if (worst)
+            printf("warning: %d honest peer(s) have at least half of their neighbours byzantine\n",
+                   worst);
+    }
+    free(ids);
+    free(vals);
+    ohm_topology_destroy(&t);
+    return fflush(stdout) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "gen") == 0) return cmd_gen(argc, argv);
+    if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
+    return bad("unknown command '%s'", cmd);
+}
