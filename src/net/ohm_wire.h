@@ -15,6 +15,12 @@
 
 #define OHM_WIRE_VERSION 1
 
+/* Largest parameter count: its payload (4 bytes each) must fit one msgpack bin32. */
+#define OHM_WIRE_MAX_COUNT (UINT32_MAX / 4u)
+
+/* At most this many map entries are read; a message has 8 (v type run from round fp n p). */
+#define OHM_WIRE_MAX_KEYS 16
+
 enum {
     OHM_MSG_HELLO = 1, /* start-up / rejoin announcement; `round` = sender's current round */
     OHM_MSG_MODEL = 2, /* the sender's model for `round` */
@@ -27,37 +33,49 @@ typedef struct {
     uint64_t run;
     uint32_t from;
     uint32_t round;
-    uint64_t fp;            /* model fingerprint (layer shapes and dtype) */
-    uint32_t count;         /* number of float32 parameters (0 for hello/bye) */
-    const uint8_t *params;  /* decode: aliases the input, unaligned; encode: unused */
+    uint64_t fp;           /* model fingerprint (layer shapes and dtype) */
+    uint32_t count;        /* number of float32 parameters (0 for hello/bye) */
+    const uint8_t *params; /* decode: aliases the input, unaligned; encode: unused */
 } ohm_wire_msg_t;
 
 /* What a receiver expects; a decoded message must match it. */
 typedef struct {
-    uint64_t run;       /* run id */
-    uint64_t fp;        /* model fingerprint */
-    uint32_t count;     /* parameters per model message */
-    uint32_t max_from;  /* peer ids are < max_from */
+    uint64_t run;      /* run id */
+    uint64_t fp;       /* model fingerprint */
+    uint32_t count;    /* parameters per model message */
+    uint32_t max_from; /* peer ids are < max_from */
 } ohm_wire_expect_t;
 
-/* Upper bound of the encoded size of a message with `count` parameters. */
+/* Upper bound of the encoded size of a message with `count` parameters
+ * (every integer at its widest); a receiver's ZMQ_MAXMSGSIZE. */
 size_t ohm_wire_max_size(uint32_t count);
 
 /* Encodes `m` (m->count parameters from `params`, NULL when count is 0) into
- * buf[cap]; *len receives the size. Returns OHM_ETOOBIG when cap is too small. */
+ * buf[cap]; *len receives the size. Returns OHM_ETOOBIG when cap is too small
+ * or count exceeds OHM_WIRE_MAX_COUNT. m->params is ignored. */
 int ohm_wire_encode(const ohm_wire_msg_t *m, const float *params, uint8_t *buf, size_t cap,
                     size_t *len);
 
 /* Decodes and validates buf[len] against `e`. On success fills *m (params alias
- * buf). Errors, each with a detail naming the field: OHM_ETRUNC (bytes missing),
- * OHM_EFORMAT (not a map, wrong types, unknown/duplicate/missing key, trailing bytes),
- * OHM_EUNSUPPORTED (version), OHM_ESTALE (other run), OHM_ESHAPE (fingerprint
- * or count), OHM_ERANGE (from/type out of range), OHM_ETOOBIG (count over limit). */
-int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e,
-                    ohm_wire_msg_t *m);
+ * buf). Errors, each with a detail naming the field (stable: receivers count them):
+ *   OHM_ETRUNC       a declared length or value runs past the end of the bytes;
+ *   OHM_EFORMAT      not a map, map over OHM_WIRE_MAX_KEYS, a key that is not a string,
+ *                    a value of the wrong msgpack type (float, string, negative int,
+ *                    container), unknown/duplicate/missing key, bin length != 4*n,
+ *                    trailing bytes after the map;
+ *   OHM_EUNSUPPORTED v != OHM_WIRE_VERSION;
+ *   OHM_ERANGE       an integer too wide for its field, unknown type, from >= max_from;
+ *   OHM_ESTALE       run differs from e->run;
+ *   OHM_ESHAPE       fp differs, n != e->count for a model, n != 0 for hello/bye;
+ *   OHM_ETOOBIG      n over OHM_WIRE_MAX_COUNT.
+ * Structure (ETRUNC/EFORMAT: map, keys, types, trailing bytes, missing keys) is
+ * checked first, then in this order: n limit, bin length, v, type, round width,
+ * run, fp, from, n against the expectation. */
+int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, ohm_wire_msg_t *m);
 
-/* Copies the decoded parameters into dst[m->count] (safe for unaligned input).
- * Returns OHM_ENONFINITE if any value is NaN or Inf (dst then holds the copy anyway). */
+/* Copies the decoded parameters into dst[m->count] (safe for unaligned input) in one
+ * pass. Returns OHM_ENONFINITE if any value is NaN or Inf (dst then holds the copy
+ * anyway; the detail names the first such index). */
 int ohm_wire_read_params(const ohm_wire_msg_t *m, float *dst);
 
 #endif

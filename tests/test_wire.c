@@ -1,0 +1,463 @@
+/* test_wire: encoding round trips, and a decoder that rejects every malformed,
+ * truncated, hostile or mismatched message with its documented code. */
+#include "ohm_error.h"
+#include "ohm_wire.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ohm_wire_expect_t EXP = {.run = 42, .fp = 0xfeedULL << 40, .count = 4, .max_from = 8};
+static const float PARAMS[4] = {0.5f, -1.25f, 3e-8f, 1e30f};
+
+/* ---- a tiny msgpack builder, so tests control every byte ---- */
+typedef struct {
+    uint8_t b[1024];
+    size_t n;
+} mb_t;
+
+static void put(mb_t *m, const void *p, size_t n)
+{
+    cr_assert(m->n + n <= sizeof m->b);
+    memcpy(m->b + m->n, p, n);
+    m->n += n;
+}
+static void byte(mb_t *m, uint8_t x)
+{
+    put(m, &x, 1);
+}
+static void be(mb_t *m, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--)
+        byte(m, (uint8_t)(v >> (8 * i)));
+}
+static void fixmap(mb_t *m, unsigned n)
+{
+    byte(m, (uint8_t)(0x80 | n));
+}
+static void key(mb_t *m, const char *k)
+{
+    byte(m, (uint8_t)(0xa0 | strlen(k)));
+    put(m, k, strlen(k));
+}
+/* Unsigned int at an explicit width: 0 = positive fixint, else 1, 2, 4, 8 bytes. */
+static void uintw(mb_t *m, uint64_t v, int width)
+{
+    if (width == 0) {
+        byte(m, (uint8_t)v);
+        return;
+    }
+    byte(m, (uint8_t)(0xcc + __builtin_ctz((unsigned)width)));
+    be(m, v, width);
+}
+static void sintw(mb_t *m, int64_t v, int width)
+{
+    byte(m, (uint8_t)(0xd0 + __builtin_ctz((unsigned)width)));
+    be(m, (uint64_t)v, width);
+}
+static void bin(mb_t *m, const void *p, size_t n)
+{
+    byte(m, 0xc6);
+    be(m, n, 4);
+    put(m, p, n);
+}
+static int listed(const char *list, const char *k)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, ",%s,", list);
+    char pat[16];
+    snprintf(pat, sizeof pat, ",%s,", k);
+    return strstr(tmp, pat) != NULL;
+}
+/* The eight fields of a valid model message (wide ints, any order the caller
+ * builds), leaving out those named in `except` ("run,fp"). */
+static void fields(mb_t *m, const char *except)
+{
+    if (!listed(except, "v")) key(m, "v"), uintw(m, 1, 8);
+    if (!listed(except, "type")) key(m, "type"), uintw(m, OHM_MSG_MODEL, 2);
+    if (!listed(except, "run")) key(m, "run"), uintw(m, EXP.run, 4);
+    if (!listed(except, "from")) key(m, "from"), sintw(m, 3, 1);
+    if (!listed(except, "round")) key(m, "round"), uintw(m, 7, 1);
+    if (!listed(except, "fp")) key(m, "fp"), uintw(m, EXP.fp, 8);
+    if (!listed(except, "n")) key(m, "n"), uintw(m, 4, 0);
+    if (!listed(except, "p")) key(m, "p"), bin(m, PARAMS, sizeof PARAMS);
+}
+
+static int decode(const mb_t *m, ohm_wire_msg_t *out)
+{
+    ohm_wire_msg_t tmp;
+    return ohm_wire_decode(m->b, m->n, &EXP, out ? out : &tmp);
+}
+
+#define EXPECT_ERR(m, code, field)                                                                 \
+    do {                                                                                           \
+        int rc_ = decode(m, NULL);                                                                 \
+        cr_expect_eq(rc_, code, "got %s (%s), expected %s", ohm_strerror(rc_), ohm_error_detail(), \
+                     ohm_strerror(code));                                                          \
+        cr_expect(strstr(ohm_error_detail(), field) != NULL, "detail '%s' does not name '%s'",     \
+                  ohm_error_detail(), field);                                                      \
+    } while (0)
+
+static size_t encode(uint32_t type, uint32_t count, const float *p, uint8_t *buf, size_t cap)
+{
+    ohm_wire_msg_t m = {.version = OHM_WIRE_VERSION,
+                        .type = type,
+                        .run = EXP.run,
+                        .from = 5,
+                        .round = 123456,
+                        .fp = EXP.fp,
+                        .count = count};
+    size_t len = 0;
+    cr_assert_eq(ohm_wire_encode(&m, p, buf, cap, &len), OHM_OK, "%s", ohm_error_detail());
+    cr_assert(len <= ohm_wire_max_size(count));
+    return len;
+}
+
+Test(wire, round_trip_all_types)
+{
+    uint8_t buf[256];
+    size_t len = encode(OHM_MSG_MODEL, 4, PARAMS, buf, sizeof buf);
+    ohm_wire_msg_t m;
+    cr_assert_eq(ohm_wire_decode(buf, len, &EXP, &m), OHM_OK, "%s", ohm_error_detail());
+    cr_expect_eq(m.version, 1);
+    cr_expect_eq(m.type, OHM_MSG_MODEL);
+    cr_expect_eq(m.run, EXP.run);
+    cr_expect_eq(m.from, 5);
+    cr_expect_eq(m.round, 123456);
+    cr_expect_eq(m.fp, EXP.fp);
+    cr_expect_eq(m.count, 4);
+    cr_expect(m.params >= buf && m.params + 16 <= buf + len, "params alias the input");
+    float out[4];
+    cr_assert_eq(ohm_wire_read_params(&m, out), OHM_OK);
+    cr_expect_arr_eq(out, PARAMS, sizeof PARAMS);
+
+    uint32_t types[] = {OHM_MSG_HELLO, OHM_MSG_BYE};
+    for (int i = 0; i < 2; i++) {
+        len = encode(types[i], 0, NULL, buf, sizeof buf);
+        cr_assert_eq(ohm_wire_decode(buf, len, &EXP, &m), OHM_OK, "%s", ohm_error_detail());
+        cr_expect_eq(m.type, types[i]);
+        cr_expect_eq(m.count, 0);
+        cr_expect_eq(m.round, 123456);
+        cr_expect_eq(ohm_wire_read_params(&m, NULL), OHM_OK);
+    }
+}
+
+Test(wire, wide_ints_and_any_key_order_accepted)
+{
+    mb_t m = {0};
+    fixmap(&m, 8);
+    key(&m, "p"), bin(&m, PARAMS, sizeof PARAMS);
+    key(&m, "n"), sintw(&m, 4, 8);
+    fields(&m, "p,n");
+    ohm_wire_msg_t out;
+    cr_assert_eq(decode(&m, &out), OHM_OK, "%s", ohm_error_detail());
+    cr_expect_eq(out.from, 3);
+    cr_expect_eq(out.round, 7);
+    cr_expect_eq(out.count, 4);
+    /* map16 header and str8 keys are valid msgpack too */
+    mb_t w = {0};
+    byte(&w, 0xde), be(&w, 8, 2);
+    fields(&w, "v");
+    byte(&w, 0xd9), byte(&w, 1), byte(&w, 'v'), uintw(&w, 1, 0);
+    cr_expect_eq(decode(&w, NULL), OHM_OK, "%s", ohm_error_detail());
+}
+
+Test(wire, every_prefix_is_truncated)
+{
+    uint8_t buf[256];
+    size_t len = encode(OHM_MSG_MODEL, 4, PARAMS, buf, sizeof buf);
+    for (size_t k = 0; k < len; k++) {
+        /* a fresh heap copy of exactly k bytes, so ASan sees any over-read */
+        uint8_t *p = malloc(k ? k : 1);
+        memcpy(p, buf, k);
+        ohm_wire_msg_t m;
+        int rc = ohm_wire_decode(p, k, &EXP, &m);
+        cr_expect_eq(rc, OHM_ETRUNC, "prefix %zu/%zu: %s (%s)", k, len, ohm_strerror(rc),
+                     ohm_error_detail());
+        free(p);
+    }
+    mb_t wide = {0};
+    fixmap(&wide, 8);
+    fields(&wide, "");
+    for (size_t k = 0; k < wide.n; k++) {
+        ohm_wire_msg_t m;
+        cr_expect_eq(ohm_wire_decode(wide.b, k, &EXP, &m), OHM_ETRUNC, "wide prefix %zu", k);
+    }
+}
+
+Test(wire, hostile_declared_sizes)
+{
+    /* map32 declaring 2^32-1 entries in a 10-byte message */
+    mb_t m = {0};
+    byte(&m, 0xdf), be(&m, 0xffffffffu, 4), key(&m, "v"), uintw(&m, 1, 0), byte(&m, 0);
+    byte(&m, 0);
+    cr_assert_eq(m.n, 10);
+    EXPECT_ERR(&m, OHM_EFORMAT, "map");
+    /* bin32 of 2^32-1 bytes for p */
+    mb_t b = {0};
+    fixmap(&b, 8), fields(&b, "p"), key(&b, "p"), byte(&b, 0xc6), be(&b, 0xffffffffu, 4);
+    put(&b, "abcd", 4);
+    EXPECT_ERR(&b, OHM_ETRUNC, "p");
+    /* str32 key of 2^32-1 bytes */
+    mb_t s = {0};
+    fixmap(&s, 8), byte(&s, 0xdb), be(&s, 0xffffffffu, 4), put(&s, "vvvv", 4);
+    EXPECT_ERR(&s, OHM_ETRUNC, "key");
+    /* array16 of 65535 elements, at the top and as a value */
+    mb_t a = {0};
+    byte(&a, 0xdc), be(&a, 65535, 2), byte(&a, 1), byte(&a, 2);
+    EXPECT_ERR(&a, OHM_EFORMAT, "array");
+    mb_t av = {0};
+    fixmap(&av, 8), fields(&av, "round"), key(&av, "round"), byte(&av, 0xdc), be(&av, 65535, 2);
+    EXPECT_ERR(&av, OHM_EFORMAT, "round");
+    /* a 17-entry fixmap is impossible, so map16 with 17 */
+    mb_t big = {0};
+    byte(&big, 0xde), be(&big, 17, 2), fields(&big, "");
+    EXPECT_ERR(&big, OHM_EFORMAT, "17");
+}
+
+Test(wire, mistyped_fields)
+{
+    mb_t s = {0};
+    fixmap(&s, 8), fields(&s, "run"), key(&s, "run"), byte(&s, 0xa2), put(&s, "42", 2);
+    EXPECT_ERR(&s, OHM_EFORMAT, "run");
+    mb_t f = {0};
+    fixmap(&f, 8), fields(&f, "round"), key(&f, "round"), byte(&f, 0xca), be(&f, 0x40e00000, 4);
+    EXPECT_ERR(&f, OHM_EFORMAT, "round");
+    mb_t neg = {0};
+    fixmap(&neg, 8), fields(&neg, "from"), key(&neg, "from"), byte(&neg, 0xff);
+    EXPECT_ERR(&neg, OHM_EFORMAT, "from");
+    mb_t neg64 = {0};
+    fixmap(&neg64, 8), fields(&neg64, "from"), key(&neg64, "from"), sintw(&neg64, -3, 8);
+    EXPECT_ERR(&neg64, OHM_EFORMAT, "from");
+    mb_t nest = {0};
+    fixmap(&nest, 8), fields(&nest, "fp"), key(&nest, "fp"), fixmap(&nest, 1), key(&nest, "x");
+    uintw(&nest, 1, 0);
+    EXPECT_ERR(&nest, OHM_EFORMAT, "fp");
+    mb_t pstr = {0};
+    fixmap(&pstr, 8), fields(&pstr, "p"), key(&pstr, "p"), byte(&pstr, 0xd9), byte(&pstr, 16);
+    put(&pstr, PARAMS, 16);
+    EXPECT_ERR(&pstr, OHM_EFORMAT, "p");
+    mb_t nil = {0};
+    fixmap(&nil, 8), fields(&nil, "v"), key(&nil, "v"), byte(&nil, 0xc0);
+    EXPECT_ERR(&nil, OHM_EFORMAT, "v");
+    mb_t intkey = {0};
+    fixmap(&intkey, 8), uintw(&intkey, 1, 0), uintw(&intkey, 1, 0);
+    EXPECT_ERR(&intkey, OHM_EFORMAT, "key");
+    mb_t notmap = {0};
+    uintw(&notmap, 1, 0);
+    EXPECT_ERR(&notmap, OHM_EFORMAT, "not a map");
+}
+
+Test(wire, duplicate_unknown_missing_keys)
+{
+    mb_t d = {0};
+    fixmap(&d, 9), fields(&d, ""), key(&d, "round"), uintw(&d, 8, 0);
+    EXPECT_ERR(&d, OHM_EFORMAT, "duplicate key \"round\"");
+    mb_t u = {0};
+    fixmap(&u, 9), fields(&u, ""), key(&u, "xtra"), uintw(&u, 8, 0);
+    EXPECT_ERR(&u, OHM_EFORMAT, "unknown key \"xtra\"");
+    mb_t miss = {0};
+    fixmap(&miss, 7), fields(&miss, "fp");
+    EXPECT_ERR(&miss, OHM_EFORMAT, "missing key \"fp\"");
+    /* a key that only starts like a known one */
+    mb_t pre = {0};
+    fixmap(&pre, 9), fields(&pre, ""), key(&pre, "ro"), uintw(&pre, 8, 0);
+    EXPECT_ERR(&pre, OHM_EFORMAT, "unknown key \"ro\"");
+}
+
+/* A valid model message except for one field replaced by an unsigned value. */
+static void with_uint(mb_t *m, const char *k, uint64_t v)
+{
+    *m = (mb_t){0};
+    fixmap(m, 8);
+    fields(m, k);
+    key(m, k);
+    uintw(m, v, 8);
+}
+
+Test(wire, mismatched_values)
+{
+    mb_t m;
+    with_uint(&m, "v", 2);
+    EXPECT_ERR(&m, OHM_EUNSUPPORTED, "v=2");
+    with_uint(&m, "run", 43);
+    EXPECT_ERR(&m, OHM_ESTALE, "run");
+    with_uint(&m, "fp", EXP.fp + 1);
+    EXPECT_ERR(&m, OHM_ESHAPE, "fp");
+    with_uint(&m, "from", 8);
+    EXPECT_ERR(&m, OHM_ERANGE, "from");
+    with_uint(&m, "from", 1ULL << 40);
+    EXPECT_ERR(&m, OHM_ERANGE, "from");
+    with_uint(&m, "type", 4);
+    EXPECT_ERR(&m, OHM_ERANGE, "type");
+    with_uint(&m, "type", 0);
+    EXPECT_ERR(&m, OHM_ERANGE, "type");
+    with_uint(&m, "round", 1ULL << 32);
+    EXPECT_ERR(&m, OHM_ERANGE, "round");
+    with_uint(&m, "n", 5);
+    EXPECT_ERR(&m, OHM_EFORMAT, "p holds"); /* 16 bytes cannot be 5 floats */
+    with_uint(&m, "n", 1ULL << 31);
+    EXPECT_ERR(&m, OHM_ETOOBIG, "n=");
+
+    /* n consistent with p but not what the receiver expects */
+    mb_t c = {0};
+    float five[5] = {0};
+    fixmap(&c, 8), fields(&c, "n,p"), key(&c, "n"), uintw(&c, 5, 0), key(&c, "p");
+    bin(&c, five, sizeof five);
+    EXPECT_ERR(&c, OHM_ESHAPE, "n=5");
+    /* hello carrying parameters */
+    mb_t h = {0};
+    fixmap(&h, 8), fields(&h, "type"), key(&h, "type"), uintw(&h, OHM_MSG_HELLO, 0);
+    EXPECT_ERR(&h, OHM_ESHAPE, "n=4");
+    /* model without parameters */
+    mb_t e = {0};
+    fixmap(&e, 8), fields(&e, "n,p"), key(&e, "n"), uintw(&e, 0, 0), key(&e, "p"), bin(&e, "", 0);
+    EXPECT_ERR(&e, OHM_ESHAPE, "n=0");
+}
+
+Test(wire, trailing_bytes)
+{
+    uint8_t buf[256];
+    size_t len = encode(OHM_MSG_MODEL, 4, PARAMS, buf, sizeof buf);
+    buf[len] = 0xc0;
+    ohm_wire_msg_t m;
+    cr_expect_eq(ohm_wire_decode(buf, len + 1, &EXP, &m), OHM_EFORMAT);
+    cr_expect(strstr(ohm_error_detail(), "trailing") != NULL, "%s", ohm_error_detail());
+}
+
+Test(wire, nonfinite_payload)
+{
+    float bad[4] = {1, NAN, 2, 3};
+    float inf[4] = {1, 2, 3, -INFINITY};
+    const float *cases[] = {bad, inf};
+    size_t where[] = {1, 3};
+    for (int c = 0; c < 2; c++) {
+        uint8_t buf[256];
+        size_t len = encode(OHM_MSG_MODEL, 4, cases[c], buf, sizeof buf);
+        ohm_wire_msg_t m;
+        cr_assert_eq(ohm_wire_decode(buf, len, &EXP, &m), OHM_OK);
+        float out[4];
+        cr_expect_eq(ohm_wire_read_params(&m, out), OHM_ENONFINITE);
+        char idx[16];
+        snprintf(idx, sizeof idx, "p[%zu]", where[c]);
+        cr_expect(strstr(ohm_error_detail(), idx) != NULL, "%s", ohm_error_detail());
+        cr_expect_eq(out[0], 1.0f, "the copy is made anyway");
+    }
+    /* the largest finite values and subnormals are fine */
+    float edge[4] = {3.4028235e38f, -3.4028235e38f, 1e-45f, -0.0f};
+    uint8_t buf[256];
+    size_t len = encode(OHM_MSG_MODEL, 4, edge, buf, sizeof buf);
+    ohm_wire_msg_t m;
+    cr_assert_eq(ohm_wire_decode(buf, len, &EXP, &m), OHM_OK);
+    float out[4];
+    cr_expect_eq(ohm_wire_read_params(&m, out), OHM_OK);
+    cr_expect_arr_eq(out, edge, sizeof edge);
+}
+
+Test(wire, large_payload_crosses_blocks)
+{
+    uint32_t n = 10007; /* not a multiple of any block size */
+    float *p = malloc(n * sizeof *p), *out = malloc(n * sizeof *out);
+    for (uint32_t i = 0; i < n; i++)
+        p[i] = (float)i * 0.25f - 100.0f;
+    size_t cap = ohm_wire_max_size(n);
+    uint8_t *buf = malloc(cap);
+    size_t len = encode(OHM_MSG_MODEL, n, p, buf, cap);
+    ohm_wire_expect_t e = EXP;
+    e.count = n;
+    ohm_wire_msg_t m;
+    cr_assert_eq(ohm_wire_decode(buf, len, &e, &m), OHM_OK, "%s", ohm_error_detail());
+    cr_assert_eq(ohm_wire_read_params(&m, out), OHM_OK);
+    cr_expect_arr_eq(out, p, n * sizeof *p);
+    p[n - 1] = NAN; /* in the last, partial block */
+    len = encode(OHM_MSG_MODEL, n, p, buf, cap);
+    cr_assert_eq(ohm_wire_decode(buf, len, &e, &m), OHM_OK);
+    cr_expect_eq(ohm_wire_read_params(&m, out), OHM_ENONFINITE);
+    cr_expect(strstr(ohm_error_detail(), "p[10006]") != NULL, "%s", ohm_error_detail());
+    free(p), free(out), free(buf);
+}
+
+Test(wire, unaligned_input)
+{
+    uint8_t buf[256];
+    size_t len = encode(OHM_MSG_MODEL, 4, PARAMS, buf, sizeof buf);
+    for (size_t off = 1; off < 8; off++) {
+        uint8_t *raw = malloc(len + off);
+        memcpy(raw + off, buf, len);
+        ohm_wire_msg_t m;
+        cr_assert_eq(ohm_wire_decode(raw + off, len, &EXP, &m), OHM_OK);
+        float out[4];
+        cr_assert_eq(ohm_wire_read_params(&m, out), OHM_OK);
+        cr_expect_arr_eq(out, PARAMS, sizeof PARAMS);
+        free(raw);
+    }
+}
+
+Test(wire, encode_refuses_small_buffers)
+{
+    uint8_t buf[256];
+    ohm_wire_msg_t m = {.version = 1, .type = OHM_MSG_MODEL, .run = 1 << 20, .count = 4};
+    size_t len = 0;
+    cr_assert_eq(ohm_wire_encode(&m, PARAMS, buf, sizeof buf, &len), OHM_OK);
+    for (size_t cap = 0; cap < len; cap++) {
+        uint8_t small[256];
+        size_t got = 0;
+        cr_expect_eq(ohm_wire_encode(&m, PARAMS, small, cap, &got), OHM_ETOOBIG, "cap %zu", cap);
+    }
+    cr_expect_eq(ohm_wire_encode(&m, PARAMS, buf, len, &len), OHM_OK, "exactly enough room");
+    ohm_wire_msg_t huge = {.version = 1, .type = OHM_MSG_MODEL, .count = OHM_WIRE_MAX_COUNT + 1};
+    size_t got;
+    cr_expect_eq(ohm_wire_encode(&huge, PARAMS, buf, sizeof buf, &got), OHM_ETOOBIG);
+}
+
+/* msgpack-c's own unpacker must read our encoding and agree on every field. */
+Test(wire, interop_with_msgpack_c)
+{
+    uint8_t buf[256];
+    size_t len = encode(OHM_MSG_MODEL, 4, PARAMS, buf, sizeof buf);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack_next(&u, (const char *)buf, len, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_expect_eq(off, len);
+    msgpack_object o = u.data;
+    cr_assert_eq(o.type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq(o.via.map.size, 8);
+    int seen = 0;
+    for (uint32_t i = 0; i < o.via.map.size; i++) {
+        msgpack_object_kv *kv = &o.via.map.ptr[i];
+        cr_assert_eq(kv->key.type, MSGPACK_OBJECT_STR);
+        char k[8] = {0};
+        memcpy(k, kv->key.via.str.ptr, kv->key.via.str.size < 7 ? kv->key.via.str.size : 7);
+        if (strcmp(k, "p") == 0) {
+            cr_assert_eq(kv->val.type, MSGPACK_OBJECT_BIN);
+            cr_assert_eq(kv->val.via.bin.size, 16);
+            const uint8_t *b = (const uint8_t *)kv->val.via.bin.ptr;
+            for (int j = 0; j < 4; j++) {
+                uint32_t bits = (uint32_t)b[4 * j] | (uint32_t)b[4 * j + 1] << 8 |
+                                (uint32_t)b[4 * j + 2] << 16 | (uint32_t)b[4 * j + 3] << 24;
+                float f;
+                memcpy(&f, &bits, 4);
+                cr_expect_eq(f, PARAMS[j], "p[%d] little-endian", j);
+            }
+            seen |= 1 << 7;
+            continue;
+        }
+        cr_assert_eq(kv->val.type, MSGPACK_OBJECT_POSITIVE_INTEGER, "key %s", k);
+        uint64_t v = kv->val.via.u64;
+        static const char *names[] = {"v", "type", "run", "from", "round", "fp", "n"};
+        const uint64_t want[] = {1, OHM_MSG_MODEL, EXP.run, 5, 123456, EXP.fp, 4};
+        int found = 0;
+        for (int j = 0; j < 7; j++)
+            if (strcmp(k, names[j]) == 0) {
+                cr_expect_eq(v, want[j], "key %s", k);
+                seen |= 1 << j;
+                found = 1;
+            }
+        cr_expect(found, "unexpected key %s", k);
+    }
+    cr_expect_eq(seen, 0xff);
+    msgpack_unpacked_destroy(&u);
+}
