@@ -1,1 +1,854 @@
-/* placeholder: being written */
+/* ohm_robust: robust decentralized aggregation rules (DESIGN section 5).
+ *
+ * Conventions shared by every rule (the header gives the interface):
+ * - Row 0 is the peer's own vector; it is trusted (never dropped by the
+ *   selection rules) unless it is itself non-finite.
+ * - A row holding any NaN or +-Inf is hostile. Distance-based rules (krum,
+ *   multi-krum, faba, ios, cc, scc, geomed) give it distance +Inf and drop it
+ *   before anything else; mean and weighted drop it and renormalize the
+ *   remaining weights (a deliberate choice: they have no robustness, but a
+ *   single NaN must not poison a whole network). Coordinate-wise rules
+ *   (trimmed-mean, median) order NaN as +Inf per coordinate, so trimming
+ *   removes it whenever at most b values of that coordinate are bad.
+ *   Such rows are counted in st->nonfinite.
+ * - Last line of defence: an output coordinate that would still be non-finite
+ *   (only possible when more inputs are hostile than the rule tolerates, or when
+ *   finite inputs overflow) takes the own value, or 0 if that is not finite.
+ * - w may be NULL: rules that use weights then use 1/k each. Weights must be
+ *   finite and >= 0 (else OHM_ROBUST_EARGS).
+ * - Sums run in a fixed order, so the same inputs give bitwise the same output.
+ *
+ * Performance: every rule streams through the k rows in blocks of coordinates.
+ * Coordinate-wise rules copy a k x CW_BLK block into a small buffer and run a
+ * comparator network over whole rows of it (min/max over CW_BLK lanes at a
+ * time, so it vectorizes); distance-based rules accumulate all the distances
+ * they need in one pass over the blocks. The hot loops are compiled twice
+ * (AVX2 and baseline x86-64) and the CPU picks at load time. */
+#include "ohm_robust.h"
+
+#include <assert.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CW_BLK 128 /* coordinates per block in the coordinate-wise rules */
+#define DS_BLK 256 /* coordinates per block in the distance passes */
+#define LANES 16   /* independent float accumulators in reductions */
+
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define OHM_HOT __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef OHM_HOT
+#define OHM_HOT
+#endif
+
+#define ABS_INF 0x7f800000u /* |x| bit pattern of +Inf: anything >= is non-finite */
+
+static const char *const rule_names[OHM_RULE_COUNT] = {
+    "mean",       "weighted", "trimmed-mean", "median", "geomed", "krum",
+    "multi-krum", "cc",       "scc",          "faba",   "ios"};
+
+void ohm_rule_defaults(ohm_rule_params_t *p, ohm_rule_t rule)
+{
+    assert(p);
+    p->rule = rule;
+    p->b = 0;
+    p->tau = 1.0;
+    p->nu = 1e-6;
+    p->iters = 8;
+    p->tol = 1e-5;
+    p->m = 0;
+}
+
+int ohm_rule_from_name(const char *name)
+{
+    if (!name) return -1;
+    for (int r = 0; r < OHM_RULE_COUNT; r++)
+        if (strcmp(name, rule_names[r]) == 0) return r;
+    return -1;
+}
+
+const char *ohm_rule_name(ohm_rule_t r)
+{
+    return (unsigned)r < OHM_RULE_COUNT ? rule_names[r] : "unknown";
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static inline uint32_t fbits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+/* Largest |x| bit pattern of x[0..n): >= ABS_INF iff some value is NaN/Inf. */
+static inline uint32_t absmax_bits(const float *x, size_t n)
+{
+    uint32_t m = 0;
+    for (size_t c = 0; c < n; c++) {
+        uint32_t u = fbits(x[c]) & 0x7fffffffu;
+        m = u > m ? u : m;
+    }
+    return m;
+}
+
+/* sum (a - b)^2 over n floats. Summed in float lanes (fast), and redone in
+ * double when that overflows, which only hostile magnitudes (|x| > ~1e19) do. */
+static inline double sqdist(const float *a, const float *b, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t c = 0;
+    for (; c + LANES <= n; c += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float t = a[c + l] - b[c + l];
+            acc[l] += t * t;
+        }
+    float s = 0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    for (; c < n; c++) {
+        float t = a[c] - b[c];
+        s += t * t;
+    }
+    if (s <= FLT_MAX) return s;
+    double sd = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = (double)a[i] - (double)b[i];
+        sd += t * t;
+    }
+    return sd;
+}
+
+/* sum a^2 over n floats, redone in double on overflow like sqdist. */
+static inline double sqnorm(const float *a, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t c = 0;
+    for (; c + LANES <= n; c += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += a[c + l] * a[c + l];
+    float s = 0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    for (; c < n; c++)
+        s += a[c] * a[c];
+    if (s <= FLT_MAX) return s;
+    double sd = 0;
+    for (size_t i = 0; i < n; i++)
+        sd += (double)a[i] * a[i];
+    return sd;
+}
+
+/* v if finite, else the own value if finite, else 0. */
+static inline float sane(float v, float own)
+{
+    float o = (fbits(own) & 0x7fffffffu) < ABS_INF ? own : 0.0f;
+    return (fbits(v) & 0x7fffffffu) < ABS_INF ? v : o;
+}
+
+/* --------------------------------------------------- coordinate-wise rules */
+
+/* Comparator networks: pairs (lo, hi) of row indices; after the network the
+ * rows hold, per coordinate, values in ascending order at the positions the
+ * caller asked for ("needed"). Built per call, O(k log^2 k) or O(b k). */
+typedef struct {
+    int *pair; /* 2 * n */
+    int n, cap;
+} net_t;
+
+static int net_push(net_t *t, int a, int b)
+{
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 64;
+        int *p = realloc(t->pair, sizeof(int) * 2 * (size_t)cap);
+        if (!p) return -1;
+        t->pair = p;
+        t->cap = cap;
+    }
+    t->pair[2 * t->n] = a;
+    t->pair[2 * t->n + 1] = b;
+    t->n++;
+    return 0;
+}
+
+/* Batcher's odd-even merge sort for the next power of two >= k; comparators
+ * touching an index >= k are dropped, which is exact because the missing
+ * elements behave as +Inf padding at the top. */
+static int net_batcher(net_t *t, int k)
+{
+    int n = 1;
+    while (n < k)
+        n <<= 1;
+    for (int p = 1; p < n; p <<= 1)
+        for (int q = p; q >= 1; q >>= 1)
+            for (int j = q % p; j + q < n; j += 2 * q)
+                for (int i = 0; i < q && i + j + q < n; i++)
+                    if ((i + j) / (2 * p) == (i + j + q) / (2 * p) && i + j + q < k)
+                        if (net_push(t, i + j, i + j + q)) return -1;
+    return 0;
+}
+
+/* Selection by bubbling: b passes bring the b smallest to positions 0..b-1,
+ * b more bring the b largest to k-b..k-1 (about 2bk comparators). */
+static int net_bubble(net_t *t, int k, int b)
+{
+    for (int p = 0; p < b; p++)
+        for (int i = k - 1; i > p; i--)
+            if (net_push(t, i - 1, i)) return -1;
+    for (int p = 0; p < b; p++)
+        for (int i = b; i < k - 1 - p; i++)
+            if (net_push(t, i, i + 1)) return -1;
+    return 0;
+}
+
+/* Keeps only the comparators that can influence a needed output position:
+ * walking backwards, a comparator is kept if one of its outputs is needed, and
+ * then both its inputs are. Comparators only permute values, so the positions
+ * not needed still hold, together, the right multiset. */
+static void net_prune(net_t *t, unsigned char *need)
+{
+    int o = t->n;
+    for (int e = t->n - 1; e >= 0; e--) {
+        int a = t->pair[2 * e], b = t->pair[2 * e + 1];
+        if (need[a] || need[b]) {
+            need[a] = need[b] = 1;
+            o--;
+            t->pair[2 * o] = a;
+            t->pair[2 * o + 1] = b;
+        }
+    }
+    if (t->n > o) memmove(t->pair, t->pair + 2 * o, sizeof(int) * 2 * (size_t)(t->n - o));
+    t->n -= o;
+}
+
+/* The smaller of the pruned Batcher and bubble networks that put the right
+ * values at positions [0, lo) and (hi, k) (trimmed mean: the middle [lo, hi]
+ * is then the right multiset) or at lo and hi themselves (median). */
+static int net_build(net_t *t, int k, int lo, int hi, int median)
+{
+    net_t alt[2] = {{0}, {0}};
+    unsigned char *need = malloc((size_t)k);
+    int rc = need ? 0 : -1;
+    for (int v = 0; v < 2 && !rc; v++) {
+        memset(need, 0, (size_t)k);
+        for (int i = 0; i < k; i++)
+            need[i] = median ? (i == lo || i == hi) : (i < lo || i > hi);
+        if (v == 0)
+            rc = net_batcher(&alt[v], k);
+        else
+            rc = net_bubble(&alt[v], k, median ? lo + 1 : lo);
+        if (!rc) net_prune(&alt[v], need);
+    }
+    free(need);
+    if (rc) {
+        free(alt[0].pair);
+        free(alt[1].pair);
+        return -1;
+    }
+    int best = alt[1].n < alt[0].n;
+    *t = alt[best];
+    free(alt[!best].pair);
+    return 0;
+}
+
+/* One pass: for each block, copy the k rows in (NaN -> +Inf), run the network,
+ * and write the median (midpoint of positions lo and hi) or the mean of the
+ * sorted positions lo..hi. absmax[i] collects row i's largest |x| bits. When
+ * dist2 is given, the squared distance of every row to the output is added to
+ * it in the same pass (geomed's start). */
+OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const int *pair,
+                                   int ncmp, int lo, int hi, int median, float *restrict buf,
+                                   uint32_t *absmax, double *dist2, float *restrict out)
+{
+    const double inv = 1.0 / (double)(hi - lo + 1);
+    for (size_t off = 0; off < d; off += CW_BLK) {
+        size_t n = d - off < CW_BLK ? d - off : CW_BLK;
+        for (int i = 0; i < k; i++) {
+            const float *src = x[i] + off;
+            float *dst = buf + (size_t)i * CW_BLK;
+            uint32_t m = 0;
+            for (size_t c = 0; c < n; c++) {
+                uint32_t u = fbits(src[c]);
+                uint32_t a = u & 0x7fffffffu;
+                m = a > m ? a : m;
+                dst[c] = a > ABS_INF ? INFINITY : src[c];
+            }
+            for (size_t c = n; c < CW_BLK; c++)
+                dst[c] = 0.0f;
+            absmax[i] = m > absmax[i] ? m : absmax[i];
+        }
+        for (int e = 0; e < ncmp; e++) {
+            float *restrict a = buf + (size_t)pair[2 * e] * CW_BLK;
+            float *restrict b = buf + (size_t)pair[2 * e + 1] * CW_BLK;
+            for (int c = 0; c < CW_BLK; c++) {
+                float p = a[c], q = b[c];
+                float l = q < p ? q : p;
+                float h = q > p ? q : p;
+                b[c] = h;
+                a[c] = l;
+            }
+        }
+        float res[CW_BLK];
+        if (median) {
+            const float *a = buf + (size_t)lo * CW_BLK, *b = buf + (size_t)hi * CW_BLK;
+            for (int c = 0; c < CW_BLK; c++)
+                res[c] = 0.5f * a[c] + 0.5f * b[c];
+        } else {
+            /* the kept values are not sorted among themselves (the network
+             * only separates them from the trimmed ones), so they are summed
+             * in double: the result is then, up to double rounding, the same
+             * whatever the order of the inputs */
+            double acc[CW_BLK];
+            for (int c = 0; c < CW_BLK; c++)
+                acc[c] = 0.0;
+            for (int r = lo; r <= hi; r++) {
+                const float *a = buf + (size_t)r * CW_BLK;
+                for (int c = 0; c < CW_BLK; c++)
+                    acc[c] += a[c];
+            }
+            for (int c = 0; c < CW_BLK; c++)
+                res[c] = (float)(acc[c] * inv);
+        }
+        const float *own = x[0] + off;
+        float *o = out + off;
+        for (size_t c = 0; c < n; c++)
+            o[c] = sane(res[c], own[c]);
+        if (dist2)
+            for (int i = 0; i < k; i++)
+                dist2[i] += sqdist(x[i] + off, o, n);
+    }
+}
+
+/* Median (lo, hi the middle positions) or trimmed mean (keep positions lo..hi). */
+static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int median,
+                     uint32_t *absmax, double *dist2, float *out)
+{
+    net_t t = {0};
+    if (net_build(&t, k, lo, hi, median)) return OHM_ROBUST_ENOMEM;
+    float *buf = aligned_alloc(64, sizeof(float) * CW_BLK * (size_t)k);
+    if (!buf) {
+        free(t.pair);
+        return OHM_ROBUST_ENOMEM;
+    }
+    coordwise_pass(x, k, d, t.pair, t.n, lo, hi, median, buf, absmax, dist2, out);
+    free(buf);
+    free(t.pair);
+    return OHM_ROBUST_OK;
+}
+
+/* ---------------------------------------------------------- weighted mean */
+
+/* One block of out = sum_i wt[i] x_i (double accumulation, scaled by inv);
+ * returns the first active row found non-finite in this block, or -1. */
+OHM_HOT static int wmean_block(const float *const *x, int k, size_t off, size_t n, const double *wt,
+                               const unsigned char *act, double inv, float *restrict out)
+{
+    double acc[DS_BLK];
+    for (size_t c = 0; c < n; c++)
+        acc[c] = 0.0;
+    for (int i = 0; i < k; i++) {
+        if (!act[i]) continue;
+        const float *xi = x[i] + off;
+        if (absmax_bits(xi, n) >= ABS_INF) return i;
+        const double wi = wt[i];
+        for (size_t c = 0; c < n; c++)
+            acc[c] += wi * (double)xi[c];
+    }
+    const float *own = x[0] + off;
+    for (size_t c = 0; c < n; c++)
+        out[off + c] = sane((float)(acc[c] * inv), own[c]);
+    return -1;
+}
+
+/* out = sum over active rows of wt[i] x_i / sum of those wt. A row found
+ * non-finite is deactivated (counted in *nbad) and the pass restarts without
+ * it, so finite inputs cost one pass. If no weight remains, out is the own
+ * vector (sanitized). */
+static void wmean(const float *const *x, int k, size_t d, const double *wt, unsigned char *act,
+                  float *out, int *nbad)
+{
+    for (;;) {
+        double s = 0;
+        for (int i = 0; i < k; i++)
+            if (act[i]) s += wt[i];
+        if (!(s > 0)) {
+            for (size_t c = 0; c < d; c++)
+                out[c] = sane(x[0][c], 0.0f);
+            return;
+        }
+        int bad = -1;
+        for (size_t off = 0; off < d && bad < 0; off += DS_BLK)
+            bad =
+                wmean_block(x, k, off, d - off < DS_BLK ? d - off : DS_BLK, wt, act, 1.0 / s, out);
+        if (bad < 0) return;
+        act[bad] = 0;
+        (*nbad)++;
+    }
+}
+
+/* --------------------------------------------------------- distance passes */
+
+/* D[i*k+j] = ||x_i - x_j||^2 for all pairs, in one pass over the blocks. */
+OHM_HOT static void pairwise_pass(const float *const *x, int k, size_t d, double *D,
+                                  uint32_t *absmax)
+{
+    for (size_t off = 0; off < d; off += DS_BLK) {
+        size_t n = d - off < DS_BLK ? d - off : DS_BLK;
+        for (int i = 0; i < k; i++) {
+            uint32_t m = absmax_bits(x[i] + off, n);
+            absmax[i] = m > absmax[i] ? m : absmax[i];
+        }
+        for (int i = 0; i < k; i++)
+            for (int j = i + 1; j < k; j++)
+                D[(size_t)i * k + j] += sqdist(x[i] + off, x[j] + off, n);
+    }
+    for (int i = 0; i < k; i++) {
+        D[(size_t)i * k + i] = 0;
+        for (int j = i + 1; j < k; j++)
+            D[(size_t)j * k + i] = D[(size_t)i * k + j];
+    }
+}
+
+/* dist2[i] = ||x_i - ref||^2 for every row, one pass. */
+OHM_HOT static void dist_pass(const float *const *x, int k, size_t d, const float *ref,
+                              double *dist2, uint32_t *absmax)
+{
+    for (size_t off = 0; off < d; off += DS_BLK) {
+        size_t n = d - off < DS_BLK ? d - off : DS_BLK;
+        for (int i = 0; i < k; i++) {
+            uint32_t m = absmax_bits(x[i] + off, n);
+            absmax[i] = m > absmax[i] ? m : absmax[i];
+            dist2[i] += sqdist(x[i] + off, ref + off, n);
+        }
+    }
+}
+
+/* One fused iteration of geomed / cc: z_new = c0 * z + sum_i coef[i] x_i over
+ * active rows (z may alias out: each coordinate is read before it is
+ * written), written to out; dz2 and zn2 get ||z_new - z||^2 and ||z_new||^2;
+ * when dist2 is given it receives ||x_i - z_new||^2 for the next iteration. */
+OHM_HOT static void combine_pass(const float *const *x, int k, size_t d, const float *coef,
+                                 const unsigned char *act, float c0, const float *z, float *out,
+                                 double *dist2, double *dz2, double *zn2)
+{
+    double sdz = 0, szn = 0;
+    for (size_t off = 0; off < d; off += DS_BLK) {
+        size_t n = d - off < DS_BLK ? d - off : DS_BLK;
+        float acc[DS_BLK];
+        const float *zb = z + off;
+        for (size_t c = 0; c < n; c++)
+            acc[c] = c0 * zb[c];
+        for (int i = 0; i < k; i++) {
+            if (!act[i]) continue;
+            const float *xi = x[i] + off;
+            const float ci = coef[i];
+            for (size_t c = 0; c < n; c++)
+                acc[c] += ci * xi[c];
+        }
+        const float *own = x[0] + off;
+        for (size_t c = 0; c < n; c++)
+            acc[c] = sane(acc[c], own[c]);
+        sdz += sqdist(acc, zb, n);
+        szn += sqnorm(acc, n);
+        memcpy(out + off, acc, sizeof(float) * n);
+        if (dist2)
+            for (int i = 0; i < k; i++)
+                if (act[i]) dist2[i] += sqdist(x[i] + off, out + off, n);
+    }
+    if (dz2) *dz2 = sdz;
+    if (zn2) *zn2 = szn;
+}
+
+/* ------------------------------------------------------------------ rules */
+
+typedef struct {
+    double *D;          /* k*k pairwise squared distances (krum, faba, ios) */
+    double *dist2;      /* k */
+    double *wt;         /* k: weights in use */
+    double *tmp;        /* k */
+    float *coef;        /* k */
+    uint32_t *absmax;   /* k */
+    unsigned char *act; /* k: row still taken into account */
+} scratch_t;
+
+static void scratch_free(scratch_t *s)
+{
+    free(s->D);
+    free(s->dist2);
+    free(s->wt);
+    free(s->tmp);
+    free(s->coef);
+    free(s->absmax);
+    free(s->act);
+}
+
+static int scratch_alloc(scratch_t *s, int k, int need_pairs)
+{
+    size_t K = (size_t)k;
+    memset(s, 0, sizeof *s);
+    s->D = need_pairs ? calloc(K * K, sizeof(double)) : NULL;
+    s->dist2 = calloc(K, sizeof(double));
+    s->wt = calloc(K, sizeof(double));
+    s->tmp = calloc(K, sizeof(double));
+    s->coef = calloc(K, sizeof(float));
+    s->absmax = calloc(K, sizeof(uint32_t));
+    s->act = calloc(K, 1);
+    if ((need_pairs && !s->D) || !s->dist2 || !s->wt || !s->tmp || !s->coef || !s->absmax ||
+        !s->act) {
+        scratch_free(s);
+        return OHM_ROBUST_ENOMEM;
+    }
+    return OHM_ROBUST_OK;
+}
+
+/* Marks rows with NaN/Inf inactive; returns how many. */
+static int mark_nonfinite(const scratch_t *s, int k)
+{
+    int n = 0;
+    for (int i = 0; i < k; i++)
+        if (s->absmax[i] >= ABS_INF) {
+            s->act[i] = 0;
+            n++;
+        }
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Krum scores: sum of the k-b-2 smallest squared distances to the other rows
+ * (non-finite rows are at +Inf from everything and score +Inf themselves). */
+static void krum_scores(const scratch_t *s, int k, int b, double *score)
+{
+    int nn = k - b - 2;
+    for (int i = 0; i < k; i++) {
+        if (!s->act[i]) {
+            score[i] = INFINITY;
+            continue;
+        }
+        int c = 0;
+        for (int j = 0; j < k; j++)
+            if (j != i) s->tmp[c++] = s->act[j] ? s->D[(size_t)i * k + j] : INFINITY;
+        qsort(s->tmp, (size_t)c, sizeof(double), cmp_double);
+        double sum = 0;
+        for (int j = 0; j < nn; j++)
+            sum += s->tmp[j];
+        score[i] = sum;
+    }
+}
+
+/* krum: the row with the smallest score (ties: the lower index), copied.
+ * multi-krum: the plain average of the m rows with the smallest scores
+ * (m = 0: k - b), among finite rows only. Needs k >= b + 3. */
+static int rule_krum(const ohm_rule_params_t *p, const float *const *x, int k, size_t d, float *out,
+                     ohm_rule_stats_t *st, scratch_t *s)
+{
+    pairwise_pass(x, k, d, s->D, s->absmax);
+    memset(s->act, 1, (size_t)k);
+    st->nonfinite = mark_nonfinite(s, k);
+    double *score = s->dist2;
+    krum_scores(s, k, p->b, score);
+    int m = p->rule == OHM_RULE_KRUM ? 1 : (p->m > 0 ? p->m : k - p->b);
+    /* selection by repeated minimum keeps ties in index order */
+    unsigned char *chosen = (unsigned char *)s->coef; /* k bytes fit in k floats */
+    memset(chosen, 0, (size_t)k);
+    int got = 0;
+    for (; got < m; got++) {
+        int best = -1;
+        for (int i = 0; i < k; i++)
+            if (s->act[i] && !chosen[i] && (best < 0 || score[i] < score[best])) best = i;
+        if (best < 0) break;
+        chosen[best] = 1;
+    }
+    for (int i = 0; i < k; i++) {
+        s->act[i] = chosen[i];
+        s->wt[i] = 1.0;
+    }
+    st->discarded = k - got;
+    int nbad = 0;
+    wmean(x, k, d, s->wt, s->act, out, &nbad); /* got == 0: own vector */
+    return OHM_ROBUST_OK;
+}
+
+/* faba / ios: b times, the (uniform for faba, w-weighted for ios) mean of the
+ * active rows is formed and the active neighbour (never row 0) farthest from it
+ * is dropped (ties: the lower index); non-finite rows are dropped first and use
+ * up the b drops. The output is the same kind of mean over what remains.
+ * Distances to the mean come from the pairwise table:
+ * ||x_i - m||^2 = sum_j a_j D_ij - 1/2 sum_jl a_j a_l D_jl  with sum_j a_j = 1,
+ * so the whole selection costs one pass, plus one for the final mean. */
+static int rule_faba_ios(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                         size_t d, float *out, ohm_rule_stats_t *st, scratch_t *s)
+{
+    pairwise_pass(x, k, d, s->D, s->absmax);
+    memset(s->act, 1, (size_t)k);
+    int bad = mark_nonfinite(s, k);
+    st->nonfinite = bad;
+    int drops = p->b - (bad - (s->absmax[0] >= ABS_INF)); /* self does not use a drop */
+    for (int i = 0; i < k; i++)
+        s->wt[i] = p->rule == OHM_RULE_IOS && w ? w[i] : 1.0 / k;
+    int dropped = bad;
+    for (; drops > 0; drops--) {
+        double sw = 0;
+        for (int i = 0; i < k; i++)
+            if (s->act[i]) sw += s->wt[i];
+        if (!(sw > 0)) break;
+        double *a = s->tmp;
+        for (int i = 0; i < k; i++)
+            a[i] = s->act[i] ? s->wt[i] / sw : 0.0;
+        double spread = 0; /* inactive rows are skipped, not weighted by 0: D may hold NaN */
+        for (int j = 0; j < k; j++)
+            if (s->act[j])
+                for (int l = 0; l < k; l++)
+                    if (s->act[l]) spread += a[j] * a[l] * s->D[(size_t)j * k + l];
+        int far = -1;
+        double fard = -1;
+        for (int i = 1; i < k; i++) {
+            if (!s->act[i]) continue;
+            double di = -0.5 * spread;
+            for (int j = 0; j < k; j++)
+                if (s->act[j]) di += a[j] * s->D[(size_t)i * k + j];
+            if (di > fard) {
+                fard = di;
+                far = i;
+            }
+        }
+        if (far < 0) break; /* no neighbour left */
+        s->act[far] = 0;
+        dropped++;
+    }
+    st->discarded = dropped;
+    int nbad = 0;
+    wmean(x, k, d, s->wt, s->act, out, &nbad);
+    return OHM_ROBUST_OK;
+}
+
+/* The (b+1)-th largest neighbour distance (rows 1..k-1; inactive ones count
+ * as +Inf), or 0 when there are at most b neighbours: the adaptive radius
+ * clips exactly the b farthest neighbours (fewer on ties). */
+static double adaptive_tau(const scratch_t *s, int k, int b)
+{
+    int c = 0;
+    for (int i = 1; i < k; i++)
+        s->tmp[c++] = s->act[i] ? sqrt(s->dist2[i]) : INFINITY;
+    if (b >= c) return 0.0;
+    qsort(s->tmp, (size_t)c, sizeof(double), cmp_double);
+    return s->tmp[c - 1 - b];
+}
+
+/* Clipping scale of row i: min(1, tau / ||x_i - center||). */
+static double clip_scale(double dist, double tau)
+{
+    return dist <= tau ? 1.0 : tau / dist;
+}
+
+/* cc: m starts at the own vector x_0; each of `iters` rounds does
+ * m <- m + sum_{j >= 0} w_j clip(x_j - m, tau) (self included; the adaptive
+ * radius, tau <= 0, is recomputed every round from the neighbours' distances
+ * to m). Non-finite rows contribute nothing. st->clipped: rows clipped in the
+ * last round. Each round is one pass (its distances are fused into the
+ * previous round's update). */
+static int rule_cc(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                   size_t d, float *out, ohm_rule_stats_t *st, scratch_t *s)
+{
+    dist_pass(x, k, d, x[0], s->dist2, s->absmax);
+    memset(s->act, 1, (size_t)k);
+    st->nonfinite = mark_nonfinite(s, k);
+    const float *z = x[0];
+    for (int t = 0; t < p->iters; t++) {
+        double tau = p->tau > 0 ? p->tau : adaptive_tau(s, k, p->b);
+        double sum = 0;
+        int clipped = 0;
+        for (int i = 0; i < k; i++) {
+            double c = 0;
+            if (s->act[i]) {
+                double dist = sqrt(s->dist2[i]);
+                c = (w ? w[i] : 1.0 / k) * clip_scale(dist, tau);
+                clipped += dist > tau;
+            }
+            s->coef[i] = (float)c;
+            sum += c;
+            s->dist2[i] = 0;
+        }
+        st->clipped = clipped;
+        double dz2, zn2;
+        combine_pass(x, k, d, s->coef, s->act, (float)(1.0 - sum), z, out,
+                     t + 1 < p->iters ? s->dist2 : NULL, &dz2, &zn2);
+        z = out;
+    }
+    st->iters = p->iters;
+    return OHM_ROBUST_OK;
+}
+
+/* scc (ClippedGossip): x_0 + sum_{j >= 1} w_j clip(x_j - x_0, tau); fixed tau,
+ * or adaptive (tau <= 0) = the (b+1)-th largest neighbour distance to x_0.
+ * Non-finite neighbours contribute nothing. Two passes. */
+static int rule_scc(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                    size_t d, float *out, ohm_rule_stats_t *st, scratch_t *s)
+{
+    dist_pass(x, k, d, x[0], s->dist2, s->absmax);
+    memset(s->act, 1, (size_t)k);
+    st->nonfinite = mark_nonfinite(s, k);
+    double tau = p->tau > 0 ? p->tau : adaptive_tau(s, k, p->b);
+    double sum = 0;
+    s->act[0] = 0; /* x_0 enters through c0 */
+    s->coef[0] = 0;
+    for (int i = 1; i < k; i++) {
+        double c = 0;
+        if (s->act[i]) {
+            double dist = sqrt(s->dist2[i]);
+            c = (w ? w[i] : 1.0 / k) * clip_scale(dist, tau);
+            st->clipped += dist > tau;
+        }
+        s->coef[i] = (float)c;
+        sum += c;
+    }
+    combine_pass(x, k, d, s->coef, s->act, (float)(1.0 - sum), x[0], out, NULL, NULL, NULL);
+    return OHM_ROBUST_OK;
+}
+
+/* geomed: smoothed Weiszfeld from the coordinate-wise median,
+ * z <- sum b_j x_j / sum b_j, b_j = w_j / max(||z - x_j||, nu), over finite
+ * rows; stops when ||z_new - z|| <= tol ||z_new|| or after `iters` updates
+ * (st->iters). Each update is one pass; its distances are fused in. */
+static int rule_geomed(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                       size_t d, float *out, ohm_rule_stats_t *st, scratch_t *s)
+{
+    int rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s->absmax, s->dist2, out);
+    if (rc) return rc;
+    memset(s->act, 1, (size_t)k);
+    st->nonfinite = mark_nonfinite(s, k);
+    int t = 0;
+    while (t < p->iters) {
+        double sb = 0;
+        for (int i = 0; i < k; i++) {
+            double dist = sqrt(s->dist2[i]);
+            s->tmp[i] = s->act[i] ? (w ? w[i] : 1.0) / (dist > p->nu ? dist : p->nu) : 0.0;
+            sb += s->tmp[i];
+            s->dist2[i] = 0;
+        }
+        if (!(sb > 0)) break;
+        for (int i = 0; i < k; i++)
+            s->coef[i] = (float)(s->tmp[i] / sb);
+        double dz2, zn2;
+        t++;
+        combine_pass(x, k, d, s->coef, s->act, 0.0f, out, out, t < p->iters ? s->dist2 : NULL, &dz2,
+                     &zn2);
+        if (sqrt(dz2) <= p->tol * sqrt(zn2)) break;
+    }
+    st->iters = t;
+    return OHM_ROBUST_OK;
+}
+
+/* ----------------------------------------------------------------- driver */
+
+static int uses_weights(ohm_rule_t r)
+{
+    return r == OHM_RULE_WEIGHTED || r == OHM_RULE_GEOMED || r == OHM_RULE_CC ||
+           r == OHM_RULE_SCC || r == OHM_RULE_IOS;
+}
+
+/* Argument checks per rule (OHM_ROBUST_EARGS):
+ * all: k >= 1, b >= 0, no NULL row/out when d > 0, weights finite and >= 0;
+ * trimmed-mean: k > 2b; krum, multi-krum: k >= b + 3, 0 <= m <= k;
+ * faba, ios: b <= k - 1 (b neighbours can be dropped);
+ * geomed: nu > 0, iters >= 1, tol >= 0; cc: iters >= 1; cc, scc: tau not NaN. */
+static int check_args(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                      size_t d, const float *out)
+{
+    if (!p || (unsigned)p->rule >= OHM_RULE_COUNT || k < 1 || p->b < 0) return 0;
+    if (d > 0) {
+        if (!x || !out) return 0;
+        for (int i = 0; i < k; i++)
+            if (!x[i]) return 0;
+    }
+    if (w && uses_weights(p->rule))
+        for (int i = 0; i < k; i++)
+            if (!(w[i] >= 0) || !isfinite(w[i])) return 0;
+    switch (p->rule) {
+    case OHM_RULE_TRIMMED_MEAN:
+        return k > 2 * p->b;
+    case OHM_RULE_KRUM:
+    case OHM_RULE_MULTI_KRUM:
+        return k >= p->b + 3 && p->m >= 0 && p->m <= k;
+    case OHM_RULE_FABA:
+    case OHM_RULE_IOS:
+        return p->b <= k - 1;
+    case OHM_RULE_GEOMED:
+        return p->nu > 0 && p->iters >= 1 && p->tol >= 0;
+    case OHM_RULE_CC:
+        return p->iters >= 1 && !isnan(p->tau);
+    case OHM_RULE_SCC:
+        return !isnan(p->tau);
+    default:
+        return 1;
+    }
+}
+
+int ohm_robust_aggregate(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                         size_t d, float *out, ohm_rule_stats_t *st)
+{
+    ohm_rule_stats_t dummy;
+    if (!st) st = &dummy;
+    memset(st, 0, sizeof *st);
+    if (!check_args(p, x, w, k, d, out)) return OHM_ROBUST_EARGS;
+    if (d == 0) return OHM_ROBUST_OK;
+
+    scratch_t s;
+    int pairs = p->rule == OHM_RULE_KRUM || p->rule == OHM_RULE_MULTI_KRUM ||
+                p->rule == OHM_RULE_FABA || p->rule == OHM_RULE_IOS;
+    if (scratch_alloc(&s, k, pairs)) return OHM_ROBUST_ENOMEM;
+    int rc = OHM_ROBUST_OK;
+    switch (p->rule) {
+    case OHM_RULE_MEAN:
+    case OHM_RULE_WEIGHTED: {
+        memset(s.act, 1, (size_t)k);
+        for (int i = 0; i < k; i++)
+            s.wt[i] = p->rule == OHM_RULE_WEIGHTED && w ? w[i] : 1.0 / k;
+        wmean(x, k, d, s.wt, s.act, out, &st->nonfinite);
+        st->discarded = st->nonfinite;
+        break;
+    }
+    case OHM_RULE_TRIMMED_MEAN:
+        /* self is among the values trimmed: per coordinate, sort self U
+         * neighbours, drop the b smallest and b largest, average the rest */
+        rc = coordwise(x, k, d, p->b, k - 1 - p->b, 0, s.absmax, NULL, out);
+        st->discarded = 2 * p->b;
+        break;
+    case OHM_RULE_MEDIAN:
+        /* over self U neighbours; even k: midpoint of the two middle values */
+        rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s.absmax, NULL, out);
+        break;
+    case OHM_RULE_GEOMED:
+        rc = rule_geomed(p, x, w, k, d, out, st, &s);
+        break;
+    case OHM_RULE_KRUM:
+    case OHM_RULE_MULTI_KRUM:
+        rc = rule_krum(p, x, k, d, out, st, &s);
+        break;
+    case OHM_RULE_CC:
+        rc = rule_cc(p, x, w, k, d, out, st, &s);
+        break;
+    case OHM_RULE_SCC:
+        rc = rule_scc(p, x, w, k, d, out, st, &s);
+        break;
+    case OHM_RULE_FABA:
+    case OHM_RULE_IOS:
+        rc = rule_faba_ios(p, x, w, k, d, out, st, &s);
+        break;
+    default:
+        assert(0 && "rule checked above");
+    }
+    if (p->rule == OHM_RULE_TRIMMED_MEAN || p->rule == OHM_RULE_MEDIAN)
+        for (int i = 0; i < k; i++)
+            st->nonfinite += s.absmax[i] >= ABS_INF;
+    scratch_free(&s);
+    return rc;
+}
