@@ -13,18 +13,21 @@
 /* Generates a CURVE key pair (raw 32-byte keys). Errors: OHM_EUNSUPPORTED without CURVE. */
 int ohm_keys_generate(uint8_t pub[OHM_KEY_BYTES], uint8_t sec[OHM_KEY_BYTES]);
 
-/* Writes PREFIX.key (secret, Z85, mode 0600) and PREFIX.pub (Z85). Errors: OHM_EIO. */
+/* Writes PREFIX.key (secret, one Z85 line, mode 0600) and PREFIX.pub (one Z85 line,
+ * mode 0644), each atomically (exclusive temp file, fsync, rename), replacing files
+ * of those names. Errors: OHM_EIO naming the path. */
 int ohm_keys_write(const char *prefix, const uint8_t pub[OHM_KEY_BYTES],
                    const uint8_t sec[OHM_KEY_BYTES]);
 
-/* Reads a secret key file; refuses (OHM_EPERM) a file readable by group or others.
- * The public key is derived from the secret. */
+/* Reads a secret key file; refuses (OHM_EPERM, naming the file and its mode) a file
+ * with any group/other permission. The public key is derived from the secret.
+ * Errors: OHM_EIO (cannot open/read), OHM_EAUTH (content is not a key). */
 int ohm_keys_read_secret(const char *path, uint8_t pub[OHM_KEY_BYTES], uint8_t sec[OHM_KEY_BYTES]);
 
-/* Decodes a 40-character Z85 public key. Errors: OHM_EINVAL. */
+/* Decodes a 40-character Z85 key (exactly 40, canonical spelling). Errors: OHM_EINVAL. */
 int ohm_keys_decode(const char *z85, uint8_t key[OHM_KEY_BYTES]);
 
-/* Encodes a key as 40 Z85 characters plus NUL into out[41]. */
+/* Encodes a key as 40 Z85 characters plus NUL into out[41]. Never fails. */
 void ohm_keys_encode(const uint8_t key[OHM_KEY_BYTES], char out[41]);
 
 #endif
