@@ -3,8 +3,8 @@
  *   ohmtopo gen KIND -n N [options] [-o FILE]
  *   ohmtopo check FILE
  *
- * Exit status: 0 on success, 1 when `check` finds the file invalid or a file
- * cannot be written, 2 on a usage error or bad generator parameters. */
+ * Exit status: 0 on success, 1 when `check` finds the file invalid (or cannot
+ * read it), 2 on any other error: usage, generator parameters, writing -o. */
 #include "ohm_error.h"
 #include "ohm_topology.h"
 
@@ -197,7 +197,7 @@ static int cmd_gen(int argc, char **argv)
         write_command(stdout, argc, argv);
         if (ohm_topology_write(t, stdout) || fflush(stdout)) {
             fprintf(stderr, "ohmtopo: writing stdout: %s\n", strerror(errno));
-            status = 1;
+            status = 2;
         }
     } else {
         /* Write beside the target and rename, so a reader never sees half a file. */
@@ -210,14 +210,14 @@ static int cmd_gen(int argc, char **argv)
         }
         if (!f) {
             fprintf(stderr, "ohmtopo: %s: %s\n", out, strerror(errno));
-            status = 1;
+            status = 2;
         } else {
             write_command(f, argc, argv);
             int wrc = ohm_topology_write(t, f);
             if (fclose(f) || wrc || rename(tmp, out)) {
                 fprintf(stderr, "ohmtopo: writing %s: %s\n", out, strerror(errno));
                 remove(tmp);
-                status = 1;
+                status = 2;
             }
         }
         free(tmp);
