@@ -1,1 +1,400 @@
-/* placeholder: being written */
+/* ohm_attack: Byzantine attacks (DESIGN section 5); interface in ohm_attack.h.
+ *
+ * Conventions:
+ * - "honest mean" is the plain mean of the honest vectors in the view (what
+ *   the Byzantine peer received this round from honest neighbours), summed in
+ *   double. When the view holds no honest vector, attacks that need one fall
+ *   back to the target's own vector, and to zeros when that is missing too
+ *   (documented per attack below).
+ * - Noise: xoshiro256** seeded through splitmix64 from (seed, round,
+ *   target_id), normals by Box-Muller; the same view gives the same vector. */
+#include "ohm_attack.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const attack_names[OHM_ATTACK_COUNT] = {
+    "gaussian", "signflip",  "isolation", "duplicate", "alie",
+    "ipm",      "labelflip", "zero",      "crash",     "nan"};
+
+/* ------------------------------------------------------------------- rng */
+
+typedef struct {
+    uint64_t s[4];
+} rng_t;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* One stream per (seed, round, target): the three are mixed through
+ * splitmix64 so that neighbouring rounds or targets give unrelated streams. */
+static void rng_seed(rng_t *r, uint64_t seed, uint32_t round, uint32_t target)
+{
+    uint64_t x = seed;
+    uint64_t a = splitmix64(&x);
+    x = a ^ (((uint64_t)round << 32) | target);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+/* Uniform in (0, 1]: never 0, so log() below is finite. */
+static double rng_unit(rng_t *r)
+{
+    return (double)((rng_next(r) >> 11) + 1) * 0x1.0p-53;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+void ohm_attack_defaults(ohm_attack_params_t *p, ohm_attack_kind_t kind)
+{
+    assert(p);
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->sigma = 30.0;
+    p->eps = 0.1;
+    p->z = 0.0;
+    p->z_set = 0;
+    p->dup = 0;
+    p->seed = 0;
+}
+
+const char *ohm_attack_name(ohm_attack_kind_t kind)
+{
+    return (unsigned)kind < OHM_ATTACK_COUNT ? attack_names[kind] : "unknown";
+}
+
+int ohm_attack_from_name(const char *name)
+{
+    if (!name) return -1;
+    for (int i = 0; i < OHM_ATTACK_COUNT; i++)
+        if (strcmp(name, attack_names[i]) == 0) return i;
+    return -1;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return OHM_ATTACK_EARGS;
+}
+
+/* The keys each attack takes (a key that would be ignored is an error). */
+static const char *keys_of(ohm_attack_kind_t k)
+{
+    switch (k) {
+    case OHM_ATTACK_GAUSSIAN:
+        return "sigma, seed";
+    case OHM_ATTACK_ALIE:
+        return "z";
+    case OHM_ATTACK_IPM:
+        return "eps";
+    case OHM_ATTACK_DUPLICATE:
+        return "dup";
+    default:
+        return "";
+    }
+}
+
+static int takes_key(ohm_attack_kind_t k, const char *key)
+{
+    const char *list = keys_of(k);
+    size_t n = strlen(key);
+    for (const char *s = list; (s = strstr(s, key)) != NULL; s += n)
+        if ((s == list || s[-1] == ' ') && (s[n] == ',' || s[n] == '\0')) return 1;
+    return 0;
+}
+
+int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t errlen)
+{
+    if (!spec || !p) return fail(err, errlen, "attack: no spec");
+    char buf[256];
+    if (strlen(spec) >= sizeof buf) return fail(err, errlen, "attack spec too long");
+    strcpy(buf, spec);
+    char *opts = strchr(buf, ':');
+    if (opts) *opts++ = '\0';
+    int kind = ohm_attack_from_name(buf);
+    if (kind < 0)
+        return fail(err, errlen,
+                    "unknown attack '%s' (known: gaussian, signflip, isolation, duplicate, alie, "
+                    "ipm, labelflip, zero, crash, nan)",
+                    buf);
+    ohm_attack_params_t q;
+    ohm_attack_defaults(&q, (ohm_attack_kind_t)kind);
+    const char *name = attack_names[kind];
+    if (opts && *opts == '\0') return fail(err, errlen, "attack '%s': empty option list", name);
+    for (char *save = NULL, *kv = opts ? strtok_r(opts, ",", &save) : NULL; kv;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv || eq[1] == '\0')
+            return fail(err, errlen, "attack '%s': option '%s' is not key=value", name, kv);
+        *eq = '\0';
+        const char *key = kv, *val = eq + 1;
+        if (strcmp(key, "sigma") && strcmp(key, "eps") && strcmp(key, "z") && strcmp(key, "dup") &&
+            strcmp(key, "seed"))
+            return fail(err, errlen,
+                        "attack '%s': unknown key '%s' (known: sigma, eps, z, dup, seed)", name,
+                        key);
+        if (!takes_key(q.kind, key))
+            return fail(err, errlen, "attack '%s': takes no key '%s' (its keys: %s)", name, key,
+                        *keys_of(q.kind) ? keys_of(q.kind) : "none");
+        char *end;
+        errno = 0;
+        if (strcmp(key, "dup") == 0 || strcmp(key, "seed") == 0) {
+            if (*val == '-')
+                return fail(err, errlen, "attack '%s': %s=%s is negative", name, key, val);
+            unsigned long long u = strtoull(val, &end, 0);
+            if (*end || errno || (key[0] == 'd' && u > 1000000))
+                return fail(err, errlen, "attack '%s': bad %s '%s'", name, key, val);
+            if (key[0] == 'd')
+                q.dup = (int)u;
+            else
+                q.seed = u;
+        } else {
+            double v = strtod(val, &end);
+            if (*end || errno || !isfinite(v))
+                return fail(err, errlen, "attack '%s': bad %s '%s' (want a finite number)", name,
+                            key, val);
+            if (strcmp(key, "sigma") == 0) {
+                if (v < 0) return fail(err, errlen, "attack '%s': sigma=%s < 0", name, val);
+                q.sigma = v;
+            } else if (strcmp(key, "eps") == 0) {
+                q.eps = v;
+            } else {
+                q.z = v;
+                q.z_set = 1;
+            }
+        }
+    }
+    *p = q;
+    return OHM_ATTACK_OK;
+}
+
+int ohm_attack_sends(const ohm_attack_params_t *p)
+{
+    return !p || p->kind != OHM_ATTACK_CRASH;
+}
+
+int ohm_attack_flips_labels(const ohm_attack_params_t *p)
+{
+    return p && p->kind == OHM_ATTACK_LABELFLIP;
+}
+
+int ohm_attack_flip_label(int y, int classes)
+{
+    return y >= 0 && y < classes ? classes - 1 - y : y;
+}
+
+/* ------------------------------------------------------------ statistics */
+
+/* Acklam's rational approximation of the normal quantile (relative error
+ * about 1e-9), then one Halley step on erfc, which brings it to the limit of
+ * double precision. Coefficients are those of the published algorithm. */
+double ohm_attack_norm_ppf(double p)
+{
+    static const double a[6] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                                -2.759285104469687e+02, 1.383577518672690e+02,
+                                -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double b[5] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                                -1.556989798598866e+02, 6.680131188771972e+01,
+                                -1.328068155288572e+01};
+    static const double c[6] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                                -2.400758277161838e+00, -2.549732539343734e+00,
+                                4.374664141464968e+00,  2.938163982698783e+00};
+    static const double d[4] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                                3.754408661907416e+00};
+    const double plow = 0.02425, phigh = 1 - plow;
+    if (!(p > 0 && p < 1)) return NAN;
+    double x;
+    if (p < plow) {
+        double q = sqrt(-2 * log(p));
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    } else if (p <= phigh) {
+        double q = p - 0.5, r = q * q;
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+    } else {
+        double q = sqrt(-2 * log1p(-p));
+        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    }
+    double e = 0.5 * erfc(-x / sqrt(2.0)) - p;
+    double u = e * sqrt(2 * M_PI) * exp(x * x / 2);
+    return x - u / (1 + x * u / 2);
+}
+
+double ohm_attack_alie_z(int n, int f)
+{
+    if (n <= 0) return 0.0;
+    int s = n / 2 + 1 - f; /* floor(n/2 + 1) - f */
+    double q = (double)(n - s) / n;
+    return q > 0 && q < 1 ? ohm_attack_norm_ppf(q) : 0.0;
+}
+
+/* ---------------------------------------------------------------- crafting */
+
+/* out = mean of the honest vectors (n >= 1). */
+static void honest_mean(const ohm_attack_view_t *v, size_t d, float *out)
+{
+    double inv = 1.0 / v->n_honest;
+    for (size_t c = 0; c < d; c++) {
+        double s = 0;
+        for (int i = 0; i < v->n_honest; i++)
+            s += v->honest[i][c];
+        out[c] = (float)(s * inv);
+    }
+}
+
+/* The honest mean, or the target's vector, or zeros (the documented fallback). */
+static void base_vector(const ohm_attack_view_t *v, size_t d, float *out)
+{
+    if (v->n_honest > 0)
+        honest_mean(v, d, out);
+    else if (v->target)
+        memcpy(out, v->target, sizeof(float) * d);
+    else
+        memset(out, 0, sizeof(float) * d);
+}
+
+int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, size_t d, float *out)
+{
+    if (!p || !v || (d > 0 && !out) || v->n_honest < 0 || (v->n_honest > 0 && !v->honest))
+        return OHM_ATTACK_EARGS;
+    for (int i = 0; i < v->n_honest; i++)
+        if (!v->honest[i]) return OHM_ATTACK_EARGS;
+    if (p->kind == OHM_ATTACK_ISOLATION && (!(v->wb > 0) || !isfinite(v->wb)))
+        return OHM_ATTACK_EARGS;
+    if (p->kind == OHM_ATTACK_LABELFLIP && !v->own) return OHM_ATTACK_EARGS;
+    if (d == 0) return OHM_ATTACK_OK;
+    switch (p->kind) {
+    case OHM_ATTACK_GAUSSIAN: {
+        /* honest mean + sigma N(0, I); fallback base: target, else zeros */
+        base_vector(v, d, out);
+        rng_t r;
+        rng_seed(&r, p->seed, v->round, v->target_id);
+        for (size_t c = 0; c < d; c += 2) {
+            double rad = sqrt(-2.0 * log(rng_unit(&r))), ang = 2 * M_PI * rng_unit(&r);
+            out[c] += (float)(p->sigma * rad * cos(ang));
+            if (c + 1 < d) out[c + 1] += (float)(p->sigma * rad * sin(ang));
+        }
+        return OHM_ATTACK_OK;
+    }
+    case OHM_ATTACK_SIGNFLIP: {
+        /* -mean(honest U target); zeros when both are missing */
+        int n = v->n_honest + (v->target != NULL);
+        for (size_t c = 0; c < d; c++) {
+            double s = v->target ? v->target[c] : 0.0;
+            for (int i = 0; i < v->n_honest; i++)
+                s += v->honest[i][c];
+            out[c] = n ? (float)(-s / n) : 0.0f;
+        }
+        return OHM_ATTACK_OK;
+    }
+    case OHM_ATTACK_ISOLATION: {
+        /* The target combines a_tt x_t + (honest part) + wb v. The Byzantine
+         * peer cannot see the target's other honest neighbours, so their part
+         * is approximated by h * (mean of the honest vectors it observed); then
+         * v = ((1 - a_tt) x_t - h mean)/wb makes the combination x_t exactly
+         * when the approximation is (and a_tt + h + wb = 1). Without the
+         * target's vector, x_t is approximated by the honest mean (v = mean);
+         * without honest vectors the mean is approximated by x_t. */
+        if (!v->target && v->n_honest == 0) {
+            memset(out, 0, sizeof(float) * d);
+            return OHM_ATTACK_OK;
+        }
+        if (v->n_honest > 0)
+            honest_mean(v, d, out);
+        else
+            memcpy(out, v->target, sizeof(float) * d);
+        const double a = (1.0 - v->a_tt) / v->wb, hb = v->h / v->wb;
+        for (size_t c = 0; c < d; c++) {
+            double xt = v->target ? v->target[c] : out[c];
+            out[c] = (float)(a * xt - hb * out[c]);
+        }
+        return OHM_ATTACK_OK;
+    }
+    case OHM_ATTACK_DUPLICATE: {
+        /* honest vector number dup (mod n_honest); fallback target, zeros */
+        if (v->n_honest > 0)
+            memcpy(out, v->honest[p->dup % v->n_honest], sizeof(float) * d);
+        else
+            base_vector(v, d, out);
+        return OHM_ATTACK_OK;
+    }
+    case OHM_ATTACK_ALIE: {
+        /* per coordinate mu + z sigma over the honest vectors (population
+         * standard deviation); fallback target, zeros */
+        if (v->n_honest == 0) {
+            base_vector(v, d, out);
+            return OHM_ATTACK_OK;
+        }
+        double z = p->z_set ? p->z : ohm_attack_alie_z(v->n, v->f);
+        double inv = 1.0 / v->n_honest;
+        for (size_t c = 0; c < d; c++) {
+            double s = 0, s2 = 0;
+            for (int i = 0; i < v->n_honest; i++)
+                s += v->honest[i][c];
+            double mu = s * inv;
+            for (int i = 0; i < v->n_honest; i++) {
+                double t = v->honest[i][c] - mu;
+                s2 += t * t;
+            }
+            out[c] = (float)(mu + z * sqrt(s2 * inv));
+        }
+        return OHM_ATTACK_OK;
+    }
+    case OHM_ATTACK_IPM:
+        /* -eps * honest mean; fallback -eps * target, zeros */
+        base_vector(v, d, out);
+        for (size_t c = 0; c < d; c++)
+            out[c] = (float)(-p->eps * out[c]);
+        return OHM_ATTACK_OK;
+    case OHM_ATTACK_LABELFLIP:
+        /* training-side: sends its own (flipped-label) model unchanged */
+        memcpy(out, v->own, sizeof(float) * d);
+        return OHM_ATTACK_OK;
+    case OHM_ATTACK_ZERO:
+        memset(out, 0, sizeof(float) * d);
+        return OHM_ATTACK_OK;
+    case OHM_ATTACK_CRASH:
+        return OHM_ATTACK_OK; /* sends nothing: out untouched */
+    case OHM_ATTACK_NAN:
+        for (size_t c = 0; c < d; c++)
+            out[c] = NAN;
+        return OHM_ATTACK_OK;
+    default:
+        return OHM_ATTACK_EARGS;
+    }
+}

@@ -51,6 +51,7 @@ typedef struct {
     int f;               /* Byzantine participants (ALIE's f) */
     uint32_t round;      /* noise is a function of (seed, round, target_id) */
     uint32_t target_id;
+    const float *own; /* the Byzantine peer's own model (labelflip sends it), or NULL */
 } ohm_attack_view_t;
 
 /* Defaults for an attack (sigma 30, eps 0.1, dup 0, seed 0, z from n and f). */
@@ -84,10 +85,11 @@ double ohm_attack_norm_ppf(double p);
  * z = Phi^-1((n - s)/n). Returns 0 when (n - s)/n is not in (0, 1). */
 double ohm_attack_alie_z(int n, int f);
 
-/* Crafts out[d] for the target described by *v. Fallbacks when no honest
- * vector was observed are documented per attack in ohm_attack.c. For crash
- * out is left untouched (nothing is sent). Errors: OHM_ATTACK_EARGS on a NULL
- * pointer, n_honest < 0 or (isolation) non-positive wb. */
+/* Crafts out[d] for the target described by *v. Without honest vectors the
+ * attacks fall back to the target's vector, else zeros (details per attack in
+ * ohm_attack.c); duplicate copies honest[dup % n_honest]. For crash out is
+ * left untouched (nothing is sent). Errors: OHM_ATTACK_EARGS on a NULL pointer,
+ * n_honest < 0, (isolation) wb <= 0, (labelflip) own == NULL. */
 int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, size_t d,
                      float *out);
 
