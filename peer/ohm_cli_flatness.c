@@ -215,7 +215,12 @@ static int load_model(const ohm_ckpt_t *ck, model_in_t *m, size_t P, uint64_t fp
                              n / sizeof(float), P);
     m->params = malloc(n ? n : 1);
     if (!m->params) return ohm_error_set(OHM_ENOMEM, "%s: parameters", m->path);
-    memcpy(m->params, d, n);
+    const unsigned char *b = d;
+    for (size_t i = 0; i < P; i++) { /* float32 little-endian, whatever the host's order */
+        uint32_t u = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
+                     (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24;
+        memcpy(&m->params[i], &u, sizeof u);
+    }
     for (size_t i = 0; i < P; i++)
         if (!isfinite(m->params[i]))
             return ohm_error_set(OHM_ENONFINITE, "%s: parameter %zu is not finite", m->path, i);
