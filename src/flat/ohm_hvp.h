@@ -33,6 +33,7 @@ int ohm_hvp_new(const ohm_model_spec_t *spec, const ohm_batch_t *b, ohm_hvp_t **
 /* Frees; NULL-safe; clears the caller's pointer. */
 void ohm_hvp_destroy(ohm_hvp_t **h);
 
+/* Number of flat parameters of h's model. */
 size_t ohm_hvp_nparams(const ohm_hvp_t *h);
 
 /* Copies w[nparams] (double or float) in as the current parameters.
