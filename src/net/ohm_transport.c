@@ -1,1 +1,496 @@
-/* placeholder: being written */
+/* ohm_transport: one ZeroMQ context per transport, a PULL socket bound for
+ * receiving and one PUSH socket per out-neighbour. In secure mode a ZAP
+ * handler thread in the same context decides which CURVE clients the PULL
+ * socket admits: libzmq admits every client that knows the server key when no
+ * handler is bound, so the handler must be up before the PULL socket binds. */
+#include "ohm_transport.h"
+
+#include "ohm_error.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "ohmpeer"
+/* CURVE wraps each message in a MESSAGE command (name, nonce, MAC, flags);
+ * ZeroMQ's size limit sees that wrapper, so it gets this much headroom and
+ * recv enforces the exact plaintext bound. */
+#define CURVE_OVERHEAD 64
+#define ZAP_MAX_FRAMES 8
+
+typedef struct {
+    uint32_t id;
+    void *sock;
+} link_t;
+
+struct ohm_transport {
+    void *ctx;
+    void *pull;
+    int hwm;
+    size_t max_msg_size;
+    int secure;
+    uint8_t *keys; /* sodium_malloc'd: public key, then secret key */
+    /* ZAP admission list, read by the handler thread, immutable after new. */
+    int n_allowed;
+    uint8_t (*allowed)[OHM_KEY_BYTES];
+    uint32_t *allowed_ids;
+    void *zap;
+    pthread_t zap_thread;
+    int zap_running;
+    link_t *links;
+    int n_links, cap_links;
+    char endpoint[256];
+    uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv, send_dropped;
+    _Atomic uint64_t auth_refused;
+};
+
+struct ohm_frame {
+    zmq_msg_t msg;
+    uint32_t peer;
+};
+
+static int is_ipv6(const char *endpoint)
+{
+    return strncmp(endpoint, "tcp://[", 7) == 0;
+}
+
+static int set_int(void *s, int opt, int v)
+{
+    return zmq_setsockopt(s, opt, &v, sizeof v);
+}
+
+/* A reason in words for the common bind/connect failures, then ZeroMQ's own. */
+static const char *net_reason(int err)
+{
+    switch (err) {
+    case EADDRINUSE:
+        return "address already in use";
+    case ENODEV:
+        return "cannot resolve host (no such interface or name)";
+    case EINVAL:
+        return "invalid endpoint (expected tcp://HOST:PORT)";
+    case EADDRNOTAVAIL:
+        return "address not available on this machine";
+    case EPROTONOSUPPORT:
+        return "unsupported transport";
+    case EACCES:
+        return "permission denied";
+    default:
+        return zmq_strerror(err);
+    }
+}
+
+/* ---------------------------------------------------------------- ZAP */
+
+static int frame_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+static int send_str(void *sock, const char *s, int more)
+{
+    return zmq_send(sock, s, strlen(s), more ? ZMQ_SNDMORE : 0);
+}
+
+/* Answers one ZAP request (RFC 27): the mechanism must be CURVE and the
+ * client's key one of the admitted ones, which maps it to a peer id. */
+static void zap_answer(ohm_transport_t *t, zmq_msg_t *part, int n)
+{
+    const char *status = "400", *text = "unknown key";
+    char user[16] = "";
+    int malformed = n < 6; /* n < 0: too many frames, -n of them kept */
+    if (n < 0) n = -n;
+    if (malformed || !frame_is(&part[0], "1.0")) {
+        status = "500";
+        text = "malformed ZAP request";
+    } else if (n != 7 || !frame_is(&part[5], "CURVE") || zmq_msg_size(&part[6]) != OHM_KEY_BYTES) {
+        text = "CURVE required";
+    } else {
+        const uint8_t *key = zmq_msg_data(&part[6]);
+        for (int i = 0; i < t->n_allowed; i++)
+            if (sodium_memcmp(key, t->allowed[i], OHM_KEY_BYTES) == 0) {
+                status = "200";
+                text = "OK";
+                snprintf(user, sizeof user, "%" PRIu32, t->allowed_ids[i]);
+                break;
+            }
+    }
+    if (status[0] != '2') atomic_fetch_add(&t->auth_refused, 1);
+    /* Version, request id (echoed), status, text, user id, empty metadata. */
+    send_str(t->zap, "1.0", 1);
+    if (n >= 2)
+        zmq_send(t->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+    else
+        send_str(t->zap, "", 1);
+    send_str(t->zap, status, 1);
+    send_str(t->zap, text, 1);
+    send_str(t->zap, user, 1);
+    send_str(t->zap, "", 0);
+}
+
+/* Serves ZAP requests until the context is shut down (ETERM). */
+static void *zap_main(void *arg)
+{
+    ohm_transport_t *t = arg;
+    for (;;) {
+        zmq_msg_t part[ZAP_MAX_FRAMES];
+        int n = 0, more = 1, term = 0, overflow = 0;
+        while (more) {
+            if (n == ZAP_MAX_FRAMES) {
+                /* Not a request libzmq would send: keep the first frames for
+                 * the reply's request id, discard the rest. */
+                zmq_msg_t extra;
+                zmq_msg_init(&extra);
+                term = zmq_msg_recv(&extra, t->zap, 0) < 0 && errno != EINTR;
+                more = !term && zmq_msg_more(&extra);
+                zmq_msg_close(&extra);
+                overflow = 1;
+                if (term) break;
+                continue;
+            }
+            zmq_msg_init(&part[n]);
+            if (zmq_msg_recv(&part[n], t->zap, 0) < 0) {
+                zmq_msg_close(&part[n]);
+                if (errno == EINTR) continue;
+                term = 1;
+                break;
+            }
+            more = zmq_msg_more(&part[n]);
+            n++;
+        }
+        if (!term) zap_answer(t, part, overflow ? -n : n);
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+        if (term) break;
+    }
+    zmq_close(t->zap);
+    t->zap = NULL;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- life */
+
+static int setup_security(ohm_transport_t *t, const ohm_transport_opts_t *o)
+{
+    if (sodium_init() < 0) return ohm_error_set(OHM_EUNSUPPORTED, "transport: libsodium init");
+    if (!zmq_has("curve"))
+        return ohm_error_set(OHM_EUNSUPPORTED, "transport: this libzmq has no CURVE support");
+    if (o->n_allowed < 0 || (o->n_allowed > 0 && (!o->allowed_keys || !o->allowed_ids)))
+        return ohm_error_set(OHM_EINVAL, "transport: bad admission list");
+    t->keys = sodium_malloc(2 * OHM_KEY_BYTES); /* guarded and locked */
+    if (!t->keys) return ohm_error_set(OHM_ENOMEM, "transport: key memory");
+    memcpy(t->keys + OHM_KEY_BYTES, o->secret_key, OHM_KEY_BYTES);
+    if (o->public_key)
+        memcpy(t->keys, o->public_key, OHM_KEY_BYTES);
+    else
+        crypto_scalarmult_base(t->keys, o->secret_key);
+    sodium_mprotect_readonly(t->keys);
+    t->n_allowed = o->n_allowed;
+    size_t n = o->n_allowed > 0 ? (size_t)o->n_allowed : 1;
+    t->allowed = calloc(n, OHM_KEY_BYTES);
+    t->allowed_ids = calloc(n, sizeof *t->allowed_ids);
+    if (!t->allowed || !t->allowed_ids) return ohm_error_set(OHM_ENOMEM, "transport: key list");
+    if (o->n_allowed > 0) {
+        memcpy(t->allowed, o->allowed_keys, (size_t)o->n_allowed * OHM_KEY_BYTES);
+        memcpy(t->allowed_ids, o->allowed_ids, (size_t)o->n_allowed * sizeof *t->allowed_ids);
+    }
+    /* The handler binds before the PULL socket so no client is ever admitted
+     * without it. */
+    t->zap = zmq_socket(t->ctx, ZMQ_REP);
+    if (!t->zap || set_int(t->zap, ZMQ_LINGER, 0) || zmq_bind(t->zap, ZAP_ENDPOINT))
+        return ohm_error_set(OHM_ENET, "transport: ZAP handler: %s", zmq_strerror(errno));
+    if (pthread_create(&t->zap_thread, NULL, zap_main, t) != 0)
+        return ohm_error_set(OHM_ENOMEM, "transport: cannot start the ZAP thread");
+    t->zap_running = 1;
+    return OHM_OK;
+}
+
+static int bind_pull(ohm_transport_t *t, const ohm_transport_opts_t *o)
+{
+    t->pull = zmq_socket(t->ctx, ZMQ_PULL);
+    if (!t->pull) return ohm_error_set(OHM_ENET, "transport: socket: %s", zmq_strerror(errno));
+    int64_t maxsize = (int64_t)o->max_msg_size + (t->secure ? CURVE_OVERHEAD : 0);
+    int rc = set_int(t->pull, ZMQ_LINGER, 0) || set_int(t->pull, ZMQ_RCVHWM, t->hwm) ||
+             zmq_setsockopt(t->pull, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize) ||
+             (is_ipv6(o->bind) && set_int(t->pull, ZMQ_IPV6, 1));
+    if (!rc && t->secure)
+        rc = set_int(t->pull, ZMQ_CURVE_SERVER, 1) ||
+             zmq_setsockopt(t->pull, ZMQ_CURVE_SECRETKEY, t->keys + OHM_KEY_BYTES, OHM_KEY_BYTES) ||
+             zmq_setsockopt(t->pull, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN));
+    if (rc) return ohm_error_set(OHM_ENET, "transport: socket options: %s", zmq_strerror(errno));
+    if (zmq_bind(t->pull, o->bind) != 0) {
+        int err = errno;
+        return ohm_error_set(OHM_ENET, "bind %s: %s", o->bind, net_reason(err));
+    }
+    size_t len = sizeof t->endpoint;
+    if (zmq_getsockopt(t->pull, ZMQ_LAST_ENDPOINT, t->endpoint, &len) != 0)
+        snprintf(t->endpoint, sizeof t->endpoint, "%s", o->bind);
+    return OHM_OK;
+}
+
+int ohm_transport_new(const ohm_transport_opts_t *o, ohm_transport_t **out)
+{
+    assert(o && out);
+    *out = NULL;
+    if (!o->bind || o->hwm < 1 || o->max_msg_size == 0 || o->max_msg_size > INT64_MAX / 2)
+        return ohm_error_set(OHM_EINVAL, "transport: need an endpoint, hwm >= 1, max_msg_size > 0");
+    ohm_transport_t *t = calloc(1, sizeof *t);
+    if (!t) return ohm_error_set(OHM_ENOMEM, "transport");
+    t->hwm = o->hwm;
+    t->max_msg_size = o->max_msg_size;
+    t->secure = o->secret_key != NULL;
+    atomic_init(&t->auth_refused, 0);
+    int rc = OHM_OK;
+    t->ctx = zmq_ctx_new();
+    if (!t->ctx) rc = ohm_error_set(OHM_ENET, "transport: zmq context: %s", zmq_strerror(errno));
+    if (!rc && t->secure) rc = setup_security(t, o);
+    if (!rc) rc = bind_pull(t, o);
+    if (rc) {
+        ohm_transport_destroy(&t);
+        return rc;
+    }
+    *out = t;
+    return OHM_OK;
+}
+
+void ohm_transport_destroy(ohm_transport_t **tp)
+{
+    if (!tp || !*tp) return;
+    ohm_transport_t *t = *tp;
+    *tp = NULL;
+    if (t->pull) zmq_close(t->pull);
+    for (int i = 0; i < t->n_links; i++)
+        zmq_close(t->links[i].sock);
+    if (t->ctx) {
+        /* Wakes the ZAP thread's blocking recv with ETERM; it closes its
+         * socket and returns, after which the context can end. */
+        zmq_ctx_shutdown(t->ctx);
+        if (t->zap_running)
+            pthread_join(t->zap_thread, NULL);
+        else if (t->zap)
+            zmq_close(t->zap);
+        while (zmq_ctx_term(t->ctx) != 0 && errno == EINTR) {
+        }
+    }
+    if (t->keys) sodium_free(t->keys); /* wipes before freeing */
+    free(t->allowed);
+    free(t->allowed_ids);
+    free(t->links);
+    free(t);
+}
+
+const char *ohm_transport_endpoint(const ohm_transport_t *t)
+{
+    assert(t);
+    return t->endpoint;
+}
+
+/* ---------------------------------------------------------------- send */
+
+static link_t *find_link(ohm_transport_t *t, uint32_t id)
+{
+    for (int i = 0; i < t->n_links; i++)
+        if (t->links[i].id == id) return &t->links[i];
+    return NULL;
+}
+
+int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint,
+                           const uint8_t *server_key)
+{
+    assert(t);
+    if (!endpoint) return ohm_error_set(OHM_EINVAL, "peer %" PRIu32 ": no endpoint", id);
+    if (find_link(t, id)) return ohm_error_set(OHM_EINVAL, "peer %" PRIu32 ": added twice", id);
+    if (t->secure != (server_key != NULL))
+        return ohm_error_set(OHM_EINVAL, "peer %" PRIu32 ": %s", id,
+                             t->secure ? "no server key for a CURVE link"
+                                       : "server key given to an insecure transport");
+    if (t->n_links == t->cap_links) {
+        int cap = t->cap_links ? 2 * t->cap_links : 8;
+        link_t *l = realloc(t->links, (size_t)cap * sizeof *l);
+        if (!l) return ohm_error_set(OHM_ENOMEM, "transport: links");
+        t->links = l;
+        t->cap_links = cap;
+    }
+    void *s = zmq_socket(t->ctx, ZMQ_PUSH);
+    if (!s) return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, zmq_strerror(errno));
+    /* No ZMQ_IMMEDIATE: messages for a neighbour still starting queue up to
+     * the high-water mark instead of being lost. */
+    int rc = set_int(s, ZMQ_LINGER, 0) || set_int(s, ZMQ_SNDHWM, t->hwm) ||
+             (is_ipv6(endpoint) && set_int(s, ZMQ_IPV6, 1));
+    if (!rc && t->secure)
+        rc = zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key, OHM_KEY_BYTES) ||
+             zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, t->keys, OHM_KEY_BYTES) ||
+             zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, t->keys + OHM_KEY_BYTES, OHM_KEY_BYTES);
+    if (rc) {
+        int err = errno;
+        zmq_close(s);
+        return ohm_error_set(OHM_ENET, "connect %s: socket options: %s", endpoint,
+                             zmq_strerror(err));
+    }
+    if (zmq_connect(s, endpoint) != 0) {
+        int err = errno;
+        zmq_close(s);
+        return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, net_reason(err));
+    }
+    t->links[t->n_links++] = (link_t){id, s};
+    return OHM_OK;
+}
+
+static void free_release(void *buf, void *hint)
+{
+    (void)hint;
+    free(buf);
+}
+
+int ohm_transport_send_all(ohm_transport_t *t, const uint32_t *ids, int n, void *buf, size_t len)
+{
+    return ohm_transport_send_all_with(t, ids, n, buf, len, free_release, NULL);
+}
+
+int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, void *buf,
+                                size_t len, ohm_transport_release_fn *release, void *hint)
+{
+    assert(t && (ids || n == 0) && release);
+    zmq_msg_t shared;
+    /* ZeroMQ reference-counts the content of copies of this message and calls
+     * release once, when the last copy is closed or sent out. */
+    if (zmq_msg_init_data(&shared, buf, len, release, hint) != 0) {
+        release(buf, hint);
+        t->send_dropped += (uint64_t)n;
+        ohm_error_set(OHM_ENOMEM, "send: %s", zmq_strerror(errno));
+        return n;
+    }
+    int refused = 0;
+    for (int i = 0; i < n; i++) {
+        link_t *l = find_link(t, ids[i]);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (!l || zmq_msg_copy(&m, &shared) != 0 || zmq_msg_send(&m, l->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            refused++;
+            continue;
+        }
+        t->msgs_sent++;
+        t->bytes_sent += len;
+    }
+    zmq_msg_close(&shared);
+    t->send_dropped += (uint64_t)refused;
+    return refused;
+}
+
+/* ---------------------------------------------------------------- recv */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t peer_of(ohm_transport_t *t, zmq_msg_t *m)
+{
+    if (!t->secure) return OHM_PEER_UNKNOWN;
+    const char *u = zmq_msg_gets(m, "User-Id");
+    if (!u || !*u) return OHM_PEER_UNKNOWN;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(u, &end, 10);
+    if (*end || errno || v >= OHM_PEER_UNKNOWN) return OHM_PEER_UNKNOWN;
+    return (uint32_t)v;
+}
+
+int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
+{
+    assert(t && out);
+    *out = NULL;
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    ohm_frame_t *f = malloc(sizeof *f);
+    if (!f) return ohm_error_set(OHM_ENOMEM, "recv: frame");
+    zmq_msg_init(&f->msg);
+    for (;;) {
+        int wait = timeout_ms;
+        if (timeout_ms > 0) {
+            int64_t left = deadline - now_ms();
+            wait = left > 0 ? (int)left : 0;
+        }
+        zmq_pollitem_t it = {.socket = t->pull, .events = ZMQ_POLLIN};
+        int rc = zmq_poll(&it, 1, wait);
+        int err = errno;
+        if (rc < 0 || (rc > 0 && zmq_msg_recv(&f->msg, t->pull, ZMQ_DONTWAIT) < 0)) {
+            err = rc < 0 ? err : errno;
+            if (rc > 0 && err == EAGAIN) continue; /* readiness without a message */
+            zmq_msg_close(&f->msg);
+            free(f);
+            if (err == EINTR) return ohm_error_set(OHM_EINTR, "recv: interrupted");
+            return ohm_error_set(OHM_ENET, "recv: %s", zmq_strerror(err));
+        }
+        if (rc == 0) {
+            if (timeout_ms >= 0 && (timeout_ms == 0 || now_ms() >= deadline)) {
+                zmq_msg_close(&f->msg);
+                free(f);
+                return OHM_ETIMEOUT;
+            }
+            continue;
+        }
+        if (zmq_msg_more(&f->msg)) {
+            /* Peers send single frames; drain and drop anything else. */
+            while (zmq_msg_more(&f->msg) && zmq_msg_recv(&f->msg, t->pull, 0) >= 0) {
+            }
+            continue;
+        }
+        if (zmq_msg_size(&f->msg) > t->max_msg_size) continue;
+        break;
+    }
+    f->peer = peer_of(t, &f->msg);
+    t->msgs_recv++;
+    t->bytes_recv += zmq_msg_size(&f->msg);
+    *out = f;
+    return OHM_OK;
+}
+
+const uint8_t *ohm_frame_data(const ohm_frame_t *f)
+{
+    assert(f);
+    return zmq_msg_data((zmq_msg_t *)&f->msg);
+}
+
+size_t ohm_frame_size(const ohm_frame_t *f)
+{
+    assert(f);
+    return zmq_msg_size(&f->msg);
+}
+
+uint32_t ohm_frame_peer(const ohm_frame_t *f)
+{
+    assert(f);
+    return f->peer;
+}
+
+void ohm_frame_destroy(ohm_frame_t **fp)
+{
+    if (!fp || !*fp) return;
+    zmq_msg_close(&(*fp)->msg);
+    free(*fp);
+    *fp = NULL;
+}
+
+void ohm_transport_stats(const ohm_transport_t *t, ohm_transport_stats_t *s)
+{
+    assert(t && s);
+    *s = (ohm_transport_stats_t){.bytes_sent = t->bytes_sent,
+                                 .bytes_recv = t->bytes_recv,
+                                 .msgs_sent = t->msgs_sent,
+                                 .msgs_recv = t->msgs_recv,
+                                 .send_dropped = t->send_dropped,
+                                 .auth_refused = atomic_load(&t->auth_refused)};
+}

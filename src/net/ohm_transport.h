@@ -22,9 +22,10 @@ typedef struct ohm_transport ohm_transport_t;
 typedef struct ohm_frame ohm_frame_t;
 
 typedef struct {
-    const char *bind;      /* endpoint to bind, e.g. "tcp://127.0.0.1:7000" or "tcp://0.0.0.0:7000" (all interfaces) */
-    size_t max_msg_size;   /* ZMQ_MAXMSGSIZE for the receiving socket */
-    int hwm;               /* per-link send/receive high-water mark, in messages (>= 1) */
+    const char *bind; /* endpoint to bind, e.g. "tcp://127.0.0.1:7000" or "tcp://0.0.0.0:7000" (all
+                         interfaces) */
+    size_t max_msg_size; /* ZMQ_MAXMSGSIZE for the receiving socket */
+    int hwm;             /* per-link send/receive high-water mark, in messages (>= 1) */
     /* CURVE: this peer's key pair; NULL secret_key means insecure plain TCP. */
     const uint8_t *public_key;
     const uint8_t *secret_key;
@@ -35,13 +36,21 @@ typedef struct {
 } ohm_transport_opts_t;
 
 /* Creates the context, the ZAP handler (when secure) and binds the receiving
- * socket. Errors: OHM_ENET with a detail naming the endpoint and the system's
- * reason (address in use, cannot resolve). Caller owns the result. */
+ * socket. Errors: OHM_ENET with a detail "bind ENDPOINT: REASON" (address in use,
+ * cannot resolve host, invalid endpoint), OHM_EINVAL for bad options, OHM_ENOMEM.
+ * The options are copied (the secret into locked memory). Caller owns the result.
+ * With CURVE the receiver enforces max_msg_size on the plaintext exactly (ZeroMQ's
+ * own limit is set a little higher, to cover CURVE's framing). */
 int ohm_transport_new(const ohm_transport_opts_t *o, ohm_transport_t **out);
 
-/* Closes every socket and the context without waiting for unsent messages;
- * NULL-safe; clears the caller's pointer. */
+/* Closes every socket, stops the ZAP handler and ends the context without waiting
+ * for unsent messages; NULL-safe; clears the caller's pointer. Every buffer handed
+ * to send_all has been released when it returns. */
 void ohm_transport_destroy(ohm_transport_t **t);
+
+/* The endpoint actually bound (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:41234" after
+ * binding "tcp://127.0.0.1:*". Owned by the transport. */
+const char *ohm_transport_endpoint(const ohm_transport_t *t);
 
 /* Adds an out-neighbour: connects a sending socket to `endpoint`, authenticating
  * the server by `server_key` (NULL in insecure mode). Errors: OHM_ENET, OHM_EINVAL. */
@@ -50,20 +59,32 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
 
 /* Sends buf[len] to each of ids[n] without blocking and without copying: the
  * transport takes ownership of buf (malloc'd) and frees it when every link has
- * released it. Returns the number of links that refused (dropped, counted). */
+ * released it. Returns the number of links that refused (dropped, counted); an id
+ * that is not an out-neighbour counts as refused. */
 int ohm_transport_send_all(ohm_transport_t *t, const uint32_t *ids, int n, void *buf, size_t len);
 
+/* Releases a buffer given to send_all_with; may run on a ZeroMQ I/O thread. */
+typedef void ohm_transport_release_fn(void *buf, void *hint);
+
+/* send_all for a buffer not from malloc: release(buf, hint) runs exactly once, when
+ * the last link lets go (possibly before this returns, at the latest in destroy). */
+int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, void *buf,
+                                size_t len, ohm_transport_release_fn *release, void *hint);
+
 /* Waits up to timeout_ms (0: poll, <0: forever) for one frame. Returns OHM_OK
- * with *f set (caller owns it), OHM_ETIMEOUT, OHM_EINTR on a signal, OHM_ENET. */
+ * with *f set (caller owns it), OHM_ETIMEOUT, OHM_EINTR on a signal, OHM_ENET.
+ * Multi-part messages and messages over max_msg_size are dropped here, unseen. */
 int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **f);
 
+/* The received bytes (ZeroMQ's buffer, not copied; unaligned as far as callers know). */
 const uint8_t *ohm_frame_data(const ohm_frame_t *f);
 size_t ohm_frame_size(const ohm_frame_t *f);
 /* Authenticated sender id, or OHM_PEER_UNKNOWN in insecure mode. */
 uint32_t ohm_frame_peer(const ohm_frame_t *f);
+/* NULL-safe; clears the caller's pointer. */
 void ohm_frame_destroy(ohm_frame_t **f);
 
-/* Counters since creation. */
+/* Counters since creation (per link for sends: one message to 3 links counts 3). */
 typedef struct {
     uint64_t bytes_sent, bytes_recv;
     uint64_t msgs_sent, msgs_recv;
