@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char detail[512];
 
@@ -31,17 +32,20 @@ static const char *const texts[OHM_ECOUNT] = {
 
 const char *ohm_strerror(int code)
 {
-    if (code < 0 || code >= OHM_ECOUNT || !texts[code])
-        return "unknown error";
+    if (code < 0 || code >= OHM_ECOUNT || !texts[code]) return "unknown error";
     return texts[code];
 }
 
 int ohm_error_set(int code, const char *fmt, ...)
 {
+    /* Callers prefix context to the current detail by passing it as an
+     * argument ("peer 3: %s", ohm_error_detail()): format aside, then copy. */
+    char text[sizeof detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(detail, text, sizeof detail);
     return code;
 }
 
