@@ -8,7 +8,9 @@
 #include "ohm_error.h"
 
 #include <assert.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -66,6 +68,44 @@ static int is_ipv6(const char *endpoint)
 static int set_int(void *s, int opt, int v)
 {
     return zmq_setsockopt(s, opt, &v, sizeof v);
+}
+
+/* ZeroMQ binds to addresses and interface names but never looks a host name
+ * up, and it connects lazily, so a misspelt neighbour would only show as
+ * silence. Host names from topology files are therefore resolved here: the
+ * numeric endpoint (IPv4 preferred) goes to out[cap]. Returns 0, 1 when the
+ * endpoint is not tcp://NAME:PORT (left to ZeroMQ), or -1 with the
+ * resolver's reason in why[wcap]. */
+static int resolve_tcp(const char *ep, char *out, size_t cap, char *why, size_t wcap)
+{
+    if (strncmp(ep, "tcp://", 6) != 0) return 1;
+    const char *h = ep + 6, *colon = strrchr(h, ':');
+    if (!colon || colon == h || h[0] == '[' || (size_t)(colon - h) >= 256) return 1;
+    char host[256];
+    memcpy(host, h, (size_t)(colon - h));
+    host[colon - h] = '\0';
+    if (!strcmp(host, "*")) return 1;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc) {
+        snprintf(why, wcap, "cannot resolve host '%s': %s", host,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    char num[INET6_ADDRSTRLEN] = "";
+    const void *sa = pick->ai_family == AF_INET
+                         ? (const void *)&((const struct sockaddr_in *)pick->ai_addr)->sin_addr
+                         : (const void *)&((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+    inet_ntop(pick->ai_family, sa, num, sizeof num);
+    snprintf(out, cap, pick->ai_family == AF_INET ? "tcp://%s%s" : "tcp://[%s]%s", num, colon);
+    freeaddrinfo(res);
+    return 0;
 }
 
 /* A reason in words for the common bind/connect failures, then ZeroMQ's own. */
@@ -230,7 +270,15 @@ static int bind_pull(ohm_transport_t *t, const ohm_transport_opts_t *o)
     if (rc) return ohm_error_set(OHM_ENET, "transport: socket options: %s", zmq_strerror(errno));
     if (zmq_bind(t->pull, o->bind) != 0) {
         int err = errno;
-        return ohm_error_set(OHM_ENET, "bind %s: %s", o->bind, net_reason(err));
+        char num[300], why[300] = "";
+        /* ENODEV: not an address or interface ZeroMQ knows; maybe a host name. */
+        int r = err == ENODEV ? resolve_tcp(o->bind, num, sizeof num, why, sizeof why) : 1;
+        if (r < 0) return ohm_error_set(OHM_ENET, "bind %s: %s", o->bind, why);
+        if (r > 0 || (is_ipv6(num) && set_int(t->pull, ZMQ_IPV6, 1)) ||
+            zmq_bind(t->pull, num) != 0) {
+            err = r > 0 ? err : errno;
+            return ohm_error_set(OHM_ENET, "bind %s: %s", o->bind, net_reason(err));
+        }
     }
     size_t len = sizeof t->endpoint;
     if (zmq_getsockopt(t->pull, ZMQ_LAST_ENDPOINT, t->endpoint, &len) != 0)
@@ -336,6 +384,11 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
         zmq_close(s);
         return ohm_error_set(OHM_ENET, "connect %s: socket options: %s", endpoint,
                              zmq_strerror(err));
+    }
+    char num[300], why[300];
+    if (resolve_tcp(endpoint, num, sizeof num, why, sizeof why) < 0) {
+        zmq_close(s);
+        return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, why);
     }
     if (zmq_connect(s, endpoint) != 0) {
         int err = errno;
