@@ -121,6 +121,7 @@ struct ohm_peer {
     float *t_compute, *t_wait, *t_combine, *t_round;
     ohm_metrics_t *metrics;
     uint64_t rule_discarded, rule_clipped, rule_fallbacks;
+    int last_missing; /* neighbours without a valid model in the last round */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -559,9 +560,12 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
     n->slot_round[s] = m.round;
 }
 
-/* Starts round p->round: clears per-round flags and takes buffered frames. */
-static void begin_round(ohm_peer_t *p)
+/* Moves to round `r`: forgets the finished round's arrivals and takes the
+ * frames buffered for r. Models of r that arrived earlier (during the start-up
+ * barrier, or while we were finishing r-1) are already filed and kept. */
+static void advance_to(ohm_peer_t *p, uint32_t r)
 {
+    p->round = r;
     for (int i = 0; i < p->nn; i++) {
         nbr_t *n = &p->nb[i];
         n->got = n->valid = 0;
@@ -602,6 +606,15 @@ static int receive_round(ohm_peer_t *p)
         if (rc == OHM_ETIMEOUT) break;
         if (rc == OHM_EINTR) continue;
         if (rc) return rc;
+        handle_frame(p, f, 0);
+    }
+    /* Take what is already queued without waiting: this is how a neighbour that
+     * is down (not waited for) is heard again. Bounded, so a flood cannot hold
+     * the round. */
+    for (int k = 0; k < 4 * p->nn + 4; k++) {
+        ohm_frame_t *f = NULL;
+        if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK)
+            break;
         handle_frame(p, f, 0);
     }
     for (int i = 0; i < p->nn; i++)
@@ -653,7 +666,7 @@ static void catch_up(ohm_peer_t *p)
     if (best >= (int64_t)p->round + 2 && best < (int64_t)p->rounds) {
         fprintf(stderr, "ohmpeer %u: catching up from round %u to %" PRId64 "\n", p->id, p->round,
                 best);
-        p->round = (uint32_t)best;
+        advance_to(p, (uint32_t)best);
     }
 }
 
@@ -713,6 +726,7 @@ static void combine(ohm_peer_t *p, const float *own)
         }
     }
     p->weights[0] = wself;
+    p->last_missing = p->nn - (k - 1);
     ohm_rule_stats_t st = {0};
     int rc = ohm_robust_aggregate(&p->rule, p->rows, p->weights, k, p->P, p->out, &st);
     if (rc != OHM_ROBUST_OK) {
@@ -907,11 +921,9 @@ static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     uint64_t dropped = total_drops(p, by);
     char dj[512];
     drops_json(by, dj, sizeof dj);
-    int missing = 0, live = 0;
-    for (int i = 0; i < p->nn; i++) {
-        missing += !p->nb[i].valid;
+    int live = 0;
+    for (int i = 0; i < p->nn; i++)
         live += p->nb[i].live;
-    }
     ohm_metrics_t *m = p->metrics;
     ohm_metrics_begin(m);
     ohm_metrics_int(m, "round", done);
@@ -935,7 +947,7 @@ static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     ohm_metrics_raw(m, "drops", dj);
     ohm_metrics_int(m, "send_dropped", (int64_t)ts.send_dropped);
     ohm_metrics_int(m, "auth_refused", (int64_t)ts.auth_refused);
-    ohm_metrics_int(m, "missing", missing);
+    ohm_metrics_int(m, "missing", p->last_missing);
     ohm_metrics_int(m, "live_neighbours", live);
     ohm_metrics_int(m, "rule_discarded", (int64_t)p->rule_discarded);
     ohm_metrics_int(m, "rule_clipped", (int64_t)p->rule_clipped);
@@ -1043,7 +1055,6 @@ int ohm_peer_run(ohm_peer_t *p)
     uint32_t timed = 0;
     while (p->round < p->rounds) {
         catch_up(p);
-        begin_round(p);
         double t0 = now_s(), tc = 0, tw = 0, tb = 0;
         int r = byz_sender ? byzantine_round(p) : honest_round(p, &tc, &tw, &tb);
         if (r && r != OHM_EINTR) {
@@ -1057,7 +1068,7 @@ int ohm_peer_run(ohm_peer_t *p)
             p->t_combine[timed] = (float)tb;
             timed++;
         }
-        p->round++;
+        advance_to(p, p->round + 1);
         int last = p->round == p->rounds;
         if (!last && (p->round % eval_every == 0) && (rc = record(p, p->round, 0, timed)))
             goto finish;
