@@ -118,6 +118,7 @@ struct ohm_peer {
     double loss_sum;
     long loss_n;
     double t_start;
+    double startup_deadline; /* until then, a neighbour heard at start-up is waited for */
     float *t_compute, *t_wait, *t_combine, *t_round;
     ohm_metrics_t *metrics;
     uint64_t rule_discarded, rule_clipped, rule_fallbacks;
@@ -597,6 +598,11 @@ static int all_arrived(const ohm_peer_t *p)
 static int receive_round(ohm_peer_t *p)
 {
     double deadline = now_s() + p->timeout_ms / 1000.0;
+    /* During the start-up window, neighbours that said hello may still be held
+     * by their own barrier (waiting for a peer that is slow or absent), and
+     * their neighbours by them: wait as long as the start-up allows instead of
+     * marking them down and racing ahead of the whole graph. */
+    if (p->startup_deadline > deadline) deadline = p->startup_deadline;
     while (!all_arrived(p)) {
         if (stop_requested) return OHM_EINTR;
         int left = (int)((deadline - now_s()) * 1000.0);
@@ -613,8 +619,7 @@ static int receive_round(ohm_peer_t *p)
      * the round. */
     for (int k = 0; k < 4 * p->nn + 4; k++) {
         ohm_frame_t *f = NULL;
-        if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK)
-            break;
+        if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK) break;
         handle_frame(p, f, 0);
     }
     for (int i = 0; i < p->nn; i++)
@@ -631,6 +636,7 @@ static int barrier(ohm_peer_t *p)
 {
     send_msg(p, OHM_MSG_HELLO, p->round, NULL, p->nb_ids, p->nn);
     double deadline = now_s() + ohm_config_int(p->cfg, "net.startup_timeout_ms") / 1000.0;
+    p->startup_deadline = deadline + p->timeout_ms / 1000.0;
     for (;;) {
         int all = 1;
         for (int i = 0; i < p->nn; i++)
