@@ -32,11 +32,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CW_BLK 128 /* coordinates per block in the coordinate-wise rules */
+#ifndef CW_BLK
+#define CW_BLK 128
+#endif
+/* */              /* coordinates per block in the coordinate-wise rules */
 #define DS_BLK 256 /* coordinates per block in the distance passes */
 #define LANES 16   /* independent float accumulators in reductions */
 
-#if defined(__x86_64__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(OHM_ROBUST_GENERIC)
 #if __has_attribute(target_clones)
 #define OHM_HOT __attribute__((target_clones("avx2", "default")))
 #endif
@@ -175,15 +178,17 @@ static int net_push(net_t *t, int a, int b)
     return 0;
 }
 
-/* Batcher's odd-even merge sort for the next power of two >= k; comparators
- * touching an index >= k are dropped, which is exact because the missing
- * elements behave as +Inf padding at the top. */
-static int net_batcher(net_t *t, int k)
+/* Batcher's odd-even merge sort for the next power of two >= k, from stage
+ * `pmin` on (stages p < pmin only sort aligned groups of pmin rows, which the
+ * register kernels below do instead; pmin = 1 gives the whole network).
+ * Comparators touching an index >= k are dropped, which is exact because the
+ * missing elements behave as +Inf padding at the top. */
+static int net_batcher(net_t *t, int k, int pmin)
 {
     int n = 1;
     while (n < k)
         n <<= 1;
-    for (int p = 1; p < n; p <<= 1)
+    for (int p = pmin; p < n; p <<= 1)
         for (int q = p; q >= 1; q >>= 1)
             for (int j = q % p; j + q < n; j += 2 * q)
                 for (int i = 0; i < q && i + j + q < n; i++)
@@ -225,10 +230,11 @@ static void net_prune(net_t *t, unsigned char *need)
     t->n -= o;
 }
 
-/* The smaller of the pruned Batcher and bubble networks that put the right
- * values at positions [0, lo) and (hi, k) (trimmed mean: the middle [lo, hi]
- * is then the right multiset) or at lo and hi themselves (median). */
-static int net_build(net_t *t, int k, int lo, int hi, int median)
+/* The smaller of the pruned Batcher (from stage pmin) and bubble networks
+ * that put the right values at positions [0, lo) and (hi, k) (trimmed mean:
+ * the middle [lo, hi] is then the right multiset) or at lo and hi themselves
+ * (median). */
+static int net_build(net_t *t, int k, int lo, int hi, int median, int pmin)
 {
     net_t alt[2] = {{0}, {0}};
     unsigned char *need = malloc((size_t)k);
@@ -238,7 +244,7 @@ static int net_build(net_t *t, int k, int lo, int hi, int median)
         for (int i = 0; i < k; i++)
             need[i] = median ? (i == lo || i == hi) : (i < lo || i > hi);
         if (v == 0)
-            rc = net_batcher(&alt[v], k);
+            rc = net_batcher(&alt[v], k, pmin);
         else
             rc = net_bubble(&alt[v], k, median ? lo + 1 : lo);
         if (!rc) net_prune(&alt[v], need);
@@ -255,45 +261,159 @@ static int net_build(net_t *t, int k, int lo, int hi, int median)
     return 0;
 }
 
-/* One pass: for each block, copy the k rows in (NaN -> +Inf), run the network,
- * and write the median (midpoint of positions lo and hi) or the mean of the
- * sorted positions lo..hi. absmax[i] collects row i's largest |x| bits. When
- * dist2 is given, the squared distance of every row to the output is added to
- * it in the same pass (geomed's start). */
-OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const int *pair,
-                                   int ncmp, int lo, int hi, int median, float *restrict buf,
-                                   uint32_t *absmax, double *dist2, float *restrict out)
+/* Register kernels (x86-64 with AVX2): each aligned group of G rows of a
+ * block is loaded 8 coordinates at a time, sorted by Batcher's network for G
+ * entirely in registers (G = 8 with AVX2's 16 registers, G = 16 with
+ * AVX-512VL's 32) and stored sorted into the block buffer; only the merge
+ * stages p >= G then run over the buffer. NaN is not converted here: a block
+ * holding any NaN/Inf (detected by x*0 being NaN) is redone by the generic
+ * path, so hostile rows cost time only in the blocks they poison. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_include) &&                          \
+    !defined(OHM_ROBUST_GENERIC)
+#if __has_include(<immintrin.h>)
+#include <immintrin.h>
+#define OHM_CW_REGS 1
+#endif
+#endif
+
+#ifdef OHM_CW_REGS
+/* Batcher's networks for 4 and for 16 rows (net_batcher(., G, 1)); the first
+ * 19 comparators of the latter (stages 1, 2, 4 on rows 0..7) are the network
+ * for 8. */
+static const unsigned char batcher4[5][2] = {{0, 1}, {2, 3}, {0, 2}, {1, 3}, {1, 2}};
+static const unsigned char batcher16[63][2] = {
+    {0, 1},   {2, 3},   {4, 5},   {6, 7},   {0, 2},   {1, 3},   {4, 6},   {5, 7},   {1, 2},
+    {5, 6},   {0, 4},   {1, 5},   {2, 6},   {3, 7},   {2, 4},   {3, 5},   {1, 2},   {3, 4},
+    {5, 6},   {8, 9},   {10, 11}, {12, 13}, {14, 15}, {8, 10},  {9, 11},  {12, 14}, {13, 15},
+    {9, 10},  {13, 14}, {8, 12},  {9, 13},  {10, 14}, {11, 15}, {10, 12}, {11, 13}, {9, 10},
+    {11, 12}, {13, 14}, {0, 8},   {1, 9},   {2, 10},  {3, 11},  {4, 12},  {5, 13},  {6, 14},
+    {7, 15},  {4, 8},   {5, 9},   {6, 10},  {7, 11},  {2, 4},   {3, 5},   {6, 8},   {7, 9},
+    {10, 12}, {11, 13}, {1, 2},   {3, 4},   {5, 6},   {7, 8},   {9, 10},  {11, 12}, {13, 14}};
+
+/* Returns 1 if the block holds a non-finite value (buf is then garbage). */
+#define OHM_CW_GROUP_KERNEL(NAME, G, NET, NCMP, TARGET)                                            \
+    __attribute__((target(TARGET))) static int NAME(const float *const *x, int k, size_t off,      \
+                                                    float *buf)                                    \
+    {                                                                                              \
+        const __m256 zero = _mm256_setzero_ps(), inf = _mm256_set1_ps(INFINITY);                   \
+        __m256 bad = zero;                                                                         \
+        for (int g = 0; g < k; g += G)                                                             \
+            for (int c = 0; c < CW_BLK; c += 8) {                                                  \
+                __m256 r[G];                                                                       \
+                _Pragma("GCC unroll 16") for (int i = 0; i < G; i++)                               \
+                {                                                                                  \
+                    if (g + i < k) {                                                               \
+                        r[i] = _mm256_loadu_ps(x[g + i] + off + c);                                \
+                        bad = _mm256_fmadd_ps(r[i], zero, bad);                                    \
+                    } else {                                                                       \
+                        r[i] = inf;                                                                \
+                    }                                                                              \
+                }                                                                                  \
+                _Pragma("GCC unroll 64") for (int e = 0; e < NCMP; e++)                            \
+                {                                                                                  \
+                    __m256 a = r[NET[e][0]], b = r[NET[e][1]];                                     \
+                    r[NET[e][0]] = _mm256_min_ps(a, b);                                            \
+                    r[NET[e][1]] = _mm256_max_ps(a, b);                                            \
+                }                                                                                  \
+                _Pragma("GCC unroll 16") for (int i = 0; i < G; i++)                               \
+                    _mm256_store_ps(buf + (size_t)(g + i) * CW_BLK + c, r[i]);                     \
+            }                                                                                      \
+        return _mm256_movemask_ps(_mm256_cmp_ps(bad, bad, _CMP_UNORD_Q)) != 0;                     \
+    }
+
+OHM_CW_GROUP_KERNEL(group4_avx2, 4, batcher4, 5, "avx2,fma")
+OHM_CW_GROUP_KERNEL(group8_avx2, 8, batcher16, 19, "avx2,fma")
+OHM_CW_GROUP_KERNEL(group16_avx512vl, 16, batcher16, 63, "avx2,fma,avx512f,avx512vl")
+#endif
+
+typedef int (*group_fn)(const float *const *x, int k, size_t off, float *buf);
+
+/* The register kernel for k rows: the smallest group size >= k this CPU can
+ * run (padding rows cost comparators), else the largest. *G = 0: none. */
+static group_fn pick_group(int k, int *G)
 {
+#ifdef OHM_CW_REGS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        int wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+        if (k <= 4) {
+            *G = 4;
+            return group4_avx2;
+        }
+        if (k <= 8 || !wide) {
+            *G = 8;
+            return group8_avx2;
+        }
+        *G = 16;
+        return group16_avx512vl;
+    }
+#endif
+    (void)k;
+    *G = 0;
+    return NULL;
+}
+
+/* Comparators over whole rows of the block buffer (min/max over CW_BLK lanes). */
+static inline void run_net(float *buf, const int *pair, int ncmp)
+{
+    for (int e = 0; e < ncmp; e++) {
+        float *restrict a = buf + (size_t)pair[2 * e] * CW_BLK;
+        float *restrict b = buf + (size_t)pair[2 * e + 1] * CW_BLK;
+        for (int c = 0; c < CW_BLK; c++) {
+            float p = a[c], q = b[c];
+            float l = q < p ? q : p;
+            float h = q > p ? q : p;
+            b[c] = h;
+            a[c] = l;
+        }
+    }
+}
+
+typedef struct {
+    const int *full; /* whole network */
+    int nfull;
+    const int *suffix; /* stages p >= G, after the register kernel */
+    int nsuffix;
+    group_fn group; /* NULL: generic path only */
+    int lo, hi, median;
+} cw_plan_t;
+
+/* One pass: for each block, sort (register kernel + suffix network, or the
+ * generic copy with NaN -> +Inf and the whole network), then write the median
+ * (midpoint of positions lo and hi) or the mean of positions lo..hi. absmax[i]
+ * collects row i's largest |x| bits in the blocks that took the generic path
+ * (every block holding a non-finite value does). When dist2 is given, the
+ * squared distance of every row to the output is added to it in the same pass
+ * (geomed's start). */
+OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const cw_plan_t *pl,
+                                   float *restrict buf, uint32_t *absmax, double *dist2,
+                                   float *restrict out)
+{
+    const int lo = pl->lo, hi = pl->hi;
     const double inv = 1.0 / (double)(hi - lo + 1);
     for (size_t off = 0; off < d; off += CW_BLK) {
         size_t n = d - off < CW_BLK ? d - off : CW_BLK;
-        for (int i = 0; i < k; i++) {
-            const float *src = x[i] + off;
-            float *dst = buf + (size_t)i * CW_BLK;
-            uint32_t m = 0;
-            for (size_t c = 0; c < n; c++) {
-                uint32_t u = fbits(src[c]);
-                uint32_t a = u & 0x7fffffffu;
-                m = a > m ? a : m;
-                dst[c] = a > ABS_INF ? INFINITY : src[c];
+        if (n == CW_BLK && pl->group && !pl->group(x, k, off, buf)) {
+            run_net(buf, pl->suffix, pl->nsuffix);
+        } else {
+            for (int i = 0; i < k; i++) {
+                const float *src = x[i] + off;
+                float *dst = buf + (size_t)i * CW_BLK;
+                uint32_t m = 0;
+                for (size_t c = 0; c < n; c++) {
+                    uint32_t u = fbits(src[c]);
+                    uint32_t a = u & 0x7fffffffu;
+                    m = a > m ? a : m;
+                    dst[c] = a > ABS_INF ? INFINITY : src[c];
+                }
+                for (size_t c = n; c < CW_BLK; c++)
+                    dst[c] = 0.0f;
+                absmax[i] = m > absmax[i] ? m : absmax[i];
             }
-            for (size_t c = n; c < CW_BLK; c++)
-                dst[c] = 0.0f;
-            absmax[i] = m > absmax[i] ? m : absmax[i];
-        }
-        for (int e = 0; e < ncmp; e++) {
-            float *restrict a = buf + (size_t)pair[2 * e] * CW_BLK;
-            float *restrict b = buf + (size_t)pair[2 * e + 1] * CW_BLK;
-            for (int c = 0; c < CW_BLK; c++) {
-                float p = a[c], q = b[c];
-                float l = q < p ? q : p;
-                float h = q > p ? q : p;
-                b[c] = h;
-                a[c] = l;
-            }
+            run_net(buf, pl->full, pl->nfull);
         }
         float res[CW_BLK];
-        if (median) {
+        if (pl->median) {
             const float *a = buf + (size_t)lo * CW_BLK, *b = buf + (size_t)hi * CW_BLK;
             for (int c = 0; c < CW_BLK; c++)
                 res[c] = 0.5f * a[c] + 0.5f * b[c];
@@ -305,7 +425,14 @@ OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const
             double acc[CW_BLK];
             for (int c = 0; c < CW_BLK; c++)
                 acc[c] = 0.0;
-            for (int r = lo; r <= hi; r++) {
+            int r = lo;
+            for (; r + 4 <= hi + 1; r += 4) {
+                const float *a = buf + (size_t)r * CW_BLK;
+                for (int c = 0; c < CW_BLK; c++)
+                    acc[c] += ((double)a[c] + a[c + CW_BLK]) +
+                              ((double)a[c + 2 * CW_BLK] + a[c + 3 * CW_BLK]);
+            }
+            for (; r <= hi; r++) {
                 const float *a = buf + (size_t)r * CW_BLK;
                 for (int c = 0; c < CW_BLK; c++)
                     acc[c] += a[c];
@@ -323,42 +450,67 @@ OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const
     }
 }
 
-/* Median (lo, hi the middle positions) or trimmed mean (keep positions lo..hi). */
+/* Median (lo, hi the middle positions) or trimmed mean (keep positions lo..hi).
+ * Scratch: the networks and a (k rounded up to 16) x CW_BLK float buffer. */
 static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int median,
                      uint32_t *absmax, double *dist2, float *out)
 {
-    net_t t = {0};
-    if (net_build(&t, k, lo, hi, median)) return OHM_ROBUST_ENOMEM;
-    float *buf = aligned_alloc(64, sizeof(float) * CW_BLK * (size_t)k);
+    cw_plan_t pl = {0};
+    pl.lo = lo;
+    pl.hi = hi;
+    pl.median = median;
+    int G = 0;
+    pl.group = pick_group(k, &G);
+    net_t full = {0}, suffix = {0};
+    int rc = net_build(&full, k, lo, hi, median, 1);
+    if (!rc && pl.group) rc = net_build(&suffix, k, lo, hi, median, G);
+    size_t rows = ((size_t)k + 15) / 16 * 16;
+    float *buf = rc ? NULL : aligned_alloc(64, sizeof(float) * CW_BLK * rows);
     if (!buf) {
-        free(t.pair);
+        free(full.pair);
+        free(suffix.pair);
         return OHM_ROBUST_ENOMEM;
     }
-    coordwise_pass(x, k, d, t.pair, t.n, lo, hi, median, buf, absmax, dist2, out);
+    pl.full = full.pair;
+    pl.nfull = full.n;
+    pl.suffix = suffix.pair;
+    pl.nsuffix = suffix.n;
+    coordwise_pass(x, k, d, &pl, buf, absmax, dist2, out);
     free(buf);
-    free(t.pair);
+    free(full.pair);
+    free(suffix.pair);
     return OHM_ROBUST_OK;
 }
 
 /* ---------------------------------------------------------- weighted mean */
 
-/* One block of out = sum_i wt[i] x_i (double accumulation, scaled by inv);
- * returns the first active row found non-finite in this block, or -1. */
-OHM_HOT static int wmean_block(const float *const *x, int k, size_t off, size_t n, const double *wt,
-                               const unsigned char *act, double inv, float *restrict out)
+/* One block of out = inv * sum_j ws[j] rp[j] over the na listed rows, four
+ * rows per sweep of the double accumulator (a fixed order, so the result is
+ * deterministic); returns the position in rp of the first row found
+ * non-finite in this block, or -1. */
+OHM_HOT static int wmean_block(const float *const *rp, const double *ws, int na, size_t off,
+                               size_t n, double inv, const float *own, float *restrict out)
 {
     double acc[DS_BLK];
+    for (int j = 0; j < na; j++)
+        if (absmax_bits(rp[j] + off, n) >= ABS_INF) return j;
     for (size_t c = 0; c < n; c++)
         acc[c] = 0.0;
-    for (int i = 0; i < k; i++) {
-        if (!act[i]) continue;
-        const float *xi = x[i] + off;
-        if (absmax_bits(xi, n) >= ABS_INF) return i;
-        const double wi = wt[i];
+    int j = 0;
+    for (; j + 4 <= na; j += 4) {
+        const float *a0 = rp[j] + off, *a1 = rp[j + 1] + off, *a2 = rp[j + 2] + off,
+                    *a3 = rp[j + 3] + off;
+        const double w0 = ws[j], w1 = ws[j + 1], w2 = ws[j + 2], w3 = ws[j + 3];
         for (size_t c = 0; c < n; c++)
-            acc[c] += wi * (double)xi[c];
+            acc[c] += (w0 * a0[c] + w1 * a1[c]) + (w2 * a2[c] + w3 * a3[c]);
     }
-    const float *own = x[0] + off;
+    for (; j < na; j++) {
+        const float *a0 = rp[j] + off;
+        const double w0 = ws[j];
+        for (size_t c = 0; c < n; c++)
+            acc[c] += w0 * a0[c];
+    }
+    own += off;
     for (size_t c = 0; c < n; c++)
         out[off + c] = sane((float)(acc[c] * inv), own[c]);
     return -1;
@@ -367,14 +519,20 @@ OHM_HOT static int wmean_block(const float *const *x, int k, size_t off, size_t 
 /* out = sum over active rows of wt[i] x_i / sum of those wt. A row found
  * non-finite is deactivated (counted in *nbad) and the pass restarts without
  * it, so finite inputs cost one pass. If no weight remains, out is the own
- * vector (sanitized). */
+ * vector (sanitized). rp, ws, idx: k-entry scratch. */
 static void wmean(const float *const *x, int k, size_t d, const double *wt, unsigned char *act,
-                  float *out, int *nbad)
+                  const float **rp, double *ws, int *idx, float *out, int *nbad)
 {
     for (;;) {
         double s = 0;
+        int na = 0;
         for (int i = 0; i < k; i++)
-            if (act[i]) s += wt[i];
+            if (act[i] && wt[i] > 0) {
+                s += wt[i];
+                rp[na] = x[i];
+                ws[na] = wt[i];
+                idx[na++] = i;
+            }
         if (!(s > 0)) {
             for (size_t c = 0; c < d; c++)
                 out[c] = sane(x[0][c], 0.0f);
@@ -382,10 +540,10 @@ static void wmean(const float *const *x, int k, size_t d, const double *wt, unsi
         }
         int bad = -1;
         for (size_t off = 0; off < d && bad < 0; off += DS_BLK)
-            bad =
-                wmean_block(x, k, off, d - off < DS_BLK ? d - off : DS_BLK, wt, act, 1.0 / s, out);
+            bad = wmean_block(rp, ws, na, off, d - off < DS_BLK ? d - off : DS_BLK, 1.0 / s, x[0],
+                              out);
         if (bad < 0) return;
-        act[bad] = 0;
+        act[idx[bad]] = 0;
         (*nbad)++;
     }
 }
@@ -436,18 +594,31 @@ OHM_HOT static void combine_pass(const float *const *x, int k, size_t d, const f
                                  double *dist2, double *dz2, double *zn2)
 {
     double sdz = 0, szn = 0;
+    const float *rp[4];
+    float cf[4];
     for (size_t off = 0; off < d; off += DS_BLK) {
         size_t n = d - off < DS_BLK ? d - off : DS_BLK;
         float acc[DS_BLK];
         const float *zb = z + off;
         for (size_t c = 0; c < n; c++)
             acc[c] = c0 * zb[c];
-        for (int i = 0; i < k; i++) {
-            if (!act[i]) continue;
-            const float *xi = x[i] + off;
-            const float ci = coef[i];
-            for (size_t c = 0; c < n; c++)
-                acc[c] += ci * xi[c];
+        /* four rows per sweep of the accumulator, in row order */
+        int na = 0;
+        for (int i = 0; i <= k; i++) {
+            if (i < k && act[i]) {
+                rp[na] = x[i] + off;
+                cf[na++] = coef[i];
+            }
+            if (na == 4) {
+                for (size_t c = 0; c < n; c++)
+                    acc[c] += (cf[0] * rp[0][c] + cf[1] * rp[1][c]) +
+                              (cf[2] * rp[2][c] + cf[3] * rp[3][c]);
+                na = 0;
+            } else if (i == k) {
+                for (int j = 0; j < na; j++)
+                    for (size_t c = 0; c < n; c++)
+                        acc[c] += cf[j] * rp[j][c];
+            }
         }
         const float *own = x[0] + off;
         for (size_t c = 0; c < n; c++)
@@ -473,6 +644,8 @@ typedef struct {
     float *coef;        /* k */
     uint32_t *absmax;   /* k */
     unsigned char *act; /* k: row still taken into account */
+    const float **rp;   /* k: rows listed for wmean */
+    int *idx;           /* k */
 } scratch_t;
 
 static void scratch_free(scratch_t *s)
@@ -484,6 +657,8 @@ static void scratch_free(scratch_t *s)
     free(s->coef);
     free(s->absmax);
     free(s->act);
+    free(s->rp);
+    free(s->idx);
 }
 
 static int scratch_alloc(scratch_t *s, int k, int need_pairs)
@@ -497,8 +672,10 @@ static int scratch_alloc(scratch_t *s, int k, int need_pairs)
     s->coef = calloc(K, sizeof(float));
     s->absmax = calloc(K, sizeof(uint32_t));
     s->act = calloc(K, 1);
+    s->rp = calloc(K, sizeof(float *));
+    s->idx = calloc(K, sizeof(int));
     if ((need_pairs && !s->D) || !s->dist2 || !s->wt || !s->tmp || !s->coef || !s->absmax ||
-        !s->act) {
+        !s->act || !s->rp || !s->idx) {
         scratch_free(s);
         return OHM_ROBUST_ENOMEM;
     }
@@ -573,7 +750,7 @@ static int rule_krum(const ohm_rule_params_t *p, const float *const *x, int k, s
     }
     st->discarded = k - got;
     int nbad = 0;
-    wmean(x, k, d, s->wt, s->act, out, &nbad); /* got == 0: own vector */
+    wmean(x, k, d, s->wt, s->act, s->rp, s->tmp, s->idx, out, &nbad); /* got == 0: own vector */
     return OHM_ROBUST_OK;
 }
 
@@ -626,7 +803,7 @@ static int rule_faba_ios(const ohm_rule_params_t *p, const float *const *x, cons
     }
     st->discarded = dropped;
     int nbad = 0;
-    wmean(x, k, d, s->wt, s->act, out, &nbad);
+    wmean(x, k, d, s->wt, s->act, s->rp, s->tmp, s->idx, out, &nbad);
     return OHM_ROBUST_OK;
 }
 
@@ -812,7 +989,7 @@ int ohm_robust_aggregate(const ohm_rule_params_t *p, const float *const *x, cons
         memset(s.act, 1, (size_t)k);
         for (int i = 0; i < k; i++)
             s.wt[i] = p->rule == OHM_RULE_WEIGHTED && w ? w[i] : 1.0 / k;
-        wmean(x, k, d, s.wt, s.act, out, &st->nonfinite);
+        wmean(x, k, d, s.wt, s.act, s.rp, s.tmp, s.idx, out, &st->nonfinite);
         st->discarded = st->nonfinite;
         break;
     }
