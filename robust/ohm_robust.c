@@ -19,11 +19,13 @@
  * - Sums run in a fixed order, so the same inputs give bitwise the same output.
  *
  * Performance: every rule streams through the k rows in blocks of coordinates.
- * Coordinate-wise rules copy a k x CW_BLK block into a small buffer and run a
+ * Coordinate-wise rules bring a k x CW_BLK block into a small buffer and run a
  * comparator network over whole rows of it (min/max over CW_BLK lanes at a
- * time, so it vectorizes); distance-based rules accumulate all the distances
- * they need in one pass over the blocks. The hot loops are compiled twice
- * (AVX2 and baseline x86-64) and the CPU picks at load time. */
+ * time, so it vectorizes); on x86-64 with AVX2 aligned groups of up to 16 rows
+ * are first sorted in registers. Distance-based rules accumulate all the
+ * distances they need in one pass over the blocks. The hot loops are compiled
+ * twice (AVX2 and baseline x86-64) and the CPU picks at load time; defining
+ * OHM_ROBUST_GENERIC builds the portable path only. */
 #include "ohm_robust.h"
 
 #include <assert.h>
@@ -32,10 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef CW_BLK
-#define CW_BLK 128
-#endif
-/* */              /* coordinates per block in the coordinate-wise rules */
+#define CW_BLK 128 /* coordinates per block in the coordinate-wise rules */
 #define DS_BLK 256 /* coordinates per block in the distance passes */
 #define LANES 16   /* independent float accumulators in reductions */
 

@@ -36,17 +36,18 @@ enum {
 
 typedef struct {
     ohm_rule_t rule;
-    int b;        /* Byzantine neighbours tolerated */
-    double tau;   /* clipping radius for cc/scc; <= 0 selects the adaptive radius */
-    double nu;    /* geomed smoothing (Weiszfeld denominator floor) */
-    int iters;    /* geomed / cc iteration cap */
-    double tol;   /* geomed relative-change stop */
-    int m;        /* multi-krum: how many to average (0: k - b) */
+    int b;      /* Byzantine neighbours tolerated */
+    double tau; /* clipping radius for cc/scc; <= 0 selects the adaptive radius */
+    double nu;  /* geomed smoothing (Weiszfeld denominator floor) */
+    int iters;  /* geomed / cc iteration cap */
+    double tol; /* geomed relative-change stop */
+    int m;      /* multi-krum: how many to average (0: k - b) */
 } ohm_rule_params_t;
 
 /* What the rule did, for the metrics. */
 typedef struct {
-    int discarded; /* inputs dropped entirely (krum, faba, ios; trimmed counts per coordinate are 2b) */
+    int discarded; /* inputs dropped entirely (krum, faba, ios; trimmed counts per coordinate are
+                      2b) */
     int clipped;   /* inputs clipped (cc, scc) */
     int nonfinite; /* inputs that contained NaN/Inf and were treated as hostile */
     int iters;     /* iterations used (geomed, cc) */
@@ -61,9 +62,11 @@ int ohm_rule_from_name(const char *name);
 const char *ohm_rule_name(ohm_rule_t r);
 
 /* out[d] = Rule(x[0..k), w, b). x[i] points at d floats each; out may not alias
- * any input. `st` may be NULL. Returns OHM_ROBUST_OK, OHM_ROBUST_EARGS or
- * OHM_ROBUST_ENOMEM (scratch memory is allocated per call, O(k*k + k + d)). */
-int ohm_robust_aggregate(const ohm_rule_params_t *p, const float *const *x, const double *w,
-                         int k, size_t d, float *out, ohm_rule_stats_t *st);
+ * any input. w may be NULL (1/k each); used weights must be finite and >= 0.
+ * `st` may be NULL. Returns OHM_ROBUST_OK, OHM_ROBUST_EARGS (per-rule limits
+ * in ohm_robust.c) or OHM_ROBUST_ENOMEM (scratch is allocated per call,
+ * O(k*k + k*block) with a block of 128-256 coordinates; nothing of size d). */
+int ohm_robust_aggregate(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
+                         size_t d, float *out, ohm_rule_stats_t *st);
 
 #endif
