@@ -28,6 +28,10 @@
  * recv enforces the exact plaintext bound. */
 #define CURVE_OVERHEAD 64
 #define ZAP_MAX_FRAMES 8
+/* Liveness of a link to a neighbour (see ohm_transport_add_peer). */
+#define HEARTBEAT_IVL_MS 1000
+#define HEARTBEAT_TIMEOUT_MS 3000
+#define CONNECT_TIMEOUT_MS 1000
 
 typedef struct {
     uint32_t id;
@@ -372,8 +376,14 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
     void *s = zmq_socket(t->ctx, ZMQ_PUSH);
     if (!s) return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, zmq_strerror(errno));
     /* No ZMQ_IMMEDIATE: messages for a neighbour still starting queue up to
-     * the high-water mark instead of being lost. */
+     * the high-water mark instead of being lost. Heartbeats and a connect
+     * timeout bound how long a link stays dead after a network partition
+     * heals: without them TCP's doubling retransmission timer can keep a
+     * healed link silent for as long as the partition lasted (or minutes). */
     int rc = set_int(s, ZMQ_LINGER, 0) || set_int(s, ZMQ_SNDHWM, t->hwm) ||
+             set_int(s, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
+             set_int(s, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) ||
+             set_int(s, ZMQ_CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS) ||
              (is_ipv6(endpoint) && set_int(s, ZMQ_IPV6, 1));
     if (!rc && t->secure)
         rc = zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key, OHM_KEY_BYTES) ||
