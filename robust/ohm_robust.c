@@ -34,9 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CW_BLK 128 /* coordinates per block in the coordinate-wise rules */
-#define DS_BLK 256 /* coordinates per block in the distance passes */
-#define LANES 16   /* independent float accumulators in reductions */
+#define CW_BLK 128  /* coordinates per block in the coordinate-wise rules */
+#define DS_BLK 1024 /* coordinates per block in the distance passes */
+#define LANES 16    /* independent float accumulators in reductions */
 
 #if defined(__x86_64__) && defined(__has_attribute) && !defined(OHM_ROBUST_GENERIC)
 #if __has_attribute(target_clones)
@@ -98,6 +98,15 @@ static inline uint32_t absmax_bits(const float *x, size_t n)
     return m;
 }
 
+/* Sum of the LANES accumulators by halving (vector adds, not a serial chain). */
+static inline float lanes_sum(float *acc)
+{
+    for (int w = LANES / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
 /* sum (a - b)^2 over n floats. Summed in float lanes (fast), and redone in
  * double when that overflows, which only hostile magnitudes (|x| > ~1e19) do. */
 static inline double sqdist(const float *a, const float *b, size_t n)
@@ -109,9 +118,7 @@ static inline double sqdist(const float *a, const float *b, size_t n)
             float t = a[c + l] - b[c + l];
             acc[l] += t * t;
         }
-    float s = 0;
-    for (int l = 0; l < LANES; l++)
-        s += acc[l];
+    float s = lanes_sum(acc);
     for (; c < n; c++) {
         float t = a[c] - b[c];
         s += t * t;
@@ -133,9 +140,7 @@ static inline double sqnorm(const float *a, size_t n)
     for (; c + LANES <= n; c += LANES)
         for (int l = 0; l < LANES; l++)
             acc[l] += a[c + l] * a[c + l];
-    float s = 0;
-    for (int l = 0; l < LANES; l++)
-        s += acc[l];
+    float s = lanes_sum(acc);
     for (; c < n; c++)
         s += a[c] * a[c];
     if (s <= FLT_MAX) return s;
@@ -609,9 +614,11 @@ OHM_HOT static void combine_pass(const float *const *x, int k, size_t d, const f
                 cf[na++] = coef[i];
             }
             if (na == 4) {
+                const float *restrict a0 = rp[0], *restrict a1 = rp[1], *restrict a2 = rp[2],
+                                      *restrict a3 = rp[3];
+                const float w0 = cf[0], w1 = cf[1], w2 = cf[2], w3 = cf[3];
                 for (size_t c = 0; c < n; c++)
-                    acc[c] += (cf[0] * rp[0][c] + cf[1] * rp[1][c]) +
-                              (cf[2] * rp[2][c] + cf[3] * rp[3][c]);
+                    acc[c] += (w0 * a0[c] + w1 * a1[c]) + (w2 * a2[c] + w3 * a3[c]);
                 na = 0;
             } else if (i == k) {
                 for (int j = 0; j < na; j++)
