@@ -1,0 +1,520 @@
+/* Integration: peers on separate "hosts". Three network namespaces, each
+ * joined by a veth pair to a bridge in a fourth namespace (the switch), with
+ * private addresses, stand in for three machines of a LAN. Six peers (two per
+ * namespace) run a ring with CURVE on; their result must match the same run on
+ * loopback. A second test takes one namespace's link down for a number of
+ * rounds and checks that everybody keeps running and rejoins.
+ *
+ * Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) and `ip`; skipped otherwise.
+ * Everything created is named after this process and removed at the end, also
+ * when a test fails (Criterion .fini, atexit, and a sweep of names left by
+ * earlier runs whose process no longer exists). */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ohm_error.h"
+#include "ohm_testproc.h"
+#include "ohm_topology.h"
+
+#define NHOSTS 3
+#define NPEERS 6
+#define NS_PREFIX "ohmnet"
+#define PORT 7100
+
+/* ---- the network: names, setup, teardown --------------------------------- */
+
+static const char *ip_bin;
+static char ns_switch[48], ns_host[NHOSTS][48];
+static char addr[NHOSTS][20];
+static int net_made;
+static pid_t live[NPEERS * 2];
+static int nlive;
+
+static const char *find_ip(void)
+{
+    static const char *const c[] = {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (access(c[i], X_OK) == 0) return c[i];
+    return NULL;
+}
+
+/* Runs an `ip` command line (no shell metacharacters in our names); its
+ * stderr is shown unless quiet. Returns the exit status. */
+static int __attribute__((format(printf, 2, 3))) ipcmd(int quiet, const char *fmt, ...)
+{
+    char cmd[512];
+    int n = snprintf(cmd, sizeof cmd, "%s ", ip_bin);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (quiet) strncat(cmd, " 2>/dev/null", sizeof cmd - strlen(cmd) - 1);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void kill_peers(void)
+{
+    for (int i = 0; i < nlive; i++)
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+    nlive = 0;
+}
+
+/* Deleting a namespace removes its veth ends, and with them their peers. */
+static void net_teardown(void)
+{
+    kill_peers();
+    if (!net_made) return;
+    net_made = 0;
+    for (int h = 0; h < NHOSTS; h++)
+        ipcmd(1, "netns del %s", ns_host[h]);
+    ipcmd(1, "netns del %s", ns_switch);
+}
+
+static void on_exit_cleanup(void)
+{
+    net_teardown();
+}
+
+/* Namespaces named NS_PREFIX<pid>... whose creator is gone were left by a run
+ * that was killed before its cleanup: remove them. */
+static void sweep_stale(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s netns list 2>/dev/null", ip_bin);
+    FILE *f = popen(cmd, "r");
+    if (!f) return;
+    char line[256];
+    char stale[64][64];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < 64) {
+        if (strncmp(line, NS_PREFIX, strlen(NS_PREFIX)) != 0) continue;
+        long pid = strtol(line + strlen(NS_PREFIX), NULL, 10);
+        if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            size_t len = strcspn(line, " \n");
+            if (len >= sizeof stale[0]) continue;
+            memcpy(stale[n], line, len);
+            stale[n++][len] = '\0';
+        }
+    }
+    pclose(f);
+    for (int i = 0; i < n; i++)
+        ipcmd(1, "netns del %s", stale[i]);
+}
+
+/* Builds the switch and three hosts; tag keeps two tests of this process apart.
+ * Returns 0, or -1 when namespaces cannot be made here (the test is skipped). */
+static int net_setup(const char *tag)
+{
+    ip_bin = find_ip();
+    if (!ip_bin) return -1;
+    sweep_stale();
+    atexit(on_exit_cleanup);
+    unsigned sub = (unsigned)(getpid() % 250) + 1;
+    snprintf(ns_switch, sizeof ns_switch, NS_PREFIX "%d%ssw", (int)getpid(), tag);
+    if (ipcmd(1, "netns add %s", ns_switch) != 0) return -1;
+    net_made = 1;
+    for (int h = 0; h < NHOSTS; h++) {
+        snprintf(ns_host[h], sizeof ns_host[h], NS_PREFIX "%d%sh%d", (int)getpid(), tag, h);
+        snprintf(addr[h], sizeof addr[h], "10.77.%u.%d", sub, h + 1);
+    }
+    int rc = ipcmd(0, "netns add %s", ns_host[0]) || ipcmd(0, "netns add %s", ns_host[1]) ||
+             ipcmd(0, "netns add %s", ns_host[2]) ||
+             ipcmd(0, "-n %s link add br0 type bridge", ns_switch) ||
+             ipcmd(0, "-n %s link set br0 up", ns_switch);
+    for (int h = 0; h < NHOSTS && !rc; h++)
+        rc = ipcmd(0, "-n %s link add p%d type veth peer name eth0 netns %s", ns_switch, h,
+                   ns_host[h]) ||
+             ipcmd(0, "-n %s link set p%d master br0", ns_switch, h) ||
+             ipcmd(0, "-n %s link set p%d up", ns_switch, h) ||
+             ipcmd(0, "-n %s addr add %s/24 dev eth0", ns_host[h], addr[h]) ||
+             ipcmd(0, "-n %s link set eth0 up", ns_host[h]) ||
+             ipcmd(0, "-n %s link set lo up", ns_host[h]);
+    cr_assert_eq(rc, 0, "network namespace setup failed (see the ip error above)");
+    return 0;
+}
+
+static void need_netns(const char *tag)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to create network namespaces (ip netns add); skipped");
+    if (net_setup(tag) != 0) {
+        net_teardown();
+        cr_skip_test("this machine does not allow creating network namespaces "
+                     "(`ip netns add` failed or `ip` is missing); skipped");
+    }
+}
+
+static void fini(void)
+{
+    net_teardown();
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+/* Writes a ring of NPEERS on the given hosts (round-robin, consecutive ports per
+ * host), adding each peer's public key from DIR/keys/peer-<id>.pub. */
+static void write_topology(const char *path, const char *dir, const char *const *hosts, int nh,
+                           int port)
+{
+    ohm_topogen_t g = {.kind = "ring", .n = NPEERS, .seed = 1, .port = port};
+    if (nh > 1) {
+        g.hosts = hosts;
+        g.n_hosts = nh;
+    } else {
+        g.host = hosts[0];
+    }
+    ohm_topology_t *t = NULL;
+    cr_assert_eq(ohm_topology_generate(&g, &t), 0, "generate: %s", ohm_error_detail());
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    cr_assert_eq(ohm_topology_write(t, m), 0);
+    fclose(m);
+    ohm_topology_destroy(&t);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned id;
+        if (sscanf(line, "peer %u", &id) == 1) {
+            char kp[512], key[128] = "";
+            snprintf(kp, sizeof kp, "%s/keys/peer-%u.pub", dir, id);
+            FILE *k = fopen(kp, "r");
+            cr_assert_not_null(k, "%s missing", kp);
+            cr_assert_not_null(fgets(key, sizeof key, k));
+            fclose(k);
+            key[strcspn(key, "\r\n")] = '\0';
+            fprintf(f, "%s key=%s\n", line, key);
+        } else {
+            fprintf(f, "%s\n", line);
+        }
+    }
+    fclose(f);
+    free(text);
+}
+
+static void make_keys(const char *dir)
+{
+    char kd[300];
+    snprintf(kd, sizeof kd, "%s/keys", dir);
+    mkdir(kd, 0700);
+    for (int i = 0; i < NPEERS; i++) {
+        char prefix[400], log[400];
+        snprintf(prefix, sizeof prefix, "%s/peer-%d", kd, i);
+        snprintf(log, sizeof log, "%s/keygen.log", dir);
+        char *argv[] = {(char *)ohm_test_ohmpeer(), "keygen", "--out", prefix, NULL};
+        cr_assert_eq(ohm_test_wait(ohm_test_spawn(argv, log), 10000), 0, "keygen failed");
+    }
+}
+
+static const char *const common_sets[] = {"data.name=synthetic",
+                                          "data.dim=16",
+                                          "data.classes=4",
+                                          "data.noise=1.0",
+                                          "model.hidden=16",
+                                          "optimizer.lr=0.1",
+                                          "optimizer.batch=16",
+                                          "train.checkpoint_every=0",
+                                          NULL};
+
+/* Starts peer `id` of topo into out, inside namespace ns (NULL: here). */
+static pid_t start_peer(const char *ns, const char *topo, int id, const char *out,
+                        const char *const *extra)
+{
+    const char *argv[64];
+    int n = 0;
+    char idtext[16], log[400];
+    snprintf(idtext, sizeof idtext, "%d", id);
+    snprintf(log, sizeof log, "%s/peer-%d.log", out, id);
+    if (ns) {
+        argv[n++] = ip_bin;
+        argv[n++] = "netns";
+        argv[n++] = "exec";
+        argv[n++] = ns;
+    }
+    argv[n++] = ohm_test_ohmpeer();
+    argv[n++] = "run";
+    argv[n++] = "--topology";
+    argv[n++] = topo;
+    argv[n++] = "--id";
+    argv[n++] = idtext;
+    argv[n++] = "--out";
+    argv[n++] = out;
+    for (int k = 0; k < 2; k++) {
+        const char *const *s = k ? extra : common_sets;
+        for (int i = 0; s && s[i] && n < 60; i++) {
+            argv[n++] = "--set";
+            argv[n++] = s[i];
+        }
+    }
+    argv[n] = NULL;
+    /* `ip netns exec` execs the command in place: this pid is the peer's. */
+    pid_t pid = ohm_test_spawn((char *const *)argv, log);
+    live[nlive++] = pid;
+    return pid;
+}
+
+static void wait_all(const char *out, pid_t *pids, int timeout_ms)
+{
+    for (int i = 0; i < NPEERS; i++) {
+        int st = ohm_test_wait(pids[i], timeout_ms);
+        if (st != 0) ohm_test_show_log(out, i);
+        cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
+    }
+    kill_peers(); /* all reaped; forget them */
+}
+
+static double honest_mean_acc(const char *out, int rounds)
+{
+    double sum = 0;
+    for (int i = 0; i < NPEERS; i++) {
+        double acc = -1, round = -1;
+        cr_assert_eq(ohm_test_final(out, i, "test_acc", &acc), 0, "%s: peer %d: no final line", out,
+                     i);
+        ohm_test_final(out, i, "round", &round);
+        cr_assert_eq((int)round, rounds, "%s: peer %d ended at round %g", out, i, round);
+        sum += acc;
+    }
+    return sum / NPEERS;
+}
+
+/* The namespace of peer i: ohm_topology_generate places round-robin. */
+static const char *ns_of(int i)
+{
+    return ns_host[i % NHOSTS];
+}
+
+TestSuite(netns, .timeout = 150);
+
+Test(netns, six_peers_on_three_hosts_match_loopback, .fini = fini)
+{
+    need_netns("a");
+    char dir[128], lo_topo[256], ns_topo[256], lo_out[256], ns_out[256];
+    ohm_test_tmpdir(dir, sizeof dir, "netns");
+    make_keys(dir);
+    snprintf(lo_topo, sizeof lo_topo, "%s/lo.topo", dir);
+    snprintf(ns_topo, sizeof ns_topo, "%s/lan.topo", dir);
+    snprintf(lo_out, sizeof lo_out, "%s/out-lo", dir);
+    snprintf(ns_out, sizeof ns_out, "%s/out-lan", dir);
+    mkdir(lo_out, 0755);
+    mkdir(ns_out, 0755);
+    const char *hosts[NHOSTS] = {addr[0], addr[1], addr[2]};
+    write_topology(ns_topo, dir, hosts, NHOSTS, PORT);
+    char lo_host[16];
+    int lo_port;
+    ohm_test_endpoints(lo_host, &lo_port, NPEERS);
+    const char *lo_hosts[1] = {lo_host};
+    write_topology(lo_topo, dir, lo_hosts, 1, lo_port);
+
+    enum { ROUNDS = 120 };
+    const char *sets[] = {"train.rounds=120", "train.eval_every=40", "net.round_timeout_ms=10000",
+                          NULL};
+    pid_t pids[NPEERS];
+    for (int i = 0; i < NPEERS; i++)
+        pids[i] = start_peer(ns_of(i), ns_topo, i, ns_out, sets);
+    wait_all(ns_out, pids, 90000);
+    for (int i = 0; i < NPEERS; i++)
+        pids[i] = start_peer(NULL, lo_topo, i, lo_out, sets);
+    wait_all(lo_out, pids, 90000);
+
+    double lan = honest_mean_acc(ns_out, ROUNDS), lo = honest_mean_acc(lo_out, ROUNDS);
+    double recv = 0, missed = 0;
+    for (int i = 0; i < NPEERS; i++) {
+        double v = 0;
+        if (ohm_test_final(ns_out, i, "msgs_recv", &v) == 0) recv += v;
+    }
+    cr_log_info("netns: 6 peers on 3 namespaces (%s, %s, %s), CURVE: honest acc %.4f; loopback "
+                "%.4f; %g messages received",
+                addr[0], addr[1], addr[2], lan, lo, recv);
+    (void)missed;
+    cr_expect_gt(lan, 0.5, "the LAN run did not learn (acc %.4f)", lan);
+    cr_expect_leq(lan - lo, 0.01, "LAN %.4f vs loopback %.4f", lan, lo);
+    cr_expect_geq(lan - lo, -0.01, "LAN %.4f vs loopback %.4f", lan, lo);
+    ohm_test_rmdir(dir);
+}
+
+/* The text of the last "final" line of a peer's metrics, or "" */
+static void final_line(const char *out, int id, char *buf, size_t cap)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/peer-%d.jsonl", out, id);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char *line = malloc(cap);
+    while (fgets(line, (int)cap, f))
+        if (strstr(line, "\"final\":true")) snprintf(buf, cap, "%s", line);
+    free(line);
+    fclose(f);
+}
+
+/* accepted/missed of neighbour nb in a final line's "neighbours" object. */
+static int neighbour_counts(const char *line, int nb, double *accepted, double *missed)
+{
+    const char *n = strstr(line, "\"neighbours\":{");
+    if (!n) return -1;
+    char pat[48];
+    snprintf(pat, sizeof pat, "\"%d\":{\"accepted\":", nb);
+    const char *p = strstr(n, pat);
+    if (!p) return -1;
+    *accepted = strtod(p + strlen(pat), NULL);
+    const char *q = strstr(p, "\"missed\":");
+    if (!q) return -1;
+    *missed = strtod(q + 9, NULL);
+    return 0;
+}
+
+static int max_round(const char *out, int *minr)
+{
+    int hi = 0, lo = 1 << 30;
+    for (int i = 0; i < NPEERS; i++) {
+        double r = 0;
+        if (ohm_test_last(out, i, "round", &r) != 0) r = 0;
+        if ((int)r > hi) hi = (int)r;
+        if ((int)r < lo) lo = (int)r;
+    }
+    if (minr) *minr = lo;
+    return hi;
+}
+
+/* The first evaluated round >= from in which peer id had every neighbour's
+ * model ("missing":0), with its wall time; -1 if none. */
+static int rejoin_round(const char *out, int id, int from, double *wall)
+{
+    char path[400], line[16384];
+    snprintf(path, sizeof path, "%s/peer-%d.jsonl", out, id);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        const char *r = strstr(line, "\"round\":"), *m = strstr(line, "\"missing\":");
+        const char *w = strstr(line, "\"wall_s\":");
+        if (!r || !m || !w) continue;
+        int round = atoi(r + 8);
+        if (round >= from && atoi(m + 10) == 0) {
+            found = round;
+            *wall = strtod(w + 9, NULL);
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+Test(netns, partition_and_rejoin, .fini = fini)
+{
+    need_netns("b");
+    char dir[128], topo[256], out[256];
+    ohm_test_tmpdir(dir, sizeof dir, "netns-part");
+    make_keys(dir);
+    snprintf(topo, sizeof topo, "%s/lan.topo", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    mkdir(out, 0755);
+    const char *hosts[NHOSTS] = {addr[0], addr[1], addr[2]};
+    write_topology(topo, dir, hosts, NHOSTS, PORT);
+
+    /* Rounds paced by computation (several local steps), a short deadline so
+     * a missing neighbour costs little, and metrics every 5 rounds to watch. */
+    enum { ROUNDS = 300, DOWN_AT = 40, DOWN_ROUNDS = 40, EVAL = 5 };
+    const char *sets[] = {"train.rounds=300",
+                          "train.eval_every=5",
+                          "train.local_steps=100",
+                          "optimizer.batch=64",
+                          "model.hidden=128",
+                          "optimizer.lr=0.02",
+                          "net.round_timeout_ms=300",
+                          "net.startup_timeout_ms=1000",
+                          NULL};
+    pid_t pids[NPEERS];
+    for (int i = 0; i < NPEERS; i++)
+        pids[i] = start_peer(ns_of(i), topo, i, out, sets);
+
+    /* Wait for round DOWN_AT and the end of the start-up window (during it
+     * peers wait for every neighbour instead of marking it down), then cut
+     * host 2 off the switch. */
+    double t0 = now_s();
+    int lo = 0;
+    while (max_round(out, &lo), (lo < DOWN_AT || now_s() - t0 < 1.5) && now_s() - t0 < 60)
+        usleep(20000);
+    cr_assert_geq(lo, DOWN_AT, "peers did not reach round %d in 60 s", DOWN_AT);
+    cr_assert_eq(ipcmd(0, "-n %s link set p2 down", ns_switch), 0);
+    double t_down = now_s();
+    int r_down = max_round(out, NULL);
+    /* Keep it down for DOWN_ROUNDS rounds of the partitioned peers (bounded). */
+    int r_part = 0;
+    while (now_s() - t_down < 30) {
+        double a = 0, b = 0;
+        ohm_test_last(out, 2, "round", &a);
+        ohm_test_last(out, 5, "round", &b);
+        r_part = (int)(a < b ? a : b);
+        if (r_part >= r_down + DOWN_ROUNDS) break;
+        usleep(20000);
+    }
+    cr_assert_eq(ipcmd(0, "-n %s link set p2 up", ns_switch), 0);
+    double down_s = now_s() - t_down;
+    int r_up = max_round(out, NULL);
+    cr_assert_lt(r_up + 20, ROUNDS, "the run was nearly over when the link came back (round %d)",
+                 r_up);
+
+    wait_all(out, pids, 120000);
+    double wall = now_s() - t0;
+
+    /* Everybody finished every round; the cut-off peers missed rounds of each
+     * neighbour and accepted their models again after the link came back. */
+    char *line = malloc(1 << 16);
+    double sum_missed = 0;
+    for (int i = 0; i < NPEERS; i++) {
+        double round = 0, acc = 0;
+        cr_assert_eq(ohm_test_final(out, i, "round", &round), 0, "peer %d: no final line", i);
+        cr_expect_eq((int)round, ROUNDS, "peer %d ended at round %g", i, round);
+        ohm_test_final(out, i, "test_acc", &acc);
+        final_line(out, i, line, 1 << 16);
+        int nbs[2] = {(i + NPEERS - 1) % NPEERS, (i + 1) % NPEERS};
+        for (int k = 0; k < 2; k++) {
+            double a = 0, m = 0;
+            cr_assert_eq(neighbour_counts(line, nbs[k], &a, &m), 0,
+                         "peer %d: no counts for neighbour %d", i, nbs[k]);
+            int cut = (i % NHOSTS == 2) != (nbs[k] % NHOSTS == 2);
+            cr_log_info("partition: peer %d <- %d%s: accepted %g, missed %g (acc %.4f)", i, nbs[k],
+                        cut ? " (across the cut)" : "", a, m, acc);
+            if (!cut) continue;
+            sum_missed += m;
+            cr_expect_gt(m, 0, "peer %d missed nothing from %d across the cut", i, nbs[k]);
+            /* Nothing crosses the cut while it is down: accepting more than the
+             * rounds done before it (at most r_down + EVAL) proves the rejoin. */
+            cr_expect_gt(a, r_down + EVAL + 10,
+                         "peer %d accepted only %g models from %d (link down at round %d)", i, a,
+                         nbs[k], r_down);
+        }
+    }
+    free(line);
+    double w2 = 0, w5 = 0;
+    int j2 = rejoin_round(out, 2, r_up, &w2), j5 = rejoin_round(out, 5, r_up, &w5);
+    cr_log_info("partition: link of %s down %.1f s, from round ~%d while the cut-off peers ran "
+                "%d rounds alone, back at round ~%d; first evaluated rounds after it with a "
+                "model from every neighbour: peer 2 %d, peer 5 %d; %d rounds in %.1f s; %g "
+                "rounds missed across the cut",
+                ns_host[2], down_s, r_down, r_part - r_down, r_up, j2, j5, ROUNDS, wall,
+                sum_missed);
+    ohm_test_rmdir(dir);
+}
