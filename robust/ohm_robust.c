@@ -34,9 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CW_BLK 128  /* coordinates per block in the coordinate-wise rules */
+#define CW_BLK 128 /* coordinates per block in the coordinate-wise rules */
+#ifndef DS_BLK
 #define DS_BLK 1024 /* coordinates per block in the distance passes */
-#define LANES 16    /* independent float accumulators in reductions */
+#endif
+#define WM_BLK 256 /* coordinates per block in the weighted mean (checked, then summed) */
+#define LANES 16   /* independent float accumulators in reductions */
 
 #if defined(__x86_64__) && defined(__has_attribute) && !defined(OHM_ROBUST_GENERIC)
 #if __has_attribute(target_clones)
@@ -495,7 +498,7 @@ static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int
 OHM_HOT static int wmean_block(const float *const *rp, const double *ws, int na, size_t off,
                                size_t n, double inv, const float *own, float *restrict out)
 {
-    double acc[DS_BLK];
+    double acc[WM_BLK];
     for (int j = 0; j < na; j++)
         if (absmax_bits(rp[j] + off, n) >= ABS_INF) return j;
     for (size_t c = 0; c < n; c++)
@@ -543,8 +546,8 @@ static void wmean(const float *const *x, int k, size_t d, const double *wt, unsi
             return;
         }
         int bad = -1;
-        for (size_t off = 0; off < d && bad < 0; off += DS_BLK)
-            bad = wmean_block(rp, ws, na, off, d - off < DS_BLK ? d - off : DS_BLK, 1.0 / s, x[0],
+        for (size_t off = 0; off < d && bad < 0; off += WM_BLK)
+            bad = wmean_block(rp, ws, na, off, d - off < WM_BLK ? d - off : WM_BLK, 1.0 / s, x[0],
                               out);
         if (bad < 0) return;
         act[idx[bad]] = 0;
