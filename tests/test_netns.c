@@ -434,7 +434,11 @@ Test(netns, partition_and_rejoin, .fini = fini)
     write_topology(topo, dir, hosts, NHOSTS, PORT);
 
     /* Rounds paced by computation (several local steps), a short deadline so
-     * a missing neighbour costs little, and metrics every 5 rounds to watch. */
+     * a missing neighbour costs little, and metrics every 5 rounds to watch.
+     * A wide future window: after the heal a peer that catches up to a
+     * neighbour's round still holds that neighbour's model for it (with the
+     * default window of 4 it was often dropped as "future" and the two
+     * leapfrogged each other for the rest of the run). */
     enum { ROUNDS = 300, DOWN_AT = 40, DOWN_ROUNDS = 40, EVAL = 5 };
     const char *sets[] = {"train.rounds=300",
                           "train.eval_every=5",
