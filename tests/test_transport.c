@@ -307,6 +307,33 @@ Test(transport, absent_neighbour_queues_to_hwm_then_drops)
     ohm_transport_destroy(&s);
 }
 
+/* Two peers trading one message a round, faster than ZeroMQ's command
+ * throttle: with a small high-water mark, a link that keeps up must never
+ * refuse a send. */
+Test(transport, small_hwm_ping_pong_never_drops)
+{
+    ohm_transport_t *a = open_t("tcp://127.0.0.1:*", 4096, 2, NULL, 0, NULL, NULL);
+    ohm_transport_t *b = open_t("tcp://127.0.0.1:*", 4096, 2, NULL, 0, NULL, NULL);
+    cr_assert_eq(ohm_transport_add_peer(a, 1, ohm_transport_endpoint(b), NULL), OHM_OK);
+    cr_assert_eq(ohm_transport_add_peer(b, 0, ohm_transport_endpoint(a), NULL), OHM_OK);
+    uint8_t msg[1300] = {0};
+    for (int r = 0; r < 300; r++) {
+        send_bytes(a, 1, msg, sizeof msg);
+        send_bytes(b, 0, msg, sizeof msg);
+        ohm_frame_t *f = must_recv(a, 5000);
+        ohm_frame_destroy(&f);
+        f = must_recv(b, 5000);
+        ohm_frame_destroy(&f);
+    }
+    ohm_transport_stats_t sa, sb;
+    ohm_transport_stats(a, &sa);
+    ohm_transport_stats(b, &sb);
+    cr_expect_eq(sa.send_dropped + sb.send_dropped, 0);
+    cr_expect_eq(sa.msgs_recv, 300);
+    ohm_transport_destroy(&a);
+    ohm_transport_destroy(&b);
+}
+
 Test(transport, queued_messages_reach_a_late_starter)
 {
     char ep[256];

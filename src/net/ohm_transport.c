@@ -409,6 +409,21 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
     return OHM_OK;
 }
 
+/* Sends without blocking. A socket learns that its pipe drained only when it
+ * processes its command queue, which a non-blocking send does at most about
+ * once a millisecond; with a small high-water mark a link that keeps up would
+ * then look full. Asking for ZMQ_EVENTS processes the queue, so a refusal is
+ * retried once with the pipe's true state. */
+static int send_now(void *sock, zmq_msg_t *m)
+{
+    if (zmq_msg_send(m, sock, ZMQ_DONTWAIT) >= 0) return 0;
+    if (errno != EAGAIN) return -1;
+    int ev = 0;
+    size_t sz = sizeof ev;
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &sz) != 0 || !(ev & ZMQ_POLLOUT)) return -1;
+    return zmq_msg_send(m, sock, ZMQ_DONTWAIT) >= 0 ? 0 : -1;
+}
+
 static void free_release(void *buf, void *hint)
 {
     (void)hint;
@@ -438,7 +453,7 @@ int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, 
         link_t *l = find_link(t, ids[i]);
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (!l || zmq_msg_copy(&m, &shared) != 0 || zmq_msg_send(&m, l->sock, ZMQ_DONTWAIT) < 0) {
+        if (!l || zmq_msg_copy(&m, &shared) != 0 || send_now(l->sock, &m) < 0) {
             zmq_msg_close(&m);
             refused++;
             continue;
