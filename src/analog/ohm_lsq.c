@@ -146,12 +146,12 @@ static double error_d(const ohm_lsq_t *q, const double *w)
 
 double ohm_lsq_error(const ohm_lsq_t *q, const float *w)
 {
-    double wd[4096], *p = q->d <= 4096 ? wd : malloc(sizeof(double) * (size_t)q->d);
+    double *p = malloc(sizeof(double) * (size_t)(q->d > 0 ? q->d : 1));
     if (!p) return NAN;
     for (int j = 0; j < q->d; j++)
         p[j] = w[j];
     double e = error_d(q, p);
-    if (p != wd) free(p);
+    free(p);
     return e;
 }
 
