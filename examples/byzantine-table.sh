@@ -8,6 +8,10 @@
 #   examples/byzantine-table.sh [--rounds R] [--rules r1,r2,...] [--attacks a1,...]
 #       [--partitions iid,label] [--model softmax|mlp|both] [--out DIR] [--quick]
 #       [--b N|oracle] [--seed S] [--eval-every E] [--port P] [--build DIR] [--keep]
+#       [--table-only]
+#
+# --keep skips the runs already in DIR/results.csv (to continue an interrupted
+# table); --table-only rewrites DIR/table.md from DIR/results.csv and stops.
 #
 # Writes DIR/results.csv (one line per run) and DIR/table.md (final honest mean
 # test accuracy in %, rows = rule, columns = attack, one table per model and
@@ -47,8 +51,9 @@ port=27600
 build=
 keep=0
 quick=0
+table_only=0
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 need() { [ $# -ge 2 ] || { echo "byzantine-table: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
   --port) need "$@"; port=$2; shift 2 ;;
   --build) need "$@"; build=$2; shift 2 ;;
   --keep) keep=1; shift ;;
+  --table-only) table_only=1; keep=1; shift ;;
   --quick) quick=1; shift ;;
   -h | --help) usage 0 ;;
   *) echo "byzantine-table: unknown option '$1' (--help)" >&2; exit 2 ;;
@@ -148,6 +154,43 @@ else:
 EOF
 }
 
+# The tables: one per model and partition, rules as rows, attacks as columns,
+# in the order asked for.
+write_table() {
+  python3 - "$csv" "$rules" "$attacks" "$out/table.md" <<'EOF'
+import csv, sys
+path, rules, attacks, dst = sys.argv[1:5]
+rules, attacks = rules.split(","), attacks.split(",")
+cells, groups, rounds, bs = {}, [], [], []
+for r in csv.DictReader(open(path)):
+    g = (r["model"], r["partition"])
+    if g not in groups:
+        groups.append(g)
+    for have, v in ((rounds, r["rounds"]), (bs, r["b"])):
+        if v not in have:
+            have.append(v)
+    v = r["honest_acc_mean"]
+    cells[g + (r["rule"], r["attack"])] = "%.1f" % (100 * float(v)) if r["status"] == "ok" and v else "fail"
+part_name = {"iid": "iid", "label": "non-iid (split by label)", "dirichlet": "Dirichlet"}
+out = ["Final honest mean test accuracy (%%), Fashion-MNIST, ER(12, 0.7) with 2 Byzantine "
+       "peers, %s rounds, batch 32, step 0.9/sqrt(k+1), b = %s." % ("/".join(rounds), "/".join(bs)), ""]
+for g in groups:
+    model = "softmax regression" if g[0] == "softmax" else "MLP 784-128-10"
+    out += ["### %s, %s" % (model, part_name.get(g[1], g[1])), "",
+            "| rule | " + " | ".join(attacks) + " |",
+            "|---|" + "---:|" * len(attacks)]
+    for rule in rules:
+        out.append("| %s | " % rule + " | ".join(cells.get(g + (rule, a), "") for a in attacks) + " |")
+    out.append("")
+open(dst, "w").write("\n".join(out))
+EOF
+}
+if [ "$table_only" = 1 ]; then
+  write_table
+  cat "$out/table.md"
+  exit 0
+fi
+
 IFS=, read -r -a rule_list <<<"$rules"
 IFS=, read -r -a attack_list <<<"$attacks"
 IFS=, read -r -a part_list <<<"$partitions"
@@ -203,32 +246,7 @@ for m in $models; do
   done
 done
 
-# The tables: one per model and partition, rules as rows, attacks as columns,
-# in the order asked for.
-python3 - "$csv" "$rules" "$attacks" "$out/table.md" "$rounds" "$bsel" <<'EOF'
-import csv, sys
-path, rules, attacks, dst, rounds, bsel = sys.argv[1:7]
-rules, attacks = rules.split(","), attacks.split(",")
-cells, groups = {}, []
-for r in csv.DictReader(open(path)):
-    g = (r["model"], r["partition"])
-    if g not in groups:
-        groups.append(g)
-    v = r["honest_acc_mean"]
-    cells[g + (r["rule"], r["attack"])] = "%.1f" % (100 * float(v)) if r["status"] == "ok" and v else "fail"
-part_name = {"iid": "iid", "label": "non-iid (split by label)", "dirichlet": "Dirichlet"}
-out = ["Final honest mean test accuracy (%%), Fashion-MNIST, ER(12, 0.7) with 2 Byzantine "
-       "peers, %s rounds, batch 32, step 0.9/sqrt(k+1), b = %s." % (rounds, bsel), ""]
-for g in groups:
-    model = "softmax regression" if g[0] == "softmax" else "MLP 784-128-10"
-    out += ["### %s, %s" % (model, part_name.get(g[1], g[1])), "",
-            "| rule | " + " | ".join(attacks) + " |",
-            "|---|" + "---:|" * len(attacks)]
-    for rule in rules:
-        out.append("| %s | " % rule + " | ".join(cells.get(g + (rule, a), "") for a in attacks) + " |")
-    out.append("")
-open(dst, "w").write("\n".join(out))
-EOF
+write_table
 echo "results: $csv"
 echo "table:   $out/table.md ($(($(date +%s) - t_start)) s)"
 cat "$out/table.md"
