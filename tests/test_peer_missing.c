@@ -23,7 +23,7 @@ Test(peer_missing, neighbours_finish_without_the_absent_peer, .timeout = 120)
                           "train.eval_every=10",
                           "net.insecure=true",
                           "net.round_timeout_ms=300",
-                          "net.startup_timeout_ms=1500",
+                          "net.startup_timeout_ms=5000",
                           NULL};
     pid_t pids[N];
     for (int i = 0; i < N; i++)
