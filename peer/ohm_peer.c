@@ -72,6 +72,7 @@ typedef struct {
     int got;            /* this round's model arrived (valid or not) */
     int valid;          /* ... and was accepted into vec */
     int64_t seen_round; /* highest round announced (hello or model); -1 none */
+    int64_t sent_round; /* highest round of a model it sent us (kept, dropped or not); -1 none */
     float *vec;         /* this round's model */
     ohm_frame_t *slot[MAX_FUTURE + 1]; /* buffered future rounds, by round % (F+1) */
     uint32_t slot_round[MAX_FUTURE + 1];
@@ -122,6 +123,7 @@ struct ohm_peer {
     float *t_compute, *t_wait, *t_combine, *t_round;
     ohm_metrics_t *metrics;
     uint64_t rule_discarded, rule_clipped, rule_fallbacks;
+    uint64_t skipped; /* rounds jumped over by catching up */
     int last_missing; /* neighbours without a valid model in the last round */
 };
 
@@ -354,7 +356,7 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
         n->w = ohm_topology_weight(p->topo, p->id, ids[i]);
         n->byzantine = ohm_topology_peer(p->topo, ids[i])->byzantine;
         n->live = 1;
-        n->seen_round = -1;
+        n->seen_round = n->sent_round = -1;
         if (!(n->vec = malloc(sizeof(float) * p->P))) goto oom;
     }
     p->own = malloc(sizeof(float) * p->P);
@@ -490,8 +492,7 @@ static void accept_model(ohm_peer_t *p, nbr_t *n, const ohm_wire_msg_t *m)
         n->drops[DROP_NONFINITE]++;
         return;
     }
-    n->valid = 1;
-    n->accepted++;
+    n->valid = 1; /* counted as accepted when the round closes (it may be skipped) */
     (void)p;
 }
 
@@ -518,17 +519,27 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
         return;
     }
     n->heard = 1;
-    n->live = 1;
-    if ((int64_t)m.round > n->seen_round) n->seen_round = m.round;
     if (m.type == OHM_MSG_HELLO) {
-        /* A neighbour (re)starting: tell it where we are so it can catch up. */
-        if (!in_barrier) send_msg(p, OHM_MSG_HELLO, p->round, NULL, &n->id, 1);
+        /* A neighbour (re)starting, perhaps from an older checkpoint: its round is
+         * what it says now, and its earlier models are history. One ahead of us
+         * is answering our hello from its receive phase: it has sent that round's
+         * model. Wait for it: it catches up with us. Answer only one that is
+         * behind, so two hellos never answer each other forever. */
+        n->live = 1;
+        n->seen_round = m.round;
+        n->sent_round = m.round > p->round ? (int64_t)m.round : -1;
+        if (!in_barrier && m.round < p->round)
+            send_msg(p, OHM_MSG_HELLO, p->round, NULL, &n->id, 1);
         ohm_frame_destroy(&f);
         return;
     }
+    /* Up again, even when behind: it catches up as soon as it sees our rounds. */
+    n->live = 1;
+    if ((int64_t)m.round > n->seen_round) n->seen_round = m.round;
+    if (m.type == OHM_MSG_MODEL && (int64_t)m.round > n->sent_round) n->sent_round = m.round;
     if (m.type == OHM_MSG_BYE) {
         n->live = 0; /* finished: never wait for it again */
-        n->seen_round = -1;
+        n->seen_round = n->sent_round = -1;
         ohm_frame_destroy(&f);
         return;
     }
@@ -586,10 +597,23 @@ static void advance_to(ohm_peer_t *p, uint32_t r)
     }
 }
 
+/* Whether this round waits for neighbour n. Not when it sent a model of this
+ * round or a later one, or announced a later round: this round's model has
+ * been sent already (links keep their order), so if it is not here it is lost
+ * (dropped while we were behind, or on the way). Not when it is further behind than the
+ * buffered window (restarting from a checkpoint, or fallen far behind): it
+ * jumps to our round once it sees it, and waiting would only stall us. */
+static int waited_for(const ohm_peer_t *p, const nbr_t *n)
+{
+    int64_t r = p->round, lag = p->future > 1 ? p->future : 1;
+    return n->live && !n->got && n->seen_round <= r && n->sent_round < r &&
+           n->seen_round + lag >= r;
+}
+
 static int all_arrived(const ohm_peer_t *p)
 {
     for (int i = 0; i < p->nn; i++)
-        if (p->nb[i].live && !p->nb[i].got) return 0;
+        if (waited_for(p, &p->nb[i])) return 0;
     return 1;
 }
 
@@ -622,11 +646,15 @@ static int receive_round(ohm_peer_t *p)
         if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK) break;
         handle_frame(p, f, 0);
     }
-    for (int i = 0; i < p->nn; i++)
+    for (int i = 0; i < p->nn; i++) {
+        p->nb[i].accepted += (uint64_t)p->nb[i].valid;
         if (!p->nb[i].got) {
-            p->nb[i].live = 0;
+            /* Down only if we were still waiting for it when the deadline passed:
+             * one whose model was lost, or that is far behind, is alive. */
+            if (waited_for(p, &p->nb[i])) p->nb[i].live = 0;
             p->nb[i].missed++; /* counted for down neighbours too: every round without it */
         }
+    }
     return OHM_OK;
 }
 
@@ -661,17 +689,28 @@ static int barrier(ohm_peer_t *p)
     return OHM_OK;
 }
 
-/* Jumps ahead when live neighbours are two or more rounds further (we were
+/* Jumps ahead when neighbours are two or more rounds further (we were
  * restarted or fell behind): waiting would stall them, and their models carry
- * the progress we missed. */
+ * the progress we missed. The target is the (b+1)-th highest announced round,
+ * so b Byzantine neighbours announcing far-off rounds cannot make us skip the
+ * run; with b = 0 it is the highest, and with b >= degree there is none. */
 static void catch_up(ohm_peer_t *p)
 {
-    int64_t best = -1;
-    for (int i = 0; i < p->nn; i++)
-        if (p->nb[i].seen_round > best) best = p->nb[i].seen_round;
+    if (p->nn == 0) return;
+    /* Announced rounds in decreasing order (insertion sort: degrees are small). */
+    int64_t r[p->nn];
+    for (int i = 0; i < p->nn; i++) {
+        int j = i;
+        for (; j > 0 && r[j - 1] < p->nb[i].seen_round; j--)
+            r[j] = r[j - 1];
+        r[j] = p->nb[i].seen_round;
+    }
+    if (p->rule.b >= p->nn) return; /* no announcement can be trusted */
+    int64_t best = r[p->rule.b];
     if (best >= (int64_t)p->round + 2 && best < (int64_t)p->rounds) {
         fprintf(stderr, "ohmpeer %u: catching up from round %u to %" PRId64 "\n", p->id, p->round,
                 best);
+        p->skipped += (uint64_t)best - p->round;
         advance_to(p, (uint32_t)best);
     }
 }
@@ -966,6 +1005,7 @@ static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
         ohm_metrics_double(m, "wait_ms_median", median_ms(p->t_wait, timed));
         ohm_metrics_double(m, "combine_ms_median", median_ms(p->t_combine, timed));
         ohm_metrics_int(m, "rss_max_kb", rss_max_kb());
+        ohm_metrics_int(m, "rounds_skipped", (int64_t)p->skipped);
         /* Per-neighbour accounting: accepted, missed rounds, drops by reason. */
         char *pb = NULL;
         size_t pl = 0;
