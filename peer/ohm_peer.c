@@ -26,6 +26,7 @@
 #include "ohm_wire.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_FUTURE 16
 #define EVAL_CHUNK 1000
@@ -156,6 +158,33 @@ static int ensure_dir(const char *d)
 }
 
 /* ---- set-up -------------------------------------------------------------- */
+
+/* Removes PATH.tmp.PID files that ohm_ckpt_write left behind when a process
+ * of this peer was killed mid-write (PID no longer running): they are never
+ * read, but each holds a whole checkpoint's worth of disk. */
+static void remove_stale_temps(const ohm_peer_t *p)
+{
+    char prefix[64];
+    int pl = snprintf(prefix, sizeof prefix, "peer-%u.ckpt.tmp.", p->id);
+    DIR *d = opendir(p->o.out_dir);
+    if (!d) return;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, (size_t)pl) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may be alive */
+        char path[4096 + 256];
+        snprintf(path, sizeof path, "%s/%s", p->o.out_dir, e->d_name);
+        removed += unlink(path) == 0;
+    }
+    closedir(d);
+    if (removed)
+        fprintf(stderr, "ohmpeer %u: removed %d temporary checkpoint file%s of killed runs\n",
+                p->id, removed, removed == 1 ? "" : "s");
+}
 
 static int enum_index(const char *v, const char *const *names, int n)
 {
@@ -306,6 +335,7 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
     if ((rc = ensure_dir(o->out_dir))) goto fail;
     snprintf(p->path_ckpt, sizeof p->path_ckpt, "%s/peer-%u.ckpt", o->out_dir, o->id);
     snprintf(p->path_metrics, sizeof p->path_metrics, "%s/peer-%u.jsonl", o->out_dir, o->id);
+    remove_stale_temps(p);
 
     if (p->self->byzantine && p->self->attack) {
         rc = ohm_byz_new(p->self->attack, (uint64_t)ohm_config_int(cfg, "train.seed"), p->id,
