@@ -9,7 +9,10 @@
 #   examples/analog-ring.sh [--rounds R] [--optimizers o1,o2,...] [--pulsed o1,...|none]
 #       [--lr LR] [--tau T] [--dw-min D] [--response softbounds|pow|exp] [--seed S]
 #       [--partition iid|dirichlet|label] [--out DIR] [--port P] [--build DIR] [--quick]
-#       [--set section.key=value]...
+#       [--set section.key=value]... [--collect-only]
+#
+# --collect-only rebuilds results.csv and table.md from the run folders already
+# in DIR (same options), without running anything.
 #
 # Writes DIR/results.csv (one line per run) and DIR/table.md (final honest mean
 # test accuracy, min and max over the peers); each run's metrics stay in
@@ -43,8 +46,9 @@ out=runs/analog-ring
 port=27700
 build=
 extra=()
+collect_only=0
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 need() { [ $# -ge 2 ] || { echo "analog-ring: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -62,6 +66,7 @@ while [ $# -gt 0 ]; do
   --build) need "$@"; build=$2; shift 2 ;;
   --set) need "$@"; extra+=(--set "$2"); shift 2 ;;
   --quick) rounds=100 pulsed=none; shift ;;
+  --collect-only) collect_only=1; shift ;;
   -h | --help) usage 0 ;;
   *) echo "analog-ring: unknown option '$1' (--help)" >&2; exit 2 ;;
   esac
@@ -90,7 +95,7 @@ mkdir -p "$out/runs"
 topo=$out/ring8.topo
 "$ohmtopo" gen ring -n 8 --port "$port" -o "$topo"
 csv=$out/results.csv
-echo "optimizer,writeback,rounds,lr,response,tau,dw_min,status,honest_acc_mean,honest_acc_min,honest_acc_max,round_ms_median,wall_s,dir" >"$csv"
+echo "optimizer,writeback,rounds,lr,response,tau,dw_min,status,honest_acc_mean,honest_acc_min,honest_acc_max,train_loss_mean,round_ms_median,wall_s,dir" >"$csv"
 
 runs=()
 IFS=, read -r -a opt_list <<<"$optimizers"
@@ -105,37 +110,50 @@ for r in "${runs[@]}"; do
   n=$((n + 1))
   dir=$out/runs/$opt-$wb
   printf '[%d/%d] %-24s ' "$n" "${#runs[@]}" "$opt $wb"
-  rm -rf "$dir"
   rc=0
-  # digital ignores the [device] keys (its tiles are plain floating point).
-  flock /tmp/ohm-experiments.lock "$launch" --topology "$topo" --out "$dir" --quiet --timeout 3600 \
-    --set data.name=fashion-mnist --set "data.partition=$partition" \
-    --set model.hidden=128 --set model.activation=relu \
-    --set "device.response=$response" --set "device.tau=$tau" --set "device.dw_min=$dw_min" \
-    --set device.c=0 --set device.update=expected \
-    --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set optimizer.schedule=const \
-    --set optimizer.batch=32 --set optimizer.beta=0.1 --set optimizer.gamma=0.1 \
-    --set optimizer.transfer_every=1 --set optimizer.transfer_columns=64 \
-    --set "train.rounds=$rounds" --set "train.eval_every=$eval_every" --set "train.seed=$seed" \
-    --set train.checkpoint_every=0 --set aggregate.rule=weighted --set "aggregate.writeback=$wb" \
-    --set net.round_timeout_ms=10000 "${extra[@]}" >"$dir.out" 2>&1 || rc=$?
-  mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
+  if [ "$collect_only" = 1 ]; then
+    [ -f "$dir/summary.json" ] || rc=1
+  else
+    rm -rf "$dir"
+    # digital ignores the [device] keys (its tiles are plain floating point).
+    flock /tmp/ohm-experiments.lock "$launch" --topology "$topo" --out "$dir" --quiet --timeout 3600 \
+      --set data.name=fashion-mnist --set "data.partition=$partition" \
+      --set model.hidden=128 --set model.activation=relu \
+      --set "device.response=$response" --set "device.tau=$tau" --set "device.dw_min=$dw_min" \
+      --set device.c=0 --set device.update=expected \
+      --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set optimizer.schedule=const \
+      --set optimizer.batch=32 --set optimizer.beta=0.1 --set optimizer.gamma=0.1 \
+      --set optimizer.transfer_every=1 --set optimizer.transfer_columns=64 \
+      --set "train.rounds=$rounds" --set "train.eval_every=$eval_every" --set "train.seed=$seed" \
+      --set train.checkpoint_every=0 --set aggregate.rule=weighted --set "aggregate.writeback=$wb" \
+      --set net.round_timeout_ms=10000 "${extra[@]}" >"$dir.out" 2>&1 || rc=$?
+    mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
+  fi
   res=$(python3 - "$dir/summary.json" "$rc" <<'EOF'
-import json, math, sys
+import glob, json, math, os, sys
 try:
     s = json.load(open(sys.argv[1]))
 except (OSError, ValueError):
     s = None
 acc = list((s or {}).get("final_acc", {}).values())
 if sys.argv[2] != "0" or not s or len(acc) != s["honest_peers"] or any(math.isnan(a) for a in acc):
-    print("failed,,,,,%s" % ((s or {}).get("wall_s") or ""))
+    print("failed,,,,,,%s" % ((s or {}).get("wall_s") or ""))
 else:
-    print("ok,%.4f,%.4f,%.4f,%.2f,%s" % (sum(acc) / len(acc), min(acc), max(acc),
-                                         s.get("round_ms_median") or 0, s["wall_s"]))
+    # Training loss of the last window (the mean batch loss since the previous
+    # evaluation), averaged over the peers: it shows an optimizer's error floor
+    # more directly than test accuracy.
+    loss = []
+    for f in glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "peer-*.jsonl")):
+        last = [json.loads(l) for l in open(f) if '"final"' in l]
+        if last and last[-1].get("train_loss") is not None:
+            loss.append(last[-1]["train_loss"])
+    print("ok,%.4f,%.4f,%.4f,%.4f,%.2f,%s" % (sum(acc) / len(acc), min(acc), max(acc),
+                                              sum(loss) / len(loss) if loss else float("nan"),
+                                              s.get("round_ms_median") or 0, s["wall_s"]))
 EOF
 )
   echo "$opt,$wb,$rounds,$lr,$response,$tau,$dw_min,$res,$dir" >>"$csv"
-  echo "$res" | awk -F, '{ if ($1 == "ok") printf "honest acc %.2f%% (min %.2f%%)  %ss\n", 100*$2, 100*$3, $6; else print "FAILED (see launch.out and peer-*.log)" }'
+  echo "$res" | awk -F, '{ if ($1 == "ok") printf "honest acc %.2f%% (min %.2f%%)  train loss %.4f  %ss\n", 100*$2, 100*$3, $5, $7; else print "FAILED (see launch.out and peer-*.log)" }'
 done
 
 python3 - "$csv" "$out/table.md" <<'EOF'
@@ -145,15 +163,16 @@ r0 = rows[0] if rows else {}
 out = ["Final test accuracy (%%) of the 8 peers, ring, Fashion-MNIST, MLP 784-128-10, batch 32, "
        "lr %s, %s rounds; device %s tau %s dw_min %s (expected updates)." % (
            r0.get("lr"), r0.get("rounds"), r0.get("response"), r0.get("tau"), r0.get("dw_min")),
-       "", "| optimizer | write-back | mean | min | max | round ms (median) |",
-       "|---|---|---:|---:|---:|---:|"]
+       "", "| optimizer | write-back | mean | min | max | train loss | round ms (median) |",
+       "|---|---|---:|---:|---:|---:|---:|"]
 for r in rows:
     if r["status"] == "ok":
-        out.append("| %s | %s | %.1f | %.1f | %.1f | %s |" % (
+        out.append("| %s | %s | %.1f | %.1f | %.1f | %.3f | %s |" % (
             r["optimizer"], r["writeback"], 100 * float(r["honest_acc_mean"]),
-            100 * float(r["honest_acc_min"]), 100 * float(r["honest_acc_max"]), r["round_ms_median"]))
+            100 * float(r["honest_acc_min"]), 100 * float(r["honest_acc_max"]),
+            float(r["train_loss_mean"]), r["round_ms_median"]))
     else:
-        out.append("| %s | %s | failed | | | |" % (r["optimizer"], r["writeback"]))
+        out.append("| %s | %s | failed | | | | |" % (r["optimizer"], r["writeback"]))
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 EOF
 echo "results: $csv"
