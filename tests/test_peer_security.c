@@ -272,7 +272,7 @@ static void send_model(ohm_transport_t *t, const fields_t *f, const float *param
 /* ---- an unknown key ------------------------------------------------------- */
 
 #define RING 3
-#define ROGUE_ROUNDS 40
+#define ROGUE_ROUNDS 100
 
 /* Runs the 3-peer ring into out (topology and keys from dir), with a rogue CURVE
  * client sending to peer 0 while it runs when `rogue` is set. Returns the number
@@ -345,7 +345,7 @@ static int run_ring(const char *dir, const char *out, const peers_t *ps, int rog
             }
             sent++;
         }
-        usleep(10000);
+        usleep(2000);
     }
     for (int i = 0; i < RING; i++) {
         if (!done[i]) status[i] = ohm_test_wait(pids[i], 1000);
