@@ -29,8 +29,8 @@ const char *ohm_test_ohmpeer(void);
 /* Starts argv[0] with argv, stdout+stderr appended to log. Returns the pid. */
 pid_t ohm_test_spawn(char *const argv[], const char *log);
 
-/* Starts one peer: ohmpeer run --topology T --id I --out DIR --set net.insecure=true
- * plus extra "--set" assignments (NULL-terminated list). */
+/* Starts one peer: ohmpeer run --topology T --id I --out DIR plus one "--set" per
+ * assignment of the NULL-terminated list (tests without keys pass net.insecure=true). */
 pid_t ohm_test_peer(const char *topo, int id, const char *out, const char *const *sets, int resume);
 
 /* Waits up to timeout_ms for pid; returns its exit status, 128+signal if killed,
