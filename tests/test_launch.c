@@ -5,6 +5,7 @@
  * skipped when sshd is not installed or cannot start. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <criterion/options.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -571,4 +572,17 @@ Test(launch, ssh_abort_stops_remote_peers, .timeout = 180, .fini = sshd_fini)
     }
     cr_expect(file_has(log, "stopping remote peers"), "the launcher did not say it stops peers");
     ohm_test_rmdir(dir);
+}
+
+/* The tests of this suite start many processes each: run them one at a time
+ * (Criterion's parallel runner also leaks a little memory inside itself when
+ * such tests overlap, which fails sanitized builds). */
+int main(int argc, char *argv[])
+{
+    struct criterion_test_set *tests = criterion_initialize();
+    criterion_options.jobs = 1;
+    int result = 0;
+    if (criterion_handle_args(argc, argv, true)) result = !criterion_run_all_tests(tests);
+    criterion_finalize(tests);
+    return result;
 }
