@@ -441,8 +441,8 @@ Test(netns, partition_and_rejoin, .fini = fini)
      * neighbour's round still holds that neighbour's model for it (with the
      * default window of 4 it was often dropped as "future" and the two
      * leapfrogged each other for the rest of the run). */
-    enum { ROUNDS = 300, DOWN_AT = 40, DOWN_ROUNDS = 40, EVAL = 5 };
-    const char *sets[] = {"train.rounds=300",
+    enum { ROUNDS = 400, DOWN_AT = 40, DOWN_ROUNDS = 40, EVAL = 5 };
+    const char *sets[] = {"train.rounds=400",
                           "train.eval_every=5",
                           "train.local_steps=100",
                           "optimizer.batch=64",
