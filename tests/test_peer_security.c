@@ -272,7 +272,7 @@ static void send_model(ohm_transport_t *t, const fields_t *f, const float *param
 /* ---- an unknown key ------------------------------------------------------- */
 
 #define RING 3
-#define ROGUE_ROUNDS 100
+#define ROGUE_ROUNDS 400
 
 /* Runs the 3-peer ring into out (topology and keys from dir), with a rogue CURVE
  * client sending to peer 0 while it runs when `rogue` is set. Returns the number
@@ -281,7 +281,7 @@ static int run_ring(const char *dir, const char *out, const peers_t *ps, int rog
 {
     char topo[512];
     snprintf(topo, sizeof topo, "%s/net.topo", dir);
-    const char *extra[] = {"train.rounds=" STR(ROGUE_ROUNDS), "train.eval_every=10",
+    const char *extra[] = {"train.rounds=" STR(ROGUE_ROUNDS), "train.eval_every=100",
                            "net.round_timeout_ms=8000", "net.startup_timeout_ms=20000", NULL};
     const char *sets[40];
     join_sets(sets, 40, extra);
