@@ -374,6 +374,81 @@ Test(launch, slurm_nodelist_topology)
     ohm_test_rmdir(dir);
 }
 
+/* The sbatch recipe itself, on one "node" (localhost) with a stand-in srun
+ * that starts SLURM_NTASKS tasks with SLURM_PROCID 0..N-1 on this machine. */
+Test(launch, slurm_sbatch_with_stand_in_srun, .timeout = 120)
+{
+    char dir[128], path[400], log[300], port_text[16], run[300], bin[300];
+    ohm_test_tmpdir(dir, sizeof dir, "sbatch");
+    snprintf(bin, sizeof bin, "%s/bin", dir);
+    mkdir(bin, 0755);
+    snprintf(path, sizeof path, "%s/srun", bin);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("#!/bin/bash\n"
+          "while [[ $# -gt 0 && $1 == --* ]]; do shift; done\n"
+          "pids=()\n"
+          "for ((i = 0; i < SLURM_NTASKS; i++)); do\n"
+          "  SLURM_PROCID=$i SLURM_LOCALID=$i \"$@\" & pids+=($!)\n"
+          "done\n"
+          "rc=0; for p in \"${pids[@]}\"; do wait \"$p\" || rc=1; done; exit $rc\n",
+          f);
+    fclose(f);
+    chmod(path, 0755);
+    /* The recipe binds every interface: three free ports there. */
+    int port = 0;
+    for (int attempt = 0; attempt < 100 && !port; attempt++) {
+        int base = 20000 + (int)((getpid() * 7919u + (unsigned)attempt * 104729u) % 30000u);
+        int ok = 1;
+        for (int i = 0; i < 3 && ok; i++) {
+            int t = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET,
+                                    .sin_port = htons((uint16_t)(base + i)),
+                                    .sin_addr.s_addr = htonl(INADDR_ANY)};
+            ok = bind(t, (struct sockaddr *)&a, sizeof a) == 0;
+            close(t);
+        }
+        if (ok) port = base;
+    }
+    if (!port) cr_skip_test("no free ports");
+    snprintf(port_text, sizeof port_text, "%d", port);
+    snprintf(run, sizeof run, "%s/run", dir);
+    char newpath[4096];
+    snprintf(newpath, sizeof newpath, "%s:%s", bin,
+             getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    setenv("PATH", newpath, 1); /* this test runs in its own process */
+    setenv("OHMPEER", ohmpeer_abs(), 1);
+    setenv("OHMTOPO", ohmtopo(), 1);
+    setenv("OHM_PORT", port_text, 1);
+    setenv("OHM_RUN", run, 1);
+    setenv("SLURM_JOB_ID", "1", 1);
+    setenv("SLURM_JOB_NODELIST", "localhost", 1);
+    setenv("SLURM_NTASKS", "3", 1);
+    setenv("SLURM_NTASKS_PER_NODE", "3(x1)", 1);
+    char script[400];
+    const char *src = getenv("OHM_SRCDIR");
+    snprintf(script, sizeof script, "%s/examples/slurm/ohmpeer.sbatch", src ? src : ".");
+    snprintf(log, sizeof log, "%s/sbatch.log", dir);
+    const char *argv[] = {"/bin/bash", script,
+                          "--set",     "data.name=synthetic",
+                          "--set",     "train.rounds=20",
+                          "--set",     "train.eval_every=10",
+                          NULL};
+    int st = ohm_test_wait(ohm_test_spawn((char *const *)argv, log), 90000);
+    if (st) show(log);
+    cr_assert_eq(st, 0, "ohmpeer.sbatch exit status %d", st);
+    cr_expect(file_has(log, "honest accuracy: mean"), "no summary line");
+    for (int i = 0; i < 3; i++) {
+        double r = 0;
+        cr_expect_eq(ohm_test_final(run, i, "round", &r), 0, "task %d wrote no final line", i);
+        cr_expect_eq((int)r, 20);
+    }
+    snprintf(path, sizeof path, "%s/topology.topo", run);
+    cr_expect(file_has(path, " key=") && file_has(path, " bind=tcp://0.0.0.0:"),
+              "the recipe's topology lacks keys or bind addresses");
+    ohm_test_rmdir(dir);
+}
+
 /* ---- ssh path ------------------------------------------------------------ */
 
 static pid_t sshd_pid;
