@@ -981,6 +981,28 @@ static long rss_max_kb(void)
     return kb;
 }
 
+/* Writes the effective weights of an evaluated round to
+ * <out>/snapshots/peer-<id>-r<round>.f32 (float32, host order), atomically, so
+ * the launcher can compute the consensus distance of every evaluated round. */
+static int write_snapshot(ohm_peer_t *p, uint32_t done)
+{
+    char dir[4200], path[4300], tmp[4400];
+    snprintf(dir, sizeof dir, "%s/snapshots", p->o.out_dir);
+    int rc = ensure_dir(dir);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/peer-%u-r%u.f32", dir, p->id, done);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    ohm_model_get_params(p->model, p->tmp);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return ohm_error_set(OHM_EIO, "%s: %s", tmp, strerror(errno));
+    size_t w = fwrite(p->tmp, sizeof(float), p->P, f);
+    if (fclose(f) != 0 || w != p->P || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return ohm_error_set(OHM_EIO, "%s: write failed", path);
+    }
+    return OHM_OK;
+}
+
 static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
 {
     int honest_model = !p->byz || ohm_byz_trains(p->byz);
@@ -1028,6 +1050,7 @@ static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     ohm_metrics_int(m, "rule_clipped", (int64_t)p->rule_clipped);
     ohm_metrics_int(m, "rule_fallbacks", (int64_t)p->rule_fallbacks);
     ohm_metrics_double(m, "wall_s", now_s() - p->t_start);
+
     if (final) {
         ohm_metrics_bool(m, "final", 1);
         ohm_metrics_double(m, "round_ms_median", median_ms(p->t_round, timed));
@@ -1056,7 +1079,11 @@ static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     }
     p->loss_sum = 0;
     p->loss_n = 0;
-    return ohm_metrics_end(m);
+    int rc = ohm_metrics_end(m);
+    if (rc == OHM_OK && honest_model && !p->self->byzantine &&
+        ohm_config_bool(p->cfg, "train.snapshots"))
+        rc = write_snapshot(p, done);
+    return rc;
 }
 
 /* ---- the loop ------------------------------------------------------------ */

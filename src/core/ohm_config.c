@@ -142,6 +142,8 @@ static const key_def_t schema[] = {
     INT_RANGE("train.checkpoint_every", "100", 0, IMAX,
               "rounds between two checkpoints (0 = only at shutdown)"),
     INT_RANGE("train.local_steps", "1", 1, IMAX, "mini-batch steps per round"),
+    BOOL("train.snapshots", "false",
+         "write the model at every evaluation to <out>/snapshots/ (consensus distance)"),
 
     /* [aggregate] */
     ENUM("aggregate.rule", "weighted",
