@@ -8,10 +8,12 @@
 #   examples/byzantine-table.sh [--rounds R] [--rules r1,r2,...] [--attacks a1,...]
 #       [--partitions iid,label] [--model softmax|mlp|both] [--out DIR] [--quick]
 #       [--b N|oracle] [--seed S] [--eval-every E] [--port P] [--build DIR] [--keep]
-#       [--table-only]
+#       [--table-only] [--set section.key=value]...
 #
 # --keep skips the runs already in DIR/results.csv (to continue an interrupted
-# table); --table-only rewrites DIR/table.md from DIR/results.csv and stops.
+# table); --table-only rewrites DIR/table.md from DIR/results.csv and stops;
+# --set passes a config key to every run (e.g. aggregate.tau=0: adaptive
+# clipping radius for cc/scc instead of the fixed default 1).
 #
 # Writes DIR/results.csv (one line per run) and DIR/table.md (final honest mean
 # test accuracy in %, rows = rule, columns = attack, one table per model and
@@ -52,8 +54,9 @@ build=
 keep=0
 quick=0
 table_only=0
+extra=()
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 need() { [ $# -ge 2 ] || { echo "byzantine-table: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
   --build) need "$@"; build=$2; shift 2 ;;
   --keep) keep=1; shift ;;
   --table-only) table_only=1; keep=1; shift ;;
+  --set) need "$@"; extra+=(--set "$2"); shift 2 ;;
   --quick) quick=1; shift ;;
   -h | --help) usage 0 ;;
   *) echo "byzantine-table: unknown option '$1' (--help)" >&2; exit 2 ;;
@@ -232,7 +236,7 @@ for m in $models; do
           --set "train.rounds=$rounds" --set "train.eval_every=$eval_every" \
           --set "train.seed=$seed" --set train.checkpoint_every=0 \
           --set "aggregate.rule=$rule" "${bset[@]}" --set net.round_timeout_ms=5000 \
-          >"$dir.out" 2>&1 || rc=$?
+          "${extra[@]}" >"$dir.out" 2>&1 || rc=$?
         mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
         if [ $rc = 0 ] && [ -f "$dir/summary.json" ]; then
           res=$(collect "$dir/summary.json" "$out/topo/er12-ref.topo")
