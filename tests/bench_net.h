@@ -1,0 +1,17 @@
+/* bench_net: the message round trip shared by `ohmbench wire` and `ohmbench curve`. */
+#ifndef BENCH_NET_H
+#define BENCH_NET_H
+
+#include <stddef.h>
+
+/* Streams `iters` model messages of d float32 parameters from a sender (this
+ * thread: encode + ohm_transport_send_all) to a receiver thread (recv + decode +
+ * read_params) over tcp loopback, through ohm_transport, CURVE when `secure`.
+ * Returns the payload throughput in GB/s (4*d bytes a message), or -1 on error
+ * (message on stderr). */
+double bench_net_roundtrip(size_t d, int iters, int secure, int hwm);
+
+/* Iterations moving about 1 GB in all (at least 20). */
+int bench_net_default_iters(size_t d);
+
+#endif
