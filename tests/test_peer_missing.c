@@ -22,7 +22,7 @@ Test(peer_missing, neighbours_finish_without_the_absent_peer, .timeout = 120)
                           "train.rounds=40",
                           "train.eval_every=10",
                           "net.insecure=true",
-                          "net.round_timeout_ms=300",
+                          "net.round_timeout_ms=2000",
                           "net.startup_timeout_ms=5000",
                           NULL};
     pid_t pids[N];
@@ -30,7 +30,8 @@ Test(peer_missing, neighbours_finish_without_the_absent_peer, .timeout = 120)
         if (i != ABSENT) pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
     for (int i = 0; i < N; i++) {
         if (i == ABSENT) continue;
-        /* 40 rounds; the absent peer costs one start-up timeout and one round deadline. */
+        /* 40 rounds; the absent peer costs the start-up window once (it is never heard, so
+         * never waited for); a generous round deadline keeps slow machines in step. */
         int st = ohm_test_wait(pids[i], 60000);
         if (st != 0) ohm_test_show_log(dir, i);
         cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
