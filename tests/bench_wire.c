@@ -3,8 +3,9 @@
  *   ohmbench wire [--d 1000000] [--iters N] [--reps 3] [--hwm 8]
  *
  * (a) raw ZeroMQ: the sending thread pushes one ready 4d-byte buffer again and
- *     again (zero-copy zmq_msg_init_data, blocking send) through PUSH -> PULL
- *     over tcp loopback to a receiver thread (zmq_msg_recv, no copy);
+ *     again (blocking zmq_send, which copies it into a new message; and again
+ *     zero-copy, zmq_msg_init_data) through PUSH -> PULL over tcp loopback to
+ *     a receiver thread (zmq_msg_recv, no copy);
  * (b) the same stream through the wire codec and ohm_transport: encode from a
  *     float array into the buffer handed to send_all (zero-copy), recv, decode,
  *     read_params into a float array.
@@ -65,7 +66,7 @@ static void *raw_receiver(void *arg)
     return NULL;
 }
 
-static double raw_zmq(size_t d, int iters, int hwm)
+static double raw_zmq(size_t d, int iters, int hwm, int zerocopy)
 {
     size_t len = 4 * d;
     void *cr = zmq_ctx_new(), *cs = zmq_ctx_new();
@@ -87,9 +88,14 @@ static double raw_zmq(size_t d, int iters, int hwm)
     raw_rx_t r = {.sock = pull, .iters = iters, .len = len};
     pthread_t th;
     pthread_create(&th, NULL, raw_receiver, &r);
-    /* Zero-copy sends of one ready buffer, blocking (ZeroMQ's own
-     * backpressure): the cheapest way to move these bytes through ZeroMQ. */
+    /* Blocking sends (ZeroMQ's own backpressure) of one ready buffer: copied
+     * into a new message by zmq_send, the usual call, or zero-copy, the
+     * cheapest way to move these bytes through ZeroMQ at all. */
     for (int i = 0; i < iters; i++) {
+        if (!zerocopy) {
+            zmq_send(push, buf, len, 0);
+            continue;
+        }
         zmq_msg_t m;
         zmq_msg_init_data(&m, buf, len, NULL, NULL);
         if (zmq_msg_send(&m, push, 0) < 0) zmq_msg_close(&m);
@@ -285,15 +291,19 @@ int ohm_bench_wire(int argc, char **argv)
         fprintf(stderr, "ohmbench wire: need --iters >= 2, --reps >= 1, --hwm >= 1\n");
         return 2;
     }
-    double raw = 0, enc = 0;
+    double raw = 0, zc = 0, enc = 0;
     for (int r = 0; r < reps; r++) {
-        double a = raw_zmq(d, iters, hwm), b = bench_net_roundtrip(d, iters, 0, hwm);
-        if (a < 0 || b < 0) return 1;
-        if (a > raw) raw = a;
-        if (b > enc) enc = b;
+        double a = raw_zmq(d, iters, hwm, 0), b = raw_zmq(d, iters, hwm, 1);
+        double c = bench_net_roundtrip(d, iters, 0, hwm);
+        if (a < 0 || b < 0 || c < 0) return 1;
+        raw = a > raw ? a : raw;
+        zc = b > zc ? b : zc;
+        enc = c > enc ? c : enc;
     }
     ohm_bench_emit("wire_raw_zmq", raw, "GB/s", NULL, 0);
+    ohm_bench_emit("wire_raw_zmq_zerocopy", zc, "GB/s", NULL, 0);
     ohm_bench_emit("wire_roundtrip", enc, "GB/s", "wire_raw_zmq", raw);
+    ohm_bench_emit("wire_roundtrip", enc, "GB/s", "wire_raw_zmq_zerocopy", zc);
 
     codec_t c = {.d = d, .cap = ohm_wire_max_size((uint32_t)d)};
     c.params = malloc(4 * d);
