@@ -78,6 +78,8 @@ typedef struct {
     float *vec;         /* this round's model */
     ohm_frame_t *slot[MAX_FUTURE + 1]; /* buffered future rounds, by round % (F+1) */
     uint32_t slot_round[MAX_FUTURE + 1];
+    ohm_frame_t *ahead; /* its newest model beyond the window: where catching up lands */
+    uint32_t ahead_round;
     uint64_t drops[DROP_COUNT];
     uint64_t accepted, missed;
 } nbr_t;
@@ -432,6 +434,7 @@ void ohm_peer_destroy(ohm_peer_t **pp)
         free(p->nb[i].vec);
         for (int s = 0; s <= MAX_FUTURE; s++)
             ohm_frame_destroy(&p->nb[i].slot[s]);
+        ohm_frame_destroy(&p->nb[i].ahead);
     }
     free(p->nb);
     free(p->nb_ids);
@@ -587,8 +590,16 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
         return;
     }
     if (m.round - p->round > (uint32_t)p->future) {
+        /* Beyond the window: keep only the newest such model. If we catch up to
+         * this neighbour's round, that is exactly the model the round needs. */
         n->drops[DROP_FUTURE]++;
-        ohm_frame_destroy(&f);
+        if (!n->ahead || m.round > n->ahead_round) {
+            ohm_frame_destroy(&n->ahead);
+            n->ahead = f;
+            n->ahead_round = m.round;
+        } else {
+            ohm_frame_destroy(&f);
+        }
         return;
     }
     int s = (int)(m.round % (uint32_t)(p->future + 1));
@@ -611,6 +622,16 @@ static void advance_to(ohm_peer_t *p, uint32_t r)
     for (int i = 0; i < p->nn; i++) {
         nbr_t *n = &p->nb[i];
         n->got = n->valid = 0;
+        if (n->ahead && n->ahead_round <= r) {
+            ohm_wire_msg_t m;
+            if (n->ahead_round == r &&
+                ohm_wire_decode(ohm_frame_data(n->ahead), ohm_frame_size(n->ahead), &p->expect,
+                                &m) == OHM_OK) {
+                n->drops[DROP_FUTURE]--; /* counted as dropped on arrival; used after all */
+                accept_model(p, n, &m);
+            }
+            ohm_frame_destroy(&n->ahead);
+        }
         for (int s = 0; s <= p->future; s++) {
             if (!n->slot[s]) continue;
             if (n->slot_round[s] < p->round) {
