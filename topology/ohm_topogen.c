@@ -433,13 +433,25 @@ int ohm_topogen_read_hosts(const char *path, char ***hosts, int *n)
         char *e = p;
         while (*e && !isspace((unsigned char)*e))
             e++;
+        /* After the host, only KEY=VALUE fields (the launcher's ssh=, ohmpeer=,
+         * dir=), so one hosts file serves both ohmtopo and ohm-launch. */
         char *q = e;
-        while (isspace((unsigned char)*q))
-            q++;
-        if (*q) {
-            rc = ohm_error_set(OHM_EPARSE, "%s:%d: one host per line ('%s')", path, no, q);
-            break;
+        for (;;) {
+            while (isspace((unsigned char)*q))
+                q++;
+            if (!*q) break;
+            char *t = q;
+            while (*q && !isspace((unsigned char)*q))
+                q++;
+            char *eq = memchr(t, '=', (size_t)(q - t));
+            if (!eq || eq == t) {
+                rc = ohm_error_set(OHM_EPARSE,
+                                   "%s:%d: one host per line, then KEY=VALUE fields ('%.*s')", path,
+                                   no, (int)(q - t), t);
+                break;
+            }
         }
+        if (rc) break;
         if (e > p) {
             rc = strv_push(&out, p, (size_t)(e - p), NULL);
             if (rc) {
