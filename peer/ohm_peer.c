@@ -26,6 +26,7 @@
 #include "ohm_wire.h"
 
 #include <assert.h>
+#include <sodium.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -300,9 +301,7 @@ static int setup_network(ohm_peer_t *p)
     }
 out:
     /* The transport keeps its own locked copy of the secret. */
-    volatile uint8_t *vs = sec;
-    for (size_t i = 0; i < sizeof sec; i++)
-        vs[i] = 0;
+    sodium_memzero(sec, sizeof sec);
     free(keys);
     free(ids);
     return rc;
