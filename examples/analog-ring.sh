@@ -33,7 +33,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-rounds=1500
+rounds=1000
 optimizers=digital,analog-sgd,tiki-taka,residual
 pulsed=analog-sgd,residual
 lr=0.1

@@ -40,7 +40,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-rounds=500
+rounds=400
 rules=weighted,mean,trimmed-mean,median,geomed,krum,faba,ios,cc,scc
 attacks=none,gaussian,signflip,isolation,duplicate,alie,ipm
 partitions=iid,label
