@@ -667,6 +667,32 @@ static int all_arrived(const ohm_peer_t *p)
     return 1;
 }
 
+/* Handles frames until done(p) holds or the deadline (monotonic seconds)
+ * passes. OHM_EINTR when a stop was requested, a transport error as is. */
+static int receive_until(ohm_peer_t *p, double deadline, int (*done)(const ohm_peer_t *),
+                         int in_barrier)
+{
+    while (!done(p)) {
+        if (stop_requested) return OHM_EINTR;
+        int left = (int)((deadline - now_s()) * 1000.0);
+        if (left <= 0) break;
+        ohm_frame_t *f = NULL;
+        int rc = ohm_transport_recv(p->tr, left, &f);
+        if (rc == OHM_ETIMEOUT) break;
+        if (rc == OHM_EINTR) continue;
+        if (rc) return rc;
+        handle_frame(p, f, in_barrier);
+    }
+    return OHM_OK;
+}
+
+static int all_heard(const ohm_peer_t *p)
+{
+    for (int i = 0; i < p->nn; i++)
+        if (!p->nb[i].heard) return 0;
+    return 1;
+}
+
 /* Receives until every live neighbour delivered this round or the deadline passed.
  * Neighbours that missed it are marked down (not waited for until heard again). */
 static int receive_round(ohm_peer_t *p)
@@ -677,17 +703,8 @@ static int receive_round(ohm_peer_t *p)
      * their neighbours by them: wait as long as the start-up allows instead of
      * marking them down and racing ahead of the whole graph. */
     if (p->startup_deadline > deadline) deadline = p->startup_deadline;
-    while (!all_arrived(p)) {
-        if (stop_requested) return OHM_EINTR;
-        int left = (int)((deadline - now_s()) * 1000.0);
-        if (left <= 0) break;
-        ohm_frame_t *f = NULL;
-        int rc = ohm_transport_recv(p->tr, left, &f);
-        if (rc == OHM_ETIMEOUT) break;
-        if (rc == OHM_EINTR) continue;
-        if (rc) return rc;
-        handle_frame(p, f, 0);
-    }
+    int rc = receive_until(p, deadline, all_arrived, 0);
+    if (rc) return rc;
     /* Take what is already queued without waiting: this is how a neighbour that
      * is down (not waited for) is heard again. Bounded, so a flood cannot hold
      * the round. */
@@ -715,21 +732,8 @@ static int barrier(ohm_peer_t *p)
     send_msg(p, OHM_MSG_HELLO, p->round, NULL, p->nb_ids, p->nn);
     double deadline = now_s() + ohm_config_int(p->cfg, "net.startup_timeout_ms") / 1000.0;
     p->startup_deadline = deadline + p->timeout_ms / 1000.0;
-    for (;;) {
-        int all = 1;
-        for (int i = 0; i < p->nn; i++)
-            all &= p->nb[i].heard;
-        if (all) break;
-        if (stop_requested) return OHM_EINTR;
-        int left = (int)((deadline - now_s()) * 1000.0);
-        if (left <= 0) break;
-        ohm_frame_t *f = NULL;
-        int rc = ohm_transport_recv(p->tr, left, &f);
-        if (rc == OHM_ETIMEOUT) break;
-        if (rc == OHM_EINTR) continue;
-        if (rc) return rc;
-        handle_frame(p, f, 1);
-    }
+    int rc = receive_until(p, deadline, all_heard, 1);
+    if (rc) return rc;
     for (int i = 0; i < p->nn; i++)
         if (!p->nb[i].heard) {
             p->nb[i].live = 0;
