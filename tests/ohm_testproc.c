@@ -1,6 +1,7 @@
 /* ohm_testproc: real processes on loopback for integration tests. */
 #include "ohm_testproc.h"
 
+#include "ohm_ckpt.h"
 #include "ohm_error.h"
 #include "ohm_topology.h"
 
@@ -238,4 +239,22 @@ void ohm_test_show_log(const char *dir, int id)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "tail -n 15 '%s/peer-%d.log' >&2", dir, id);
     if (system(cmd) != 0) fprintf(stderr, "(no log for peer %d)\n", id);
+}
+
+float *ohm_test_params(const char *dir, int id, size_t *n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/peer-%d.ckpt", dir, id);
+    ohm_ckpt_t *ck = NULL;
+    const void *d;
+    size_t len;
+    float *w = NULL;
+    if (ohm_ckpt_read(path, &ck) || ohm_ckpt_get(ck, "params", &d, &len)) {
+        fprintf(stderr, "%s: %s\n", path, ohm_error_detail());
+    } else if ((w = malloc(len ? len : 1))) {
+        memcpy(w, d, len);
+        *n = len / sizeof(float);
+    }
+    ohm_ckpt_destroy(&ck);
+    return w;
 }

@@ -44,6 +44,10 @@ int ohm_test_final(const char *dir, int id, const char *key, double *v);
 /* Same, from the last line of the file whatever it is. */
 int ohm_test_last(const char *dir, int id, const char *key, double *v);
 
+/* The effective weights a peer checkpointed (DIR/peer-<id>.ckpt, section "params"):
+ * a malloc'd array of *n floats (caller frees), or NULL with the reason on stderr. */
+float *ohm_test_params(const char *dir, int id, size_t *n);
+
 /* Prints the last lines of a peer's log (for failing tests). */
 void ohm_test_show_log(const char *dir, int id);
 

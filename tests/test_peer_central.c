@@ -52,22 +52,6 @@ static void write_complete_uniform(const char *path)
     fclose(f);
 }
 
-static float *read_params(const char *dir, int id, size_t *n)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/peer-%d.ckpt", dir, id);
-    ohm_ckpt_t *ck = NULL;
-    cr_assert_eq(ohm_ckpt_read(path, &ck), OHM_OK, "%s", ohm_error_detail());
-    const void *d;
-    size_t len;
-    cr_assert_eq(ohm_ckpt_get(ck, "params", &d, &len), OHM_OK);
-    float *w = malloc(len);
-    memcpy(w, d, len);
-    *n = len / sizeof(float);
-    ohm_ckpt_destroy(&ck);
-    return w;
-}
-
 Test(peer_central, complete_uniform_mean_equals_large_batch_sgd, .timeout = 120)
 {
     char dir[128], topo[256];
@@ -125,8 +109,9 @@ Test(peer_central, complete_uniform_mean_equals_large_batch_sgd, .timeout = 120)
         ohm_model_set_params(m, w, OHM_WB_EXACT);
     }
 
-    size_t n0;
-    float *w0 = read_params(dir, 0, &n0);
+    size_t n0 = 0;
+    float *w0 = ohm_test_params(dir, 0, &n0);
+    cr_assert_not_null(w0);
     cr_assert_eq(n0, P);
     double scale = 0, dev_ref = 0, dev_peers = 0;
     for (size_t k = 0; k < P; k++) {
@@ -134,8 +119,9 @@ Test(peer_central, complete_uniform_mean_equals_large_batch_sgd, .timeout = 120)
         dev_ref = fmax(dev_ref, fabs(w0[k] - w[k]));
     }
     for (int i = 1; i < N; i++) {
-        size_t ni;
-        float *wi = read_params(dir, i, &ni);
+        size_t ni = 0;
+        float *wi = ohm_test_params(dir, i, &ni);
+        cr_assert_not_null(wi);
         cr_assert_eq(ni, P);
         for (size_t k = 0; k < P; k++)
             dev_peers = fmax(dev_peers, fabs(wi[k] - w0[k]));

@@ -70,23 +70,6 @@ static void write_triangle(const char *path)
     fclose(f);
 }
 
-static float *read_params(const char *dir, int id, size_t *n)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/peer-%d.ckpt", dir, id);
-    ohm_ckpt_t *ck = NULL;
-    cr_assert_eq(ohm_ckpt_read(path, &ck), OHM_OK, "%s", ohm_error_detail());
-    const void *d;
-    size_t len;
-    cr_assert_eq(ohm_ckpt_get(ck, "params", &d, &len), OHM_OK);
-    float *w = malloc(len);
-    cr_assert_not_null(w);
-    memcpy(w, d, len);
-    *n = len / sizeof(float);
-    ohm_ckpt_destroy(&ck);
-    return w;
-}
-
 /* Runs the three peers with the given order; their final params go to got[i]. */
 static void run_peers(int order, float *got[N], size_t P)
 {
@@ -111,8 +94,9 @@ static void run_peers(int order, float *got[N], size_t P)
         cr_assert_eq(st, 0, "%s: peer %d exit status %d", order_name[order], i, st);
     }
     for (int i = 0; i < N; i++) {
-        size_t n;
-        got[i] = read_params(dir, i, &n);
+        size_t n = 0;
+        got[i] = ohm_test_params(dir, i, &n);
+        cr_assert_not_null(got[i], "%s: peer %d left no checkpoint", order_name[order], i);
         cr_assert_eq(n, P, "%s: peer %d has %zu params, expected %zu", order_name[order], i, n, P);
     }
     ohm_test_rmdir(dir);
