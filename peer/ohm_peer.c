@@ -108,6 +108,7 @@ struct ohm_peer {
     double *weights;
     ohm_rule_params_t rule;
     int order, writeback, batch, local_steps;
+    double weight_decay;
     /* byzantine */
     ohm_byz_t *byz;
     /* network */
@@ -216,6 +217,12 @@ static int build_model(ohm_peer_t *p)
     p->actx.peer = p->id;
     rc = ohm_model_new(&s, ohm_analog_tile_factory, &p->actx, &p->model);
     if (rc) return rc;
+    p->weight_decay = ohm_config_double(c, "optimizer.weight_decay");
+    if (p->weight_decay > 0 && strcmp(ohm_config_str(c, "optimizer.name"), "digital") != 0)
+        return ohm_error_set(OHM_EINVAL,
+                             "optimizer.weight_decay = %g: weight decay applies to the digital "
+                             "optimizer only (optimizer.name = %s)",
+                             p->weight_decay, ohm_config_str(c, "optimizer.name"));
     /* Every peer starts from the same weights: the stream does not depend on the id. */
     ohm_rng_t r;
     ohm_rng_seed(&r, p->actx.seed, 0, OHM_STREAM_INIT);
@@ -798,7 +805,9 @@ static int adapt(ohm_peer_t *p)
             b = &fb;
         }
         double loss = 0;
-        int rc = ohm_model_train_step(p->model, b, lr, &loss);
+        int rc = p->weight_decay > 0 ? ohm_model_decay(p->model, 1.0f - lr * (float)p->weight_decay)
+                                     : OHM_OK;
+        if (!rc) rc = ohm_model_train_step(p->model, b, lr, &loss);
         if (rc) return rc;
         p->loss_sum += loss;
         p->loss_n++;

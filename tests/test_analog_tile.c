@@ -521,3 +521,23 @@ Test(analog_tile, params_from_config_and_factory)
     cr_expect(strstr(ohm_error_detail(), "device.out_bound") != NULL);
     ohm_config_destroy(&cfg);
 }
+
+/* Analog weights are device states: decay is refused, and nothing changes. */
+Test(analog_tile, decay_is_unsupported)
+{
+    enum { R = 3, C = 4 };
+    ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, OHM_RESP_IDEAL, 100.0);
+    ohm_tile_t *a = ohm_analog_tile_new(&p, R, C, 1, 0, 0), *d = ohm_tile_digital_new(R, C);
+    cr_assert(a && d);
+    float w[R * C], w2[R * C];
+    for (int i = 0; i < R * C; i++)
+        w[i] = 0.01f * (float)(i - 5);
+    ohm_tile_set_weights(a, w, OHM_WB_EXACT);
+    ohm_tile_get_weights(a, w);
+    cr_expect_eq(ohm_tile_decay(a, 0.5f), OHM_EUNSUPPORTED);
+    ohm_tile_get_weights(a, w2);
+    cr_expect_arr_eq(w, w2, sizeof w);
+    cr_expect_eq(ohm_tile_decay(d, 0.5f), OHM_OK);
+    ohm_tile_destroy(&a);
+    ohm_tile_destroy(&d);
+}

@@ -203,3 +203,24 @@ Test(model, rejects_bad_spec_and_batch)
     cr_expect_eq(ohm_model_train_step(m, &d.b, 0.1f, NULL), OHM_ESHAPE);
     ohm_model_destroy(&m);
 }
+
+/* Weight decay scales every parameter (biases included) exactly; followed by a
+ * step it is the decoupled rule W <- (1 - lr wd) W - lr G(decayed W). */
+Test(model, decay_scales_every_parameter)
+{
+    int h[1] = {5};
+    ohm_model_t *m = make(6, 3, 1, h, OHM_ACT_RELU, OHM_LOSS_XENT, 1);
+    size_t P = ohm_model_nparams(m);
+    float *w = malloc(P * 4), *w2 = malloc(P * 4);
+    ohm_model_get_params(m, w);
+    cr_assert_eq(ohm_model_decay(m, 0.75f), OHM_OK);
+    ohm_model_get_params(m, w2);
+    for (size_t i = 0; i < P; i++)
+        cr_assert_eq(w2[i], w[i] * 0.75f, "param %zu", i);
+    cr_assert_eq(ohm_model_decay(m, 1.0f), OHM_OK);
+    ohm_model_get_params(m, w);
+    cr_expect_arr_eq(w, w2, P * 4, "factor 1 changes nothing");
+    free(w);
+    free(w2);
+    ohm_model_destroy(&m);
+}

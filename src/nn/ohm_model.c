@@ -341,6 +341,15 @@ int ohm_model_train_step(ohm_model_t *m, const ohm_batch_t *b, float lr, double 
     return OHM_OK;
 }
 
+int ohm_model_decay(ohm_model_t *m, float factor)
+{
+    for (int l = 0; l < m->L; l++) {
+        int rc = ohm_tile_decay(m->tiles[l], factor);
+        if (rc) return rc;
+    }
+    return OHM_OK;
+}
+
 int ohm_model_evaluate(ohm_model_t *m, const ohm_batch_t *b, double *loss, double *acc)
 {
     int rc = check_batch(m, b);

@@ -72,6 +72,10 @@ void ohm_model_set_params(ohm_model_t *m, const float *flat, int mode);
  * *loss receives the batch's mean loss before the step (may be NULL). */
 int ohm_model_train_step(ohm_model_t *m, const ohm_batch_t *b, float lr, double *loss);
 
+/* Decoupled weight decay over every layer (biases included): W <- factor * W.
+ * OHM_EUNSUPPORTED when a layer's tile cannot be scaled (analog tiles). */
+int ohm_model_decay(ohm_model_t *m, float factor);
+
 /* Mean loss and accuracy (classification; regression gives acc = 0) of the
  * current weights over the batch. Either output may be NULL. */
 int ohm_model_evaluate(ohm_model_t *m, const ohm_batch_t *b, double *loss, double *acc);

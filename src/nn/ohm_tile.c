@@ -1,6 +1,8 @@
 /* ohm_tile: dispatch of the tile interface to its implementation. */
 #include "ohm_tile_impl.h"
 
+#include "ohm_error.h"
+
 #include <assert.h>
 
 int ohm_tile_rows(const ohm_tile_t *t)
@@ -33,6 +35,15 @@ void ohm_tile_backward(ohm_tile_t *t, const float *d, float *z, int n)
 void ohm_tile_update(ohm_tile_t *t, const float *x, const float *d, int n, float lr)
 {
     t->ops->update(t, x, d, n, lr);
+}
+
+int ohm_tile_decay(ohm_tile_t *t, float factor)
+{
+    if (!t->ops->decay)
+        return ohm_error_set(OHM_EUNSUPPORTED, "weight decay: not supported by %s tiles",
+                             t->ops->kind);
+    t->ops->decay(t, factor);
+    return OHM_OK;
 }
 
 void ohm_tile_get_weights(const ohm_tile_t *t, float *w)

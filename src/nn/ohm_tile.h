@@ -41,6 +41,10 @@ void ohm_tile_backward(ohm_tile_t *t, const float *d, float *z, int n);
  * the 1/n of a mean loss); digital SGD does W -= lr G, analog tiles pulse it. */
 void ohm_tile_update(ohm_tile_t *t, const float *x, const float *d, int n, float lr);
 
+/* Weight decay: W <- factor * W. Returns OHM_EUNSUPPORTED for tiles whose
+ * weights are device states that cannot simply be scaled (analog tiles). */
+int ohm_tile_decay(ohm_tile_t *t, float factor);
+
 /* Copies the effective weights (what a peer exchanges: W, C + gamma A, W + gamma P) into w[rows*cols]. */
 void ohm_tile_get_weights(const ohm_tile_t *t, float *w);
 

@@ -30,6 +30,14 @@ static void dig_update(ohm_tile_t *t, const float *x, const float *dd, int n, fl
     ohm_dense_gemm(1, 0, t->rows, t->cols, n, -lr, dd, x, 1.0f, d->w);
 }
 
+static void dig_decay(ohm_tile_t *t, float factor)
+{
+    float *w = ((digital_t *)t)->w;
+    size_t n = (size_t)t->rows * t->cols;
+    for (size_t i = 0; i < n; i++)
+        w[i] *= factor;
+}
+
 static void dig_get(const ohm_tile_t *t, float *w)
 {
     memcpy(w, ((const digital_t *)t)->w, sizeof(float) * (size_t)t->rows * t->cols);
@@ -72,6 +80,7 @@ static const ohm_tile_ops_t digital_ops = {
     .forward = dig_forward,
     .backward = dig_backward,
     .update = dig_update,
+    .decay = dig_decay,
     .get_weights = dig_get,
     .set_weights = dig_set,
     .state_size = dig_size,

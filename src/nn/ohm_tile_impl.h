@@ -12,6 +12,7 @@ typedef struct {
     void (*forward)(ohm_tile_t *t, const float *x, float *y, int n);
     void (*backward)(ohm_tile_t *t, const float *d, float *z, int n);
     void (*update)(ohm_tile_t *t, const float *x, const float *d, int n, float lr);
+    void (*decay)(ohm_tile_t *t, float factor); /* NULL: not supported */
     void (*get_weights)(const ohm_tile_t *t, float *w);
     void (*set_weights)(ohm_tile_t *t, const float *w, int mode);
     size_t (*state_size)(const ohm_tile_t *t);
