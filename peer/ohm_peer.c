@@ -76,7 +76,9 @@ typedef struct {
     int valid;          /* ... and was accepted into vec */
     int64_t seen_round; /* highest round announced (hello or model); -1 none */
     int64_t sent_round; /* highest round of a model it sent us (kept, dropped or not); -1 none */
-    float *vec;         /* this round's model */
+    ohm_frame_t *cur;   /* this round's accepted message, kept until the round ends */
+    const float *view;  /* its parameters: in place in cur, or copied into vec */
+    float *vec;         /* where they are copied when cur's payload is unaligned */
     ohm_frame_t *slot[MAX_FUTURE + 1]; /* buffered future rounds, by round % (F+1) */
     uint32_t slot_round[MAX_FUTURE + 1];
     ohm_frame_t *ahead; /* its newest model beyond the window: where catching up lands */
@@ -438,6 +440,7 @@ void ohm_peer_destroy(ohm_peer_t **pp)
     ohm_peer_t *p = *pp;
     for (int i = 0; i < p->nn && p->nb; i++) {
         free(p->nb[i].vec);
+        ohm_frame_destroy(&p->nb[i].cur);
         for (int s = 0; s <= MAX_FUTURE; s++)
             ohm_frame_destroy(&p->nb[i].slot[s]);
         ohm_frame_destroy(&p->nb[i].ahead);
@@ -523,16 +526,20 @@ static int send_msg(ohm_peer_t *p, uint32_t type, uint32_t round, const float *p
     return OHM_OK;
 }
 
-/* Takes a buffered frame for the current round into the neighbour's vector. */
-static void accept_model(ohm_peer_t *p, nbr_t *n, const ohm_wire_msg_t *m)
+/* Takes frame f (decoded as m) as the neighbour's model for the current round.
+ * The frame is kept until the round ends so its parameters are read in place,
+ * without a copy, where the payload is aligned. Takes ownership of f. */
+static void accept_model(nbr_t *n, const ohm_wire_msg_t *m, ohm_frame_t *f)
 {
     n->got = 1;
-    if (ohm_wire_read_params(m, n->vec) != OHM_OK) {
+    if (ohm_wire_view_params(m, n->vec, &n->view) != OHM_OK) {
         n->drops[DROP_NONFINITE]++;
+        ohm_frame_destroy(&f);
         return;
     }
+    ohm_frame_destroy(&n->cur);
+    n->cur = f;
     n->valid = 1; /* counted as accepted when the round closes (it may be skipped) */
-    (void)p;
 }
 
 /* Handles one received frame: validate, attribute, then file it by type and round. */
@@ -588,11 +595,12 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
         return;
     }
     if (m.round == p->round) {
-        if (n->got)
+        if (n->got) {
             n->drops[DROP_DUPLICATE]++;
-        else
-            accept_model(p, n, &m);
-        ohm_frame_destroy(&f);
+            ohm_frame_destroy(&f);
+        } else {
+            accept_model(n, &m, f);
+        }
         return;
     }
     if (m.round - p->round > (uint32_t)p->future) {
@@ -628,13 +636,16 @@ static void advance_to(ohm_peer_t *p, uint32_t r)
     for (int i = 0; i < p->nn; i++) {
         nbr_t *n = &p->nb[i];
         n->got = n->valid = 0;
+        n->view = NULL;
+        ohm_frame_destroy(&n->cur);
         if (n->ahead && n->ahead_round <= r) {
             ohm_wire_msg_t m;
             if (n->ahead_round == r &&
                 ohm_wire_decode(ohm_frame_data(n->ahead), ohm_frame_size(n->ahead), &p->expect,
                                 &m) == OHM_OK) {
                 n->drops[DROP_FUTURE]--; /* counted as dropped on arrival; used after all */
-                accept_model(p, n, &m);
+                accept_model(n, &m, n->ahead);
+                n->ahead = NULL;
             }
             ohm_frame_destroy(&n->ahead);
         }
@@ -646,8 +657,10 @@ static void advance_to(ohm_peer_t *p, uint32_t r)
                 ohm_wire_msg_t m;
                 /* Validated on arrival; decoding again only re-derives the view. */
                 if (ohm_wire_decode(ohm_frame_data(n->slot[s]), ohm_frame_size(n->slot[s]),
-                                    &p->expect, &m) == OHM_OK)
-                    accept_model(p, n, &m);
+                                    &p->expect, &m) == OHM_OK) {
+                    accept_model(n, &m, n->slot[s]);
+                    n->slot[s] = NULL;
+                }
                 ohm_frame_destroy(&n->slot[s]);
             }
         }
@@ -827,7 +840,7 @@ static void combine(ohm_peer_t *p, const float *own)
         nbr_t *n = &p->nb[i];
         wself -= n->w;
         if (n->valid) {
-            p->rows[k] = n->vec;
+            p->rows[k] = n->view;
             p->weights[k++] = n->w;
         } else {
             wself += n->w;
@@ -1133,7 +1146,7 @@ static int byzantine_round(ohm_peer_t *p)
     int n = 0;
     for (int i = 0; i < p->nn; i++)
         if (p->nb[i].valid && !p->nb[i].byzantine) {
-            recv[n] = p->nb[i].vec;
+            recv[n] = p->nb[i].view;
             ids[n++] = p->nb[i].id;
         }
     for (int i = 0; i < p->nn; i++) {

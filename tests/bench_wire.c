@@ -1,6 +1,6 @@
 /* ohmbench wire: what the message format costs on top of ZeroMQ.
  *
- *   ohmbench wire [--d 1000000] [--iters N] [--reps 3] [--hwm 8]
+ *   ohmbench wire [--d 1000000] [--iters N] [--reps 3] [--hwm 8] [--pool 2]
  *
  * (a) raw ZeroMQ: the sending thread pushes one ready 4d-byte buffer again and
  *     again (blocking zmq_send, which copies it into a new message; and again
@@ -8,10 +8,12 @@
  *     a receiver thread (zmq_msg_recv, no copy);
  * (b) the same stream through the wire codec and ohm_transport: encode from a
  *     float array into the buffer handed to send_all (zero-copy), recv, decode,
- *     read_params into a float array.
+ *     view_params (the finiteness check, in place: the payload is aligned), as
+ *     the peer reads its neighbours' models.
  * Both are pipelines of many messages; each is run --reps times, alternating,
  * and the best is kept (the machine is shared). Also encode-only and
- * decode+read_params-only, each against memcpy of the same size. */
+ * decode+read_params-only (the copying path, for unaligned payloads) and
+ * decode+view_params-only, each against memcpy of the same size. */
 #include "bench_net.h"
 #include "ohm_error.h"
 #include "ohm_keys.h"
@@ -112,10 +114,12 @@ static double raw_zmq(size_t d, int iters, int hwm, int zerocopy)
 
 /* ---- (b) through the codec and ohm_transport ---- */
 
+static double last_in_place; /* share of the last roundtrip's messages read in place */
+
 typedef struct {
     ohm_transport_t *t;
     size_t d;
-    int iters;
+    int iters, in_place; /* messages read in place rather than copied */
     double t_first, t_last;
     int ok;
 } rx_t;
@@ -123,33 +127,38 @@ typedef struct {
 static void *receiver(void *arg)
 {
     rx_t *r = arg;
-    float *dst = malloc(r->d * sizeof *dst);
+    float *dst = malloc(r->d * sizeof *dst), sink = 0;
     ohm_wire_expect_t e = {.run = RUN_ID, .fp = FP, .count = (uint32_t)r->d, .max_from = 2};
     for (int i = 0; i < r->iters; i++) {
         ohm_frame_t *f = NULL;
         ohm_wire_msg_t m;
+        const float *view = NULL;
         if (ohm_transport_recv(r->t, 10000, &f) ||
             ohm_wire_decode(ohm_frame_data(f), ohm_frame_size(f), &e, &m) ||
-            ohm_wire_read_params(&m, dst) || m.round != (uint32_t)i) {
+            ohm_wire_view_params(&m, dst, &view) || m.round != (uint32_t)i) {
             fprintf(stderr, "ohmbench: message %d: %s\n", i, ohm_error_detail());
             ohm_frame_destroy(&f);
             free(dst);
             return NULL;
         }
+        r->in_place += view != dst;
+        sink += view[i % r->d];
         ohm_frame_destroy(&f);
         if (i == 0) r->t_first = ohm_bench_now();
     }
     r->t_last = ohm_bench_now();
-    r->ok = dst[r->d - 1] == dst[r->d - 1]; /* keep the copy observable */
+    r->ok = sink == sink; /* keep the reads observable */
     free(dst);
     return NULL;
 }
 
-/* hwm send buffers, handed to send_all_with and given back by the release
- * callback (on a ZeroMQ I/O thread) once written to the socket. Waiting for a
- * free buffer is the sender's backpressure, as a blocking send is for raw
- * ZeroMQ: at most hwm messages are queued, so the link never refuses one, and
- * no 4 MB message faults in fresh pages. */
+/* `pool` send buffers (2 by default: one being written to the socket while the
+ * next is encoded), handed to send_all_with and given back by the release
+ * callback (on a ZeroMQ I/O thread) once written. Waiting for a free buffer is
+ * the sender's backpressure, as a blocking send is for raw ZeroMQ; with no
+ * more buffers than the high-water mark the link never refuses one. Reused
+ * buffers stay in cache and never fault in fresh pages, which is the point of
+ * encoding into them: raw zmq_send allocates a new message each time. */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -176,7 +185,7 @@ static void pool_put(void *buf, void *hint)
     pthread_mutex_unlock(&p->mu);
 }
 
-double bench_net_roundtrip(size_t d, int iters, int secure, int hwm)
+double bench_net_roundtrip(size_t d, int iters, int secure, int hwm, int npool)
 {
     uint8_t rpub[32], rsec[32], spub[32], ssec[32];
     uint32_t sender_id = 1;
@@ -204,8 +213,8 @@ double bench_net_roundtrip(size_t d, int iters, int secure, int hwm)
     pthread_create(&th, NULL, receiver, &r);
     uint32_t to = 0;
     pool_t pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    pool.free = calloc((size_t)hwm, sizeof *pool.free);
-    for (; pool.n < hwm; pool.n++) {
+    pool.free = calloc((size_t)npool, sizeof *pool.free);
+    for (; pool.n < npool; pool.n++) {
         pool.free[pool.n] = malloc(max);
         if (!pool.free[pool.n]) abort();
         memset(pool.free[pool.n], 0, max);
@@ -226,6 +235,7 @@ double bench_net_roundtrip(size_t d, int iters, int secure, int hwm)
         if (ohm_transport_send_all_with(st, &to, 1, buf, len, pool_put, &pool) == 0) i++;
     }
     pthread_join(th, NULL);
+    last_in_place = (double)r.in_place / iters;
     ohm_transport_destroy(&st); /* every buffer is back in the pool */
     ohm_transport_destroy(&rt);
     for (int i = 0; i < pool.n; i++)
@@ -270,6 +280,16 @@ static void op_decode(void *p)
     if (ohm_wire_decode(c->buf, c->len, &c->e, &m) || ohm_wire_read_params(&m, c->dst)) abort();
 }
 
+static void op_view(void *p)
+{
+    codec_t *c = p;
+    ohm_wire_msg_t m;
+    const float *v = NULL;
+    if (ohm_wire_decode(c->buf, c->len, &c->e, &m) || ohm_wire_view_params(&m, c->dst, &v) ||
+        v == c->dst)
+        abort(); /* c->buf is malloc'ed, hence aligned: the view must be in place */
+}
+
 static void op_memcpy(void *p)
 {
     codec_t *c = p;
@@ -287,14 +307,15 @@ int ohm_bench_wire(int argc, char **argv)
     int iters = (int)ohm_bench_opt_int(argc, argv, "--iters", bench_net_default_iters(d));
     int reps = (int)ohm_bench_opt_int(argc, argv, "--reps", 3);
     int hwm = (int)ohm_bench_opt_int(argc, argv, "--hwm", 8);
-    if (iters < 2 || reps < 1 || hwm < 1) {
-        fprintf(stderr, "ohmbench wire: need --iters >= 2, --reps >= 1, --hwm >= 1\n");
+    int npool = (int)ohm_bench_opt_int(argc, argv, "--pool", 2);
+    if (iters < 2 || reps < 1 || hwm < 1 || npool < 1) {
+        fprintf(stderr, "ohmbench wire: need --iters >= 2, --reps >= 1, --hwm >= 1, --pool >= 1\n");
         return 2;
     }
     double raw = 0, zc = 0, enc = 0;
     for (int r = 0; r < reps; r++) {
         double a = raw_zmq(d, iters, hwm, 0), b = raw_zmq(d, iters, hwm, 1);
-        double c = bench_net_roundtrip(d, iters, 0, hwm);
+        double c = bench_net_roundtrip(d, iters, 0, hwm, npool);
         if (a < 0 || b < 0 || c < 0) return 1;
         raw = a > raw ? a : raw;
         zc = b > zc ? b : zc;
@@ -304,6 +325,7 @@ int ohm_bench_wire(int argc, char **argv)
     ohm_bench_emit("wire_raw_zmq_zerocopy", zc, "GB/s", NULL, 0);
     ohm_bench_emit("wire_roundtrip", enc, "GB/s", "wire_raw_zmq", raw);
     ohm_bench_emit("wire_roundtrip", enc, "GB/s", "wire_raw_zmq_zerocopy", zc);
+    ohm_bench_emit("wire_roundtrip_in_place", last_in_place, "fraction", NULL, 0);
 
     codec_t c = {.d = d, .cap = ohm_wire_max_size((uint32_t)d)};
     c.params = malloc(4 * d);
@@ -317,10 +339,10 @@ int ohm_bench_wire(int argc, char **argv)
     /* About 0.1 s a timing; the three alternate so load on a shared
      * machine hits them alike, and the best of each is kept. */
     int n = (int)(4e8 / (4.0 * (double)d)) + 1;
-    op_fn ops[3] = {op_memcpy, op_encode, op_decode};
-    double best[3] = {0, 0, 0};
+    op_fn ops[4] = {op_memcpy, op_encode, op_decode, op_view};
+    double best[4] = {0, 0, 0, 0};
     for (int r = 0; r < 3 * reps; r++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             double g = rate(ops[k], &c, 4 * d, n);
             if (g > best[k]) best[k] = g;
         }
@@ -328,6 +350,7 @@ int ohm_bench_wire(int argc, char **argv)
     ohm_bench_emit("wire_memcpy", mc, "GB/s", NULL, 0);
     ohm_bench_emit("wire_encode", en, "GB/s", "wire_memcpy", mc);
     ohm_bench_emit("wire_decode_read_params", de, "GB/s", "wire_memcpy", mc);
+    ohm_bench_emit("wire_decode_view", best[3], "GB/s", "wire_memcpy", mc);
     free(c.params);
     free(c.dst);
     free(c.buf);

@@ -461,3 +461,143 @@ Test(wire, interop_with_msgpack_c)
     cr_expect_eq(seen, 0xff);
     msgpack_unpacked_destroy(&u);
 }
+
+/* Whatever the widths of the header's integers, the payload starts 4-byte
+ * aligned from the message's start, and the message still decodes (also with
+ * msgpack-c's own reader) to the same fields. */
+Test(wire, payload_aligned_for_every_header_width)
+{
+    const uint64_t runs[] = {0, 42, 200, 70000, 1ull << 40};
+    const uint32_t froms[] = {0, 5, 130, 300, 70000};
+    const uint32_t rounds[] = {0, 127, 128, 65535, 65536, 123456};
+    const uint32_t counts[] = {1, 4, 63, 64, 16384, 16385};
+    const uint32_t versions[] = {1, 200, 300};
+    int checked = 0;
+    for (size_t a = 0; a < sizeof runs / sizeof *runs; a++)
+        for (size_t b = 0; b < sizeof froms / sizeof *froms; b++)
+            for (size_t c = 0; c < sizeof rounds / sizeof *rounds; c++)
+                for (size_t d = 0; d < sizeof counts / sizeof *counts; d++)
+                    for (size_t v = 0; v < sizeof versions / sizeof *versions; v++) {
+                        uint32_t n = counts[d];
+                        static float p[16385];
+                        static uint8_t buf[16385 * 4 + 128];
+                        ohm_wire_msg_t m = {.version = versions[v],
+                                            .type = OHM_MSG_MODEL,
+                                            .run = runs[a],
+                                            .from = froms[b],
+                                            .round = rounds[c],
+                                            .fp = 7,
+                                            .count = n};
+                        size_t len = 0;
+                        cr_assert_eq(ohm_wire_encode(&m, p, buf, ohm_wire_max_size(n), &len),
+                                     OHM_OK);
+                        cr_assert_eq((len - 4 * (size_t)n) % 4, 0,
+                                     "payload at %zu (run %llu from %u round %u n %u v %u)",
+                                     len - 4 * (size_t)n, (unsigned long long)runs[a], froms[b],
+                                     rounds[c], n, versions[v]);
+                        if (versions[v] != OHM_WIRE_VERSION) continue;
+                        ohm_wire_expect_t e = {
+                            .run = runs[a], .fp = 7, .count = n, .max_from = 1u << 20};
+                        ohm_wire_msg_t got;
+                        cr_assert_eq(ohm_wire_decode(buf, len, &e, &got), OHM_OK, "%s",
+                                     ohm_error_detail());
+                        cr_expect_eq(got.from, froms[b]);
+                        cr_expect_eq(got.round, rounds[c]);
+                        cr_expect_eq(got.params, buf + len - 4 * (size_t)n);
+                        checked++;
+                    }
+    cr_expect_eq(checked, 5 * 5 * 6 * 6);
+}
+
+Test(wire, widened_header_reads_with_msgpack_c)
+{
+    /* The width of `from` shifts the header: find a message whose header
+     * needed widening and check that msgpack-c reads the same values. */
+    int widened = 0;
+    for (uint32_t from = 0; from < 300 && !widened; from++) {
+        uint8_t buf[256];
+        ohm_wire_msg_t m = {.version = 1,
+                            .type = OHM_MSG_MODEL,
+                            .run = 9,
+                            .from = from,
+                            .round = 3,
+                            .fp = 7,
+                            .count = 4};
+        size_t len = 0;
+        cr_assert_eq(ohm_wire_encode(&m, PARAMS, buf, sizeof buf, &len), OHM_OK);
+        if (buf[3] == 0x01) continue; /* "v" (after 0x88 0xa1 'v') is a plain fixint */
+        widened = 1;
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = 0;
+        cr_assert_eq(msgpack_unpack_next(&u, (const char *)buf, len, &off), MSGPACK_UNPACK_SUCCESS);
+        cr_expect_eq(off, len);
+        msgpack_object_kv *kv = u.data.via.map.ptr;
+        cr_expect_eq(kv[0].val.via.u64, 1, "v");
+        cr_expect_eq(kv[1].val.via.u64, OHM_MSG_MODEL, "type");
+        cr_expect_eq(kv[3].val.via.u64, from, "from");
+        msgpack_unpacked_destroy(&u);
+    }
+    cr_expect(widened, "some header length needs padding");
+}
+
+/* view_params reads an aligned payload in place, copies a misaligned one into
+ * the scratch buffer, and rejects NaN/Inf either way, naming the index. */
+Test(wire, view_in_place_or_copied)
+{
+    float vals[4] = {0.5f, -1.25f, 3e-8f, 1e30f};
+    for (int bad = 0; bad < 2; bad++) {
+        if (bad) vals[2] = NAN;
+        uint8_t src[256];
+        size_t len = encode(OHM_MSG_MODEL, 4, vals, src, sizeof src);
+        for (size_t off = 0; off < 8; off++) {
+            uint8_t *raw = aligned_alloc(16, 512);
+            memcpy(raw + off, src, len);
+            ohm_wire_msg_t m;
+            cr_assert_eq(ohm_wire_decode(raw + off, len, &EXP, &m), OHM_OK);
+            float scratch[4] = {0};
+            const float *v = NULL;
+            int rc = ohm_wire_view_params(&m, scratch, &v);
+            int aligned = (off % 4) == 0;
+            cr_expect_eq(v == scratch, !aligned, "offset %zu: in place iff aligned", off);
+            cr_expect_eq((const uint8_t *)v == m.params, aligned, "offset %zu", off);
+            if (bad) {
+                cr_expect_eq(rc, OHM_ENONFINITE, "offset %zu", off);
+                cr_expect(strstr(ohm_error_detail(), "p[2]") != NULL, "%s", ohm_error_detail());
+            } else {
+                cr_expect_eq(rc, OHM_OK, "offset %zu", off);
+                cr_expect_arr_eq(v, vals, sizeof vals);
+            }
+            free(raw);
+        }
+    }
+}
+
+Test(wire, view_large_payload_finds_last_nonfinite)
+{
+    uint32_t n = 10007;
+    float *p = malloc(n * sizeof *p), *scratch = malloc(n * sizeof *scratch);
+    for (uint32_t i = 0; i < n; i++)
+        p[i] = (float)i - 5000.0f;
+    size_t cap = ohm_wire_max_size(n);
+    uint8_t *buf = malloc(cap);
+    ohm_wire_expect_t e = EXP;
+    e.count = n;
+    for (int k = 0; k < 2; k++) {
+        if (k) p[n - 1] = INFINITY;
+        size_t len = encode(OHM_MSG_MODEL, n, p, buf, cap);
+        ohm_wire_msg_t m;
+        const float *v = NULL;
+        cr_assert_eq(ohm_wire_decode(buf, len, &e, &m), OHM_OK);
+        int rc = ohm_wire_view_params(&m, scratch, &v);
+        cr_expect_neq(v, scratch, "malloc'ed buffer: read in place");
+        if (k) {
+            cr_expect_eq(rc, OHM_ENONFINITE);
+            cr_expect(strstr(ohm_error_detail(), "p[10006]") != NULL, "%s", ohm_error_detail());
+        } else {
+            cr_expect_eq(rc, OHM_OK);
+            cr_expect_arr_eq(v, p, n * sizeof *p);
+        }
+    }
+    free(p), free(scratch), free(buf);
+}

@@ -495,18 +495,20 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
     ohm_frame_t *f = malloc(sizeof *f);
     if (!f) return ohm_error_set(OHM_ENOMEM, "recv: frame");
     zmq_msg_init(&f->msg);
-    for (;;) {
+    for (int polled = 0;;) {
         int wait = timeout_ms;
         if (timeout_ms > 0) {
             int64_t left = deadline - now_ms();
             wait = left > 0 ? (int)left : 0;
         }
+        /* The first try skips the poll: a message already queued is taken
+         * with one system call less (they often arrive back to back). */
         zmq_pollitem_t it = {.socket = t->pull, .events = ZMQ_POLLIN};
-        int rc = zmq_poll(&it, 1, wait);
+        int rc = polled++ ? zmq_poll(&it, 1, wait) : 1;
         int err = errno;
         if (rc < 0 || (rc > 0 && zmq_msg_recv(&f->msg, t->pull, ZMQ_DONTWAIT) < 0)) {
             err = rc < 0 ? err : errno;
-            if (rc > 0 && err == EAGAIN) continue; /* readiness without a message */
+            if (rc > 0 && err == EAGAIN) continue; /* nothing queued (yet): poll */
             zmq_msg_close(&f->msg);
             free(f);
             if (err == EINTR) return ohm_error_set(OHM_EINTR, "recv: interrupted");

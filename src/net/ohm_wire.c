@@ -67,6 +67,59 @@ static int pack_params(msgpack_packer *pk, const float *params, uint32_t count)
 #endif
 }
 
+/* Bytes of v as msgpack writes it at its narrowest. */
+static int uint_size(uint32_t v)
+{
+    return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : 5;
+}
+
+/* Packs v in exactly `size` bytes (1, 2, 3 or 5; never below uint_size(v)).
+ * Wider than needed is still valid msgpack, and every reader takes it. */
+static int pack_uint_sized(msgpack_packer *pk, uint32_t v, int size)
+{
+    assert(size >= uint_size(v));
+    switch (size) {
+    case 1:
+        return msgpack_pack_uint32(pk, v);
+    case 2:
+        return msgpack_pack_fix_uint8(pk, (uint8_t)v);
+    case 3:
+        return msgpack_pack_fix_uint16(pk, (uint16_t)v);
+    default:
+        return msgpack_pack_fix_uint32(pk, v);
+    }
+}
+
+/* Everything up to the payload's first byte, v and type in the given sizes. */
+static int pack_header(msgpack_packer *pk, const ohm_wire_msg_t *m, int v_size, int type_size)
+{
+    /* "p" last: the payload ends the message, after every field a receiver checks. */
+    return msgpack_pack_map(pk, 8) || pack_key(pk, "v") ||
+           pack_uint_sized(pk, m->version, v_size) || pack_key(pk, "type") ||
+           pack_uint_sized(pk, m->type, type_size) || pack_key(pk, "run") ||
+           msgpack_pack_uint64(pk, m->run) || pack_key(pk, "from") ||
+           msgpack_pack_uint32(pk, m->from) || pack_key(pk, "round") ||
+           msgpack_pack_uint32(pk, m->round) || pack_key(pk, "fp") ||
+           msgpack_pack_uint64(pk, m->fp) || pack_key(pk, "n") ||
+           msgpack_pack_uint32(pk, m->count) || pack_key(pk, "p") ||
+           msgpack_pack_bin(pk, 4 * (size_t)m->count);
+}
+
+/* Sizes for v and type that lengthen the header by `pad` bytes modulo 4
+ * (the least such lengthening); 0 when no choice does. */
+static int pick_sizes(const ohm_wire_msg_t *m, int pad, int *v_size, int *type_size)
+{
+    static const int sizes[4] = {1, 2, 3, 5};
+    int v0 = uint_size(m->version), t0 = uint_size(m->type), best = -1;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int extra = sizes[i] - v0 + sizes[j] - t0;
+            if (sizes[i] < v0 || sizes[j] < t0 || extra % 4 != pad) continue;
+            if (best < 0 || extra < best) best = extra, *v_size = sizes[i], *type_size = sizes[j];
+        }
+    return best >= 0;
+}
+
 int ohm_wire_encode(const ohm_wire_msg_t *m, const float *params, uint8_t *buf, size_t cap,
                     size_t *len)
 {
@@ -78,16 +131,16 @@ int ohm_wire_encode(const ohm_wire_msg_t *m, const float *params, uint8_t *buf, 
     sink_t s = {buf, cap, 0};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s, sink_write);
-    /* "p" last: the payload ends the message, after every field a receiver checks. */
-    int bad = msgpack_pack_map(&pk, 8) || pack_key(&pk, "v") ||
-              msgpack_pack_uint32(&pk, m->version) || pack_key(&pk, "type") ||
-              msgpack_pack_uint32(&pk, m->type) || pack_key(&pk, "run") ||
-              msgpack_pack_uint64(&pk, m->run) || pack_key(&pk, "from") ||
-              msgpack_pack_uint32(&pk, m->from) || pack_key(&pk, "round") ||
-              msgpack_pack_uint32(&pk, m->round) || pack_key(&pk, "fp") ||
-              msgpack_pack_uint64(&pk, m->fp) || pack_key(&pk, "n") ||
-              msgpack_pack_uint32(&pk, m->count) || pack_key(&pk, "p") ||
-              msgpack_pack_bin(&pk, 4 * (size_t)m->count) || pack_params(&pk, params, m->count);
+    int v_size = uint_size(m->version), type_size = uint_size(m->type);
+    int bad = pack_header(&pk, m, v_size, type_size);
+    /* Align the payload to 4 bytes from the message's start: a receiver whose
+     * buffer is aligned (ZeroMQ's large messages are) can then read the floats
+     * in place instead of copying them out (ohm_wire_view_params). */
+    if (!bad && s.len % 4 && pick_sizes(m, (int)(4 - s.len % 4), &v_size, &type_size)) {
+        s.len = 0;
+        bad = pack_header(&pk, m, v_size, type_size);
+    }
+    bad = bad || pack_params(&pk, params, m->count);
     if (bad)
         return ohm_error_set(OHM_ETOOBIG, "wire encode: message with n=%u does not fit %zu bytes",
                              m->count, cap);
@@ -395,6 +448,52 @@ int ohm_wire_read_params(const ohm_wire_msg_t *m, float *dst)
     }
     if (first_bad != SIZE_MAX)
         return ohm_error_set(OHM_ENONFINITE, "wire: p[%zu] from peer %u is not finite", first_bad,
+                             m->from);
+    return OHM_OK;
+}
+
+/* Checks that every value is finite, in place (the payload is aligned and
+ * little-endian, as the host). Same bit test as read_params, without the store.
+ * The search for the index is written out here and there: a shared helper cost
+ * both loops their vectorized form (read_params fell from 0.9 to 0.62 of memcpy). */
+static READ_PARAMS_CLONES size_t first_nonfinite(const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i += READ_BLOCK) {
+        size_t k = n - i < READ_BLOCK ? n - i : READ_BLOCK;
+        uint32_t acc = 0;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t b;
+            memcpy(&b, src + i + j, 4);
+            acc |= (b & 0x7f800000u) + 0x00800000u;
+        }
+        if (acc & 0x80000000u)
+            for (size_t j = 0; j < k; j++) {
+                uint32_t b;
+                memcpy(&b, src + i + j, 4);
+                if ((b & 0x7f800000u) == 0x7f800000u) return i + j;
+            }
+    }
+    return SIZE_MAX;
+}
+
+int ohm_wire_view_params(const ohm_wire_msg_t *m, float *scratch, const float **out)
+{
+    assert(m && out && (scratch || m->count == 0));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    const int in_place = 0;
+#else
+    const int in_place = ((uintptr_t)m->params % _Alignof(float)) == 0;
+#endif
+    if (!in_place) {
+        *out = scratch;
+        return ohm_wire_read_params(m, scratch);
+    }
+    /* The payload is a float array here: aligned, host order, nothing but its bytes. */
+    const float *src = (const float *)(const void *)m->params;
+    *out = src;
+    size_t bad = first_nonfinite(src, m->count);
+    if (bad != SIZE_MAX)
+        return ohm_error_set(OHM_ENONFINITE, "wire: p[%zu] from peer %u is not finite", bad,
                              m->from);
     return OHM_OK;
 }

@@ -51,8 +51,10 @@ typedef struct {
 size_t ohm_wire_max_size(uint32_t count);
 
 /* Encodes `m` (m->count parameters from `params`, NULL when count is 0) into
- * buf[cap]; *len receives the size. Returns OHM_ETOOBIG when cap is too small
- * or count exceeds OHM_WIRE_MAX_COUNT. m->params is ignored. */
+ * buf[cap]; *len receives the size. The payload starts 4-byte aligned from
+ * buf's start (v and type are widened when needed; still plain msgpack).
+ * Returns OHM_ETOOBIG when cap is too small or count exceeds
+ * OHM_WIRE_MAX_COUNT. m->params is ignored. */
 int ohm_wire_encode(const ohm_wire_msg_t *m, const float *params, uint8_t *buf, size_t cap,
                     size_t *len);
 
@@ -77,5 +79,12 @@ int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, 
  * pass. Returns OHM_ENONFINITE if any value is NaN or Inf (dst then holds the copy
  * anyway; the detail names the first such index). */
 int ohm_wire_read_params(const ohm_wire_msg_t *m, float *dst);
+
+/* The decoded parameters as floats without a copy where possible: *out points
+ * into the message when the payload is 4-byte aligned in memory (the encoder
+ * aligns it relative to the message start) on a little-endian host, else into
+ * scratch[m->count], which receives a copy. *out lives as long as the message
+ * bytes and scratch do. Returns OHM_ENONFINITE if any value is NaN or Inf. */
+int ohm_wire_view_params(const ohm_wire_msg_t *m, float *scratch, const float **out);
 
 #endif

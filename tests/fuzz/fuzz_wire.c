@@ -1,6 +1,6 @@
 /* fuzz_wire: the message decoder on arbitrary bytes. Whatever it accepts must
- * also be readable by read_params; nothing may crash, over-read or allocate
- * from a declared size. */
+ * also be readable by read_params and view_params alike, and re-encode to an
+ * aligned payload; nothing may crash, over-read or allocate from a declared size. */
 #include "ohm_error.h"
 #include "ohm_wire.h"
 
@@ -24,14 +24,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (m.count > e.count || m.from >= e.max_from) abort();
     if (m.count && (m.params < data || m.params + 4 * (size_t)m.count > data + size)) abort();
-    float out[3];
-    ohm_wire_read_params(&m, out);
+    float out[3], scratch[3];
+    int rc_copy = ohm_wire_read_params(&m, out);
+    /* The in-place view (or its copy, when unaligned) agrees with the copy. */
+    const float *view = NULL;
+    if (ohm_wire_view_params(&m, scratch, &view) != rc_copy) abort();
+    if (m.count && memcmp(view, out, 4 * (size_t)m.count) != 0) abort();
     /* Re-encoding what was accepted gives a message that decodes the same. */
     uint8_t buf[256];
     size_t len = 0;
     if (ohm_wire_encode(&m, out, buf, sizeof buf, &len) != OHM_OK) abort();
     ohm_wire_msg_t m2;
     if (ohm_wire_decode(buf, len, &e, &m2) != OHM_OK) abort();
+    /* ... with its payload 4-byte aligned from the message start */
+    if ((size_t)(m2.params - buf) % 4 != 0) abort();
     if (m2.type != m.type || m2.round != m.round || m2.from != m.from || m2.count != m.count)
         abort();
     if (m.count && memcmp(m2.params, m.params, 4 * (size_t)m.count) != 0) abort();
