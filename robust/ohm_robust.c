@@ -297,6 +297,42 @@ static const unsigned char batcher16[63][2] = {
     {7, 15},  {4, 8},   {5, 9},   {6, 10},  {7, 11},  {2, 4},   {3, 5},   {6, 8},   {7, 9},
     {10, 12}, {11, 13}, {1, 2},   {3, 4},   {5, 6},   {7, 8},   {9, 10},  {11, 12}, {13, 14}};
 
+/* Loads rows g..g+G-1 (missing rows as +Inf) at coordinates off+c..+7 into
+ * R[G], folds x*0 into `bad` (NaN there iff a value is NaN or Inf), and runs
+ * the network on the registers. */
+#define OHM_CW_LOAD_SORT(R, G, NET, NCMP, g)                                                       \
+    _Pragma("GCC unroll 16") for (int i = 0; i < G; i++)                                           \
+    {                                                                                              \
+        if ((g) + i < k) {                                                                         \
+            R[i] = _mm256_loadu_ps(x[(g) + i] + off + c);                                          \
+            bad = _mm256_fmadd_ps(R[i], zero, bad);                                                \
+        } else {                                                                                   \
+            R[i] = inf;                                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    _Pragma("GCC unroll 64") for (int e = 0; e < NCMP; e++)                                        \
+    {                                                                                              \
+        __m256 a = R[NET[e][0]], b = R[NET[e][1]];                                                 \
+        R[NET[e][0]] = _mm256_min_ps(a, b);                                                        \
+        R[NET[e][1]] = _mm256_max_ps(a, b);                                                        \
+    }
+
+/* Adds the 8 floats of V to the double accumulators A0 (low 4) and A1 (high 4). */
+#define OHM_CW_ACC(A0, A1, V)                                                                      \
+    do {                                                                                           \
+        A0 = _mm256_add_pd(A0, _mm256_cvtps_pd(_mm256_castps256_ps128(V)));                        \
+        A1 = _mm256_add_pd(A1, _mm256_cvtps_pd(_mm256_extractf128_ps(V, 1)));                      \
+    } while (0)
+
+/* Stores (A0, A1) * inv as 8 floats at P. */
+#define OHM_CW_STORE_SCALED(P, A0, A1, inv)                                                        \
+    do {                                                                                           \
+        const __m256d vinv_ = _mm256_set1_pd(inv);                                                 \
+        __m128 l_ = _mm256_cvtpd_ps(_mm256_mul_pd(A0, vinv_));                                     \
+        __m128 h_ = _mm256_cvtpd_ps(_mm256_mul_pd(A1, vinv_));                                     \
+        _mm256_storeu_ps(P, _mm256_insertf128_ps(_mm256_castps128_ps256(l_), h_, 1));              \
+    } while (0)
+
 /* Returns 1 if the block holds a non-finite value (buf is then garbage). */
 #define OHM_CW_GROUP_KERNEL(NAME, G, NET, NCMP, TARGET)                                            \
     __attribute__((target(TARGET))) static int NAME(const float *const *x, int k, size_t off,      \
@@ -307,21 +343,7 @@ static const unsigned char batcher16[63][2] = {
         for (int g = 0; g < k; g += G)                                                             \
             for (int c = 0; c < CW_BLK; c += 8) {                                                  \
                 __m256 r[G];                                                                       \
-                _Pragma("GCC unroll 16") for (int i = 0; i < G; i++)                               \
-                {                                                                                  \
-                    if (g + i < k) {                                                               \
-                        r[i] = _mm256_loadu_ps(x[g + i] + off + c);                                \
-                        bad = _mm256_fmadd_ps(r[i], zero, bad);                                    \
-                    } else {                                                                       \
-                        r[i] = inf;                                                                \
-                    }                                                                              \
-                }                                                                                  \
-                _Pragma("GCC unroll 64") for (int e = 0; e < NCMP; e++)                            \
-                {                                                                                  \
-                    __m256 a = r[NET[e][0]], b = r[NET[e][1]];                                     \
-                    r[NET[e][0]] = _mm256_min_ps(a, b);                                            \
-                    r[NET[e][1]] = _mm256_max_ps(a, b);                                            \
-                }                                                                                  \
+                OHM_CW_LOAD_SORT(r, G, NET, NCMP, g)                                               \
                 _Pragma("GCC unroll 16") for (int i = 0; i < G; i++)                               \
                     _mm256_store_ps(buf + (size_t)(g + i) * CW_BLK + c, r[i]);                     \
             }                                                                                      \
@@ -331,18 +353,158 @@ static const unsigned char batcher16[63][2] = {
 OHM_CW_GROUP_KERNEL(group4_avx2, 4, batcher4, 5, "avx2,fma")
 OHM_CW_GROUP_KERNEL(group8_avx2, 8, batcher16, 19, "avx2,fma")
 OHM_CW_GROUP_KERNEL(group16_avx512vl, 16, batcher16, 63, "avx2,fma,avx512f,avx512vl")
+
+/* Fused kernels for k <= G: the whole sort happens in registers, so the
+ * result (midpoint of positions lo and hi, or the mean of lo..hi) is taken
+ * there too and written to res[CW_BLK]; the block buffer is never touched.
+ * The kept values are sorted here, so their sum does not depend on the input
+ * order; it is still taken in double, as the generic path does. Returns 1 if
+ * the block holds a non-finite value (res is then garbage). */
+#define OHM_CW_FUSED_KERNEL(NAME, G, NET, NCMP, TARGET)                                            \
+    __attribute__((target(TARGET))) static int NAME(const float *const *x, int k, size_t off,      \
+                                                    int lo, int hi, int median, double inv,        \
+                                                    float *res)                                    \
+    {                                                                                              \
+        const __m256 zero = _mm256_setzero_ps(), inf = _mm256_set1_ps(INFINITY);                   \
+        const __m256 half = _mm256_set1_ps(0.5f);                                                  \
+        __m256 bad = zero;                                                                         \
+        for (int c = 0; c < CW_BLK; c += 8) {                                                      \
+            __m256 r[G];                                                                           \
+            OHM_CW_LOAD_SORT(r, G, NET, NCMP, 0)                                                   \
+            if (median) {                                                                          \
+                __m256 m = _mm256_add_ps(_mm256_mul_ps(half, r[lo]), _mm256_mul_ps(half, r[hi]));  \
+                _mm256_storeu_ps(res + c, m);                                                      \
+                continue;                                                                          \
+            }                                                                                      \
+            __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();                            \
+            for (int i = lo; i <= hi; i++)                                                         \
+                OHM_CW_ACC(a0, a1, r[i]);                                                          \
+            OHM_CW_STORE_SCALED(res + c, a0, a1, inv);                                             \
+        }                                                                                          \
+        return _mm256_movemask_ps(_mm256_cmp_ps(bad, bad, _CMP_UNORD_Q)) != 0;                     \
+    }
+
+OHM_CW_FUSED_KERNEL(fused4_avx2, 4, batcher4, 5, "avx2,fma")
+OHM_CW_FUSED_KERNEL(fused8_avx2, 8, batcher16, 19, "avx2,fma")
+OHM_CW_FUSED_KERNEL(fused16_avx512vl, 16, batcher16, 63, "avx2,fma,avx512f,avx512vl")
+
+/* Fused kernels for G < k <= 2G: rows 0..G-1 sorted into A, the rest into B
+ * (+Inf padding on top), both in registers; then no merge network at all.
+ * For sorted A and B the m smallest of A u B are min(A[i], B[m-1-i]), i < m,
+ * and the t largest of A u B' (B' = B without the padding, nb long) are
+ * max(A[G-1-j], B'[nb-t+j]), j < t (a missing B' entry counts as -Inf).
+ * Median: position lo is the largest of its lo+1 smallest, position hi the
+ * smallest of the k-hi largest (both <= G when k <= 2G). Trimmed mean: the
+ * values at positions lo..hi summed in double (b <= G here, as b < k/2). */
+#define OHM_CW_FUSED2_KERNEL(NAME, G, NET, NCMP, TARGET)                                           \
+    __attribute__((target(TARGET))) static int NAME(const float *const *x, int k, size_t off,      \
+                                                    int lo, int hi, int median, double inv,        \
+                                                    float *res)                                    \
+    {                                                                                              \
+        const __m256 zero = _mm256_setzero_ps(), inf = _mm256_set1_ps(INFINITY);                   \
+        const __m256 half = _mm256_set1_ps(0.5f), ninf = _mm256_set1_ps(-INFINITY);                \
+        const int nb = k - G, ns = lo, nl = median ? k - hi : k - 1 - hi;                          \
+        __m256 bad = zero;                                                                         \
+        for (int c = 0; c < CW_BLK; c += 8) {                                                      \
+            __m256 r[G], s[G];                                                                     \
+            OHM_CW_LOAD_SORT(r, G, NET, NCMP, 0)                                                   \
+            OHM_CW_LOAD_SORT(s, G, NET, NCMP, G)                                                   \
+            /* the smallest of the nl largest: position hi (median) or hi+1 */                     \
+            __m256 top = inf;                                                                      \
+            for (int j = 0; j < nl; j++) {                                                         \
+                int bi = nb - nl + j;                                                              \
+                __m256 v = bi >= 0 ? _mm256_max_ps(r[G - 1 - j], s[bi]) : r[G - 1 - j];            \
+                top = _mm256_min_ps(top, v);                                                       \
+            }                                                                                      \
+            if (median) {                                                                          \
+                __m256 vlo = ninf;                                                                 \
+                for (int i = 0; i <= lo; i++)                                                      \
+                    vlo = _mm256_max_ps(vlo, _mm256_min_ps(r[i], s[lo - i]));                      \
+                __m256 m = _mm256_add_ps(_mm256_mul_ps(half, vlo), _mm256_mul_ps(half, top));      \
+                _mm256_storeu_ps(res + c, m);                                                      \
+                continue;                                                                          \
+            }                                                                                      \
+            /* R = every value at positions >= lo: the larger of each pair that                    \
+             * yields the lo smallest, and the unpaired rest (padding excluded                     \
+             * below, being +Inf). thr = top, the value at position hi+1. The                      \
+             * kept values are those of R below thr, plus thr itself for the                       \
+             * places taken by ties: summed directly, never as a difference of                     \
+             * sums (hostile magnitudes would cancel the honest ones away). */                     \
+            const __m256 thr = top;                                                                \
+            __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();                            \
+            __m256 cnt = zero;                                                                     \
+            const __m256 one = _mm256_set1_ps(1.0f);                                               \
+            for (int i = 0; i < G + nb - ns; i++) {                                                \
+                __m256 v = i < ns  ? _mm256_max_ps(r[i], s[ns - 1 - i])                            \
+                           : i < G ? r[i]                                                          \
+                                   : s[i - G + ns];                                                \
+                __m256 keep = _mm256_cmp_ps(v, thr, _CMP_LT_OQ);                                   \
+                v = _mm256_and_ps(v, keep);                                                        \
+                cnt = _mm256_add_ps(cnt, _mm256_and_ps(one, keep));                                \
+                OHM_CW_ACC(a0, a1, v);                                                             \
+            }                                                                                      \
+            if (nl > 0) {                                                                          \
+                __m256 extra =                                                                     \
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_set1_ps((float)(hi - lo + 1)), cnt), thr);  \
+                OHM_CW_ACC(a0, a1, extra);                                                         \
+            }                                                                                      \
+            OHM_CW_STORE_SCALED(res + c, a0, a1, inv);                                             \
+        }                                                                                          \
+        return _mm256_movemask_ps(_mm256_cmp_ps(bad, bad, _CMP_UNORD_Q)) != 0;                     \
+    }
+
+OHM_CW_FUSED2_KERNEL(fused2x8_avx2, 8, batcher16, 19, "avx2,fma")
+OHM_CW_FUSED2_KERNEL(fused2x16_avx512vl, 16, batcher16, 63, "avx2,fma,avx512f,avx512vl")
+#endif
+
+/* The vector kernels this CPU can run: 0 none, 1 AVX2+FMA, 2 also AVX-512VL.
+ * OHM_ROBUST_ISA=generic|avx2 in the environment lowers it, so that every path
+ * can be tested (and compared) on one machine. */
+#ifdef OHM_CW_REGS
+static int isa_level(void)
+{
+    int level = 0;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        level = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2 : 1;
+    const char *e = getenv("OHM_ROBUST_ISA");
+    if (e && strcmp(e, "generic") == 0) level = 0;
+    if (e && strcmp(e, "avx2") == 0 && level > 1) level = 1;
+    return level;
+}
 #endif
 
 typedef int (*group_fn)(const float *const *x, int k, size_t off, float *buf);
+typedef int (*fused_fn)(const float *const *x, int k, size_t off, int lo, int hi, int median,
+                        double inv, float *res);
+
+/* The fused kernel for k rows: one sorted group for k <= 8 (16 with
+ * AVX-512VL's 32 registers), two for k up to twice that; NULL beyond, or
+ * when the CPU lacks AVX2. */
+static fused_fn pick_fused(int k)
+{
+#ifdef OHM_CW_REGS
+    int level = isa_level();
+    if (level >= 1) {
+        int wide = level >= 2;
+        if (k <= 4) return fused4_avx2;
+        if (k <= 8) return fused8_avx2;
+        if (wide) return k <= 16 ? fused16_avx512vl : k <= 32 ? fused2x16_avx512vl : NULL;
+        if (k <= 16) return fused2x8_avx2;
+    }
+#endif
+    (void)k;
+    return NULL;
+}
 
 /* The register kernel for k rows: the smallest group size >= k this CPU can
  * run (padding rows cost comparators), else the largest. *G = 0: none. */
 static group_fn pick_group(int k, int *G)
 {
 #ifdef OHM_CW_REGS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        int wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    int level = isa_level();
+    if (level >= 1) {
+        int wide = level >= 2;
         if (k <= 4) {
             *G = 4;
             return group4_avx2;
@@ -382,6 +544,7 @@ typedef struct {
     const int *suffix; /* stages p >= G, after the register kernel */
     int nsuffix;
     group_fn group; /* NULL: generic path only */
+    fused_fn fused; /* k <= 8 on AVX2: sort and result in registers */
     int lo, hi, median;
 } cw_plan_t;
 
@@ -400,6 +563,9 @@ OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const
     const double inv = 1.0 / (double)(hi - lo + 1);
     for (size_t off = 0; off < d; off += CW_BLK) {
         size_t n = d - off < CW_BLK ? d - off : CW_BLK;
+        float res[CW_BLK];
+        if (n == CW_BLK && pl->fused && !pl->fused(x, k, off, lo, hi, pl->median, inv, res))
+            goto have_res; /* sorted and reduced in registers */
         if (n == CW_BLK && pl->group && !pl->group(x, k, off, buf)) {
             run_net(buf, pl->suffix, pl->nsuffix);
         } else {
@@ -419,7 +585,6 @@ OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const
             }
             run_net(buf, pl->full, pl->nfull);
         }
-        float res[CW_BLK];
         if (pl->median) {
             const float *a = buf + (size_t)lo * CW_BLK, *b = buf + (size_t)hi * CW_BLK;
             for (int c = 0; c < CW_BLK; c++)
@@ -447,6 +612,7 @@ OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const
             for (int c = 0; c < CW_BLK; c++)
                 res[c] = (float)(acc[c] * inv);
         }
+    have_res:;
         const float *own = x[0] + off;
         float *o = out + off;
         for (size_t c = 0; c < n; c++)
@@ -468,6 +634,7 @@ static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int
     pl.median = median;
     int G = 0;
     pl.group = pick_group(k, &G);
+    pl.fused = pick_fused(k);
     net_t full = {0}, suffix = {0};
     int rc = net_build(&full, k, lo, hi, median, 1);
     if (!rc && pl.group) rc = net_build(&suffix, k, lo, hi, median, G);
@@ -491,35 +658,58 @@ static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int
 
 /* ---------------------------------------------------------- weighted mean */
 
-/* One block of out = inv * sum_j ws[j] rp[j] over the na listed rows, four
- * rows per sweep of the double accumulator (a fixed order, so the result is
- * deterministic); returns the position in rp of the first row found
- * non-finite in this block, or -1. */
+/* One block of out = sum_j (ws[j] inv) rp[j] over the na listed rows, up to
+ * four rows per sweep of a float accumulator (a fixed grouping, so the result
+ * is deterministic); returns the position in rp of the first row found
+ * non-finite in this block, or -1. The weights are scaled to sum to one, so
+ * the sums are convex combinations and stay finite for finite inputs (short of
+ * rounding past FLT_MAX, which sane() then catches): the finiteness check runs
+ * once on the sums, and the rows are searched only when it fails. */
 OHM_HOT static int wmean_block(const float *const *rp, const double *ws, int na, size_t off,
                                size_t n, double inv, const float *own, float *restrict out)
 {
-    double acc[WM_BLK];
-    for (int j = 0; j < na; j++)
-        if (absmax_bits(rp[j] + off, n) >= ABS_INF) return j;
+    float acc[WM_BLK];
+    for (int j = 0; j < na; j += 4) {
+        const int m = na - j < 4 ? na - j : 4, first = j == 0;
+        const float *a0 = rp[j] + off, *a1 = m > 1 ? rp[j + 1] + off : a0,
+                    *a2 = m > 2 ? rp[j + 2] + off : a0, *a3 = m > 3 ? rp[j + 3] + off : a0;
+        const float w0 = (float)(ws[j] * inv), w1 = m > 1 ? (float)(ws[j + 1] * inv) : 0,
+                    w2 = m > 2 ? (float)(ws[j + 2] * inv) : 0,
+                    w3 = m > 3 ? (float)(ws[j + 3] * inv) : 0;
+        switch (m) {
+        case 4:
+            for (size_t c = 0; c < n; c++)
+                acc[c] = (first ? 0.0f : acc[c]) +
+                         ((w0 * a0[c] + w1 * a1[c]) + (w2 * a2[c] + w3 * a3[c]));
+            break;
+        case 3:
+            for (size_t c = 0; c < n; c++)
+                acc[c] = (first ? 0.0f : acc[c]) + ((w0 * a0[c] + w1 * a1[c]) + w2 * a2[c]);
+            break;
+        case 2:
+            for (size_t c = 0; c < n; c++)
+                acc[c] = (first ? 0.0f : acc[c]) + (w0 * a0[c] + w1 * a1[c]);
+            break;
+        default:
+            for (size_t c = 0; c < n; c++)
+                acc[c] = (first ? 0.0f : acc[c]) + w0 * a0[c];
+            break;
+        }
+    }
+    if (na == 0)
+        for (size_t c = 0; c < n; c++)
+            acc[c] = 0.0f;
+    /* exponent all ones (NaN/Inf) carries into bit 31 when one is added to it;
+     * integer ORs, so the check vectorizes (a float reduction would not) */
+    uint32_t probe = 0;
     for (size_t c = 0; c < n; c++)
-        acc[c] = 0.0;
-    int j = 0;
-    for (; j + 4 <= na; j += 4) {
-        const float *a0 = rp[j] + off, *a1 = rp[j + 1] + off, *a2 = rp[j + 2] + off,
-                    *a3 = rp[j + 3] + off;
-        const double w0 = ws[j], w1 = ws[j + 1], w2 = ws[j + 2], w3 = ws[j + 3];
-        for (size_t c = 0; c < n; c++)
-            acc[c] += (w0 * a0[c] + w1 * a1[c]) + (w2 * a2[c] + w3 * a3[c]);
-    }
-    for (; j < na; j++) {
-        const float *a0 = rp[j] + off;
-        const double w0 = ws[j];
-        for (size_t c = 0; c < n; c++)
-            acc[c] += w0 * a0[c];
-    }
+        probe |= (fbits(acc[c]) & 0x7f800000u) + 0x00800000u;
+    if (probe & 0x80000000u)
+        for (int j = 0; j < na; j++)
+            if (absmax_bits(rp[j] + off, n) >= ABS_INF) return j;
     own += off;
     for (size_t c = 0; c < n; c++)
-        out[off + c] = sane((float)(acc[c] * inv), own[c]);
+        out[off + c] = sane(acc[c], own[c]);
     return -1;
 }
 
@@ -592,6 +782,87 @@ OHM_HOT static void dist_pass(const float *const *x, int k, size_t d, const floa
     }
 }
 
+#ifdef OHM_CW_REGS
+/* combine_pass for at most 8 active rows on AVX2, in one sweep per 8
+ * coordinates: the new value, ||z_new - z||^2, ||z_new||^2, the store and
+ * every row's squared distance to it, with the rows still in L1. Sums are
+ * taken per DS_BLK block in float lanes and added up in double. The active
+ * rows are finite and the coefficients convex, so a value can only leave the
+ * floats by rounding past FLT_MAX: a block whose ||z_new||^2 is not finite is
+ * then sanitized afterwards and its sums redone in double (its ||z_new - z||^2
+ * becomes +Inf when z was overwritten: that only delays the stopping test). */
+__attribute__((target("avx2,fma"))) static void
+combine_small_avx2(const float *const *rp, const float *cf, const int *ri, int na, size_t d,
+                   float c0, const float *z, const float *own, float *out, double *dist2,
+                   double *sdz, double *szn)
+{
+    const __m256 vc0 = _mm256_set1_ps(c0), zero = _mm256_setzero_ps();
+    const int aliased = z == out;
+    __m256 vcf[8];
+    for (int j = 0; j < na; j++)
+        vcf[j] = _mm256_set1_ps(cf[j]);
+    for (size_t off = 0; off < d; off += DS_BLK) {
+        size_t n = d - off < DS_BLK ? d - off : DS_BLK, n8 = n / 8 * 8;
+        __m256 vdz = zero, vzn = zero, vd[8];
+        for (int j = 0; j < na; j++)
+            vd[j] = zero;
+        for (size_t c = off; c < off + n8; c += 8) {
+            __m256 zc = _mm256_loadu_ps(z + c); /* read before out + c is written */
+            __m256 a = _mm256_mul_ps(vc0, zc);
+            for (int j = 0; j < na; j++)
+                a = _mm256_fmadd_ps(vcf[j], _mm256_loadu_ps(rp[j] + c), a);
+            __m256 t = _mm256_sub_ps(a, zc);
+            vdz = _mm256_fmadd_ps(t, t, vdz);
+            vzn = _mm256_fmadd_ps(a, a, vzn);
+            _mm256_storeu_ps(out + c, a);
+            if (dist2)
+                for (int j = 0; j < na; j++) {
+                    __m256 u = _mm256_sub_ps(_mm256_loadu_ps(rp[j] + c), a);
+                    vd[j] = _mm256_fmadd_ps(u, u, vd[j]);
+                }
+        }
+        float bz[8], bn[8];
+        _mm256_storeu_ps(bz, vdz);
+        _mm256_storeu_ps(bn, vzn);
+        double fz = 0, fn = 0;
+        for (int l = 0; l < 8; l++)
+            fz += bz[l], fn += bn[l];
+        /* the tail of the block */
+        for (size_t c = off + n8; c < off + n; c++) {
+            float zc = z[c], a = c0 * zc;
+            for (int j = 0; j < na; j++)
+                a += cf[j] * rp[j][c];
+            a = sane(a, own[c]);
+            fz += ((double)a - zc) * ((double)a - zc);
+            fn += (double)a * a;
+            out[c] = a;
+        }
+        const int fix = !(fn <= FLT_MAX);
+        if (fix) {
+            for (size_t c = off; c < off + n; c++)
+                out[c] = sane(out[c], own[c]);
+            fn = sqnorm(out + off, n);
+            fz = aliased ? INFINITY : sqdist(out + off, z + off, n);
+        } else if (!(fz <= FLT_MAX)) {
+            fz = aliased ? INFINITY : sqdist(out + off, z + off, n);
+        }
+        *sdz += fz;
+        *szn += fn;
+        if (!dist2) continue;
+        for (int j = 0; j < na; j++) {
+            float b[8];
+            _mm256_storeu_ps(b, vd[j]);
+            double s = 0;
+            for (int l = 0; l < 8; l++)
+                s += b[l];
+            for (size_t c = off + n8; c < off + n; c++)
+                s += ((double)rp[j][c] - out[c]) * ((double)rp[j][c] - out[c]);
+            dist2[ri[j]] += !fix && s <= FLT_MAX ? s : sqdist(rp[j] + off, out + off, n);
+        }
+    }
+}
+#endif
+
 /* One fused iteration of geomed / cc: z_new = c0 * z + sum_i coef[i] x_i over
  * active rows (z may alias out: each coordinate is read before it is
  * written), written to out; dz2 and zn2 get ||z_new - z||^2 and ||z_new||^2;
@@ -601,8 +872,23 @@ OHM_HOT static void combine_pass(const float *const *x, int k, size_t d, const f
                                  double *dist2, double *dz2, double *zn2)
 {
     double sdz = 0, szn = 0;
-    const float *rp[4];
-    float cf[4];
+    const float *rp[8];
+    float cf[8];
+#ifdef OHM_CW_REGS
+    /* up to 8 active rows: the one-sweep kernel, when the CPU has AVX2 */
+    int na = 0, ri[8];
+    for (int i = 0; i < k && na <= 8; i++)
+        if (act[i]) {
+            if (na < 8) rp[na] = x[i], cf[na] = coef[i], ri[na] = i;
+            na++;
+        }
+    if (na <= 8 && isa_level() >= 1 && (z == out || z + d <= out || out + d <= z)) {
+        combine_small_avx2(rp, cf, ri, na, d, c0, z, x[0], out, dist2, &sdz, &szn);
+        if (dz2) *dz2 = sdz;
+        if (zn2) *zn2 = szn;
+        return;
+    }
+#endif
     for (size_t off = 0; off < d; off += DS_BLK) {
         size_t n = d - off < DS_BLK ? d - off : DS_BLK;
         float acc[DS_BLK];

@@ -21,6 +21,13 @@ double ohm_bench_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double ohm_bench_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void ohm_bench_emit(const char *name, double value, const char *unit, const char *baseline,
                     double baseline_value)
 {
@@ -37,8 +44,7 @@ void ohm_bench_emit(const char *name, double value, const char *unit, const char
 const char *ohm_bench_opt_str(int argc, char **argv, const char *key, const char *def)
 {
     for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0)
-            return argv[i + 1];
+        if (strcmp(argv[i], key) == 0) return argv[i + 1];
     return def;
 }
 
@@ -81,8 +87,7 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
         return usage(argc < 2 ? stderr : stdout);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(argv[1], kinds[i].name) != 0)
-            continue;
+        if (strcmp(argv[1], kinds[i].name) != 0) continue;
         int (*fn)(int, char **) = kinds[i].fn;
         if (!fn) {
             fprintf(stderr, "ohmbench: kind '%s' is not built in this build\n", argv[1]);

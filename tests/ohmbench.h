@@ -9,6 +9,11 @@
 /* Monotonic seconds. */
 double ohm_bench_now(void);
 
+/* Seconds of CPU time used by the calling thread: for single-thread compute
+ * timings on a shared machine, where wall time also counts the time other
+ * processes held the core. */
+double ohm_bench_cpu_now(void);
+
 /* Prints {"name":..,"value":..,"unit":..} or, when baseline is non-NULL,
  * also "baseline","baseline_value" and "ratio" (= value / baseline_value). */
 void ohm_bench_emit(const char *name, double value, const char *unit, const char *baseline,

@@ -877,3 +877,46 @@ Test(robust, geomed_stops_early_and_cc_counts)
     cr_expect_eq(st.clipped, 0);
     set_free(&s);
 }
+
+/* The coordinate-wise rules have a portable path and AVX2 / AVX-512VL kernels
+ * (one sorted group, two sorted groups, or groups plus a merge network),
+ * picked by k and the CPU. OHM_ROBUST_ISA lowers the choice, so every path
+ * this machine can run is checked here against the sort reference, with and
+ * without hostile rows of magnitude 1e30 (which must not cancel the honest
+ * values away). */
+Test(robust, every_vector_path_matches_reference)
+{
+    const char *isas[] = {"generic", "avx2", NULL};
+    rseed(23);
+    for (int ii = 0; ii < 3; ii++) {
+        if (isas[ii])
+            setenv("OHM_ROBUST_ISA", isas[ii], 1);
+        else
+            unsetenv("OHM_ROBUST_ISA");
+        const char *isa = isas[ii] ? isas[ii] : "native";
+        for (int k = 1; k <= 40; k++)
+            for (int hostile = 0; hostile < 2; hostile++) {
+                set_t s = set_new(k, 384);
+                fill_random(&s, 1.0);
+                int nb = hostile ? (k - 1) / 3 : 0;
+                for (int i = 0; i < nb; i++)
+                    make_bad(&s, k - 1 - i, i % 3); /* +-1e30, finite */
+                float *want = malloc(sizeof(float) * s.d);
+                cr_assert_eq(agg(OHM_RULE_MEDIAN, nb, &s, NULL), 0);
+                ref_coordwise(&s, 0, 1, want);
+                cr_expect_arr_eq(s.out, want, sizeof(float) * s.d, "%s median k=%d hostile=%d", isa,
+                                 k, hostile);
+                for (int b = nb; 2 * b < k; b += (k > 12 ? 3 : 1)) {
+                    cr_assert_eq(agg(OHM_RULE_TRIMMED_MEAN, b, &s, NULL), 0);
+                    ref_coordwise(&s, b, 0, want);
+                    for (size_t c = 0; c < s.d; c++)
+                        cr_expect(fabsf(s.out[c] - want[c]) <= 0x1p-22f * fabsf(want[c]) + 1e-30f,
+                                  "%s trimmed k=%d b=%d hostile=%d c=%zu: %g vs %g", isa, k, b,
+                                  hostile, c, s.out[c], want[c]);
+                }
+                free(want);
+                set_free(&s);
+            }
+    }
+    unsetenv("OHM_ROBUST_ISA");
+}
