@@ -74,6 +74,7 @@ typedef struct {
     int heard;          /* heard since start (start-up barrier) */
     int got;            /* this round's model arrived (valid or not) */
     int valid;          /* ... and was accepted into vec */
+    int late;           /* still waited for when this round's deadline passed */
     int64_t seen_round; /* highest round announced (hello or model); -1 none */
     int64_t sent_round; /* highest round of a model it sent us (kept, dropped or not); -1 none */
     ohm_frame_t *cur;   /* this round's accepted message, kept until the round ends */
@@ -725,6 +726,13 @@ static int receive_round(ohm_peer_t *p)
     if (p->startup_deadline > deadline) deadline = p->startup_deadline;
     int rc = receive_until(p, deadline, all_arrived, 0);
     if (rc) return rc;
+    /* Down only if we were still waiting for it when the deadline passed: one
+     * whose model was lost, or that is far behind, is alive. Decided before the
+     * drain below, so a neighbour heard again there stays up and is waited for
+     * next round (deciding after it put a neighbour one round behind down again
+     * every round, and the two never lined up). */
+    for (int i = 0; i < p->nn; i++)
+        p->nb[i].late = waited_for(p, &p->nb[i]);
     /* Take what is already queued without waiting: this is how a neighbour that
      * is down (not waited for) is heard again. Bounded, so a flood cannot hold
      * the round. */
@@ -734,12 +742,11 @@ static int receive_round(ohm_peer_t *p)
         handle_frame(p, f, 0);
     }
     for (int i = 0; i < p->nn; i++) {
-        p->nb[i].accepted += (uint64_t)p->nb[i].valid;
-        if (!p->nb[i].got) {
-            /* Down only if we were still waiting for it when the deadline passed:
-             * one whose model was lost, or that is far behind, is alive. */
-            if (waited_for(p, &p->nb[i])) p->nb[i].live = 0;
-            p->nb[i].missed++; /* counted for down neighbours too: every round without it */
+        nbr_t *n = &p->nb[i];
+        n->accepted += (uint64_t)n->valid;
+        if (!n->got) {
+            if (n->late) n->live = 0;
+            n->missed++; /* counted for down neighbours too: every round without it */
         }
     }
     return OHM_OK;

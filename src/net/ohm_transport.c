@@ -32,6 +32,7 @@
 #define HEARTBEAT_IVL_MS 1000
 #define HEARTBEAT_TIMEOUT_MS 3000
 #define CONNECT_TIMEOUT_MS 1000
+#define MAX_RETRANSMIT_MS 1000
 
 typedef struct {
     uint32_t id;
@@ -376,13 +377,18 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
     void *s = zmq_socket(t->ctx, ZMQ_PUSH);
     if (!s) return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, zmq_strerror(errno));
     /* No ZMQ_IMMEDIATE: messages for a neighbour still starting queue up to
-     * the high-water mark instead of being lost. Heartbeats and a connect
-     * timeout bound how long a link stays dead after a network partition
-     * heals: without them TCP's doubling retransmission timer can keep a
-     * healed link silent for as long as the partition lasted (or minutes). */
+     * the high-water mark instead of being lost. The rest bounds how long a
+     * link stays dead after a network partition heals: without it TCP's
+     * doubling retransmission timer keeps a healed link silent for as long as
+     * the partition lasted (or minutes). Heartbeats catch a silent link, but
+     * ZeroMQ sends its PING only once earlier output has left, so they never
+     * fire on a link whose send buffer filled up before the cut; the TCP
+     * retransmission limit (TCP_USER_TIMEOUT) closes that one, and the
+     * connect timeout makes the reconnect try again about once a second. */
     int rc = set_int(s, ZMQ_LINGER, 0) || set_int(s, ZMQ_SNDHWM, t->hwm) ||
              set_int(s, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
              set_int(s, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) ||
+             set_int(s, ZMQ_TCP_MAXRT, MAX_RETRANSMIT_MS) ||
              set_int(s, ZMQ_CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS) ||
              (is_ipv6(endpoint) && set_int(s, ZMQ_IPV6, 1));
     if (!rc && t->secure)
