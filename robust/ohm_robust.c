@@ -40,6 +40,9 @@
 #endif
 #define WM_BLK 256 /* coordinates per block in the weighted mean (checked, then summed) */
 #define LANES 16   /* independent float accumulators in reductions */
+#ifndef GRAM_MAX
+#define GRAM_MAX 16 /* geomed: most rows for the Gram-matrix iteration */
+#endif
 
 #if defined(__x86_64__) && defined(__has_attribute) && !defined(OHM_ROBUST_GENERIC)
 #if __has_attribute(target_clones)
@@ -538,6 +541,130 @@ static inline void run_net(float *buf, const int *pair, int ncmp)
     }
 }
 
+/* The Gram matrix of geomed's start, accumulated during the median pass. */
+#define GR_L 32     /* float lanes per pair (four vector chains) */
+#define GR_FLUSH 16 /* blocks summed in float before they are added up in double */
+typedef struct {
+    double *G;   /* (k+1) x (k+1), upper triangle, row-major */
+    float *acc;  /* GR_L lanes per pair (i <= j), since the last flush */
+    size_t from; /* first coordinate since the last flush */
+    int blocks;  /* blocks since the last flush */
+    int avx2;    /* gram_pairs_avx2 may run */
+} gram_t;
+
+/* Component c of centred vector i (see gram_block), in double. */
+static inline double centred(const float *const *x, int k, int i, size_t c, const float *out)
+{
+    return i < k ? (double)x[i][c] - out[c] : (double)out[c];
+}
+
+/* Adds the float lanes to G and clears them. A pair whose lanes are not all
+ * finite (hostile magnitudes overflow a float product; a non-finite row) is
+ * summed again in double from the inputs over the coordinates [from, to). */
+static void gram_flush(const float *const *x, int k, const float *out, size_t to, gram_t *g)
+{
+    const size_t K = (size_t)k + 1;
+    float *a = g->acc;
+    for (size_t i = 0; i < K; i++)
+        for (size_t j = i; j < K; j++, a += GR_L) {
+            double v = 0;
+            int ok = 1;
+            for (int l = 0; l < GR_L; l++) {
+                ok &= a[l] >= -FLT_MAX && a[l] <= FLT_MAX; /* NaN fails both */
+                v += a[l];
+                a[l] = 0.0f;
+            }
+            if (!ok) {
+                v = 0;
+                for (size_t c = g->from; c < to; c++)
+                    v += centred(x, k, (int)i, c, out) * centred(x, k, (int)j, c, out);
+            }
+            g->G[i * K + j] += v;
+        }
+    g->from = to;
+    g->blocks = 0;
+}
+
+#ifdef OHM_CW_REGS
+/* gram_block's products on AVX2: four independent FMA chains per pair, so the
+ * sums are limited by the loads rather than by the addition's latency. */
+__attribute__((target("avx2,fma"))) static void gram_pairs_avx2(const float *buf, size_t K,
+                                                                size_t n, float *acc)
+{
+    for (size_t i = 0; i < K; i++) {
+        const float *yi = buf + i * CW_BLK;
+        for (size_t j = i; j < K; j++, acc += GR_L) {
+            const float *yj = buf + j * CW_BLK;
+            __m256 a0 = _mm256_loadu_ps(acc), a1 = _mm256_loadu_ps(acc + 8),
+                   a2 = _mm256_loadu_ps(acc + 16), a3 = _mm256_loadu_ps(acc + 24);
+            size_t c = 0;
+            for (; c + 32 <= n; c += 32) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(yi + c), _mm256_loadu_ps(yj + c), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(yi + c + 8), _mm256_loadu_ps(yj + c + 8), a1);
+                a2 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(yi + c + 16), _mm256_loadu_ps(yj + c + 16), a2);
+                a3 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(yi + c + 24), _mm256_loadu_ps(yj + c + 24), a3);
+            }
+            for (; c + 8 <= n; c += 8)
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(yi + c), _mm256_loadu_ps(yj + c), a0);
+            _mm256_storeu_ps(acc, a0);
+            _mm256_storeu_ps(acc + 8, a1);
+            _mm256_storeu_ps(acc + 16, a2);
+            _mm256_storeu_ps(acc + 24, a3);
+            for (; c < n; c++)
+                acc[0] += yi[c] * yj[c];
+        }
+    }
+}
+#endif
+
+/* Accumulates the Gram matrix of v_0..v_k over one block of n coordinates at
+ * off: v_i = x_i - o for i < k (rows centred on the block's median o =
+ * out + off), v_k = o. Products go to GR_L float lanes per pair (a fixed
+ * order, so the result is deterministic), flushed to double every GR_FLUSH
+ * blocks. buf: (k+1) x CW_BLK floats. */
+OHM_HOT static void gram_block(const float *const *x, int k, size_t off, size_t n, const float *out,
+                               float *restrict buf, gram_t *g)
+{
+    const size_t K = (size_t)k + 1, n8 = n / GR_L * GR_L;
+    const float *o = out + off;
+    for (int i = 0; i < k; i++) {
+        const float *src = x[i] + off;
+        float *y = buf + (size_t)i * CW_BLK;
+        for (size_t c = 0; c < n; c++)
+            y[c] = src[c] - o[c];
+    }
+    memcpy(buf + (size_t)k * CW_BLK, o, sizeof(float) * n);
+    float *restrict acc = g->acc;
+#ifdef OHM_CW_REGS
+    if (g->avx2) {
+        gram_pairs_avx2(buf, K, n, acc);
+        goto counted;
+    }
+#endif
+    for (size_t i = 0; i < K; i++) {
+        const float *restrict yi = buf + i * CW_BLK;
+        for (size_t j = i; j < K; j++, acc += GR_L) {
+            const float *restrict yj = buf + j * CW_BLK;
+            float a[GR_L];
+            for (int l = 0; l < GR_L; l++)
+                a[l] = acc[l];
+            for (size_t c = 0; c < n8; c += GR_L)
+                for (int l = 0; l < GR_L; l++)
+                    a[l] += yi[c + l] * yj[c + l];
+            for (size_t c = n8; c < n; c++)
+                a[0] += yi[c] * yj[c];
+            for (int l = 0; l < GR_L; l++)
+                acc[l] = a[l];
+        }
+    }
+#ifdef OHM_CW_REGS
+counted:
+#endif
+    if (++g->blocks == GR_FLUSH) gram_flush(x, k, out, off + n, g);
+}
+
 typedef struct {
     const int *full; /* whole network */
     int nfull;
@@ -553,11 +680,12 @@ typedef struct {
  * (midpoint of positions lo and hi) or the mean of positions lo..hi. absmax[i]
  * collects row i's largest |x| bits in the blocks that took the generic path
  * (every block holding a non-finite value does). When dist2 is given, the
- * squared distance of every row to the output is added to it in the same pass
- * (geomed's start). */
+ * squared distance of every row to the output is added to it in the same pass;
+ * when gram is, the Gram matrix of the rows centred on the output (gram_block),
+ * while the block is still in cache (geomed's start). */
 OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const cw_plan_t *pl,
                                    float *restrict buf, uint32_t *absmax, double *dist2,
-                                   float *restrict out)
+                                   gram_t *gram, float *restrict out)
 {
     const int lo = pl->lo, hi = pl->hi;
     const double inv = 1.0 / (double)(hi - lo + 1);
@@ -620,13 +748,15 @@ OHM_HOT static void coordwise_pass(const float *const *x, int k, size_t d, const
         if (dist2)
             for (int i = 0; i < k; i++)
                 dist2[i] += sqdist(x[i] + off, o, n);
+        if (gram) gram_block(x, k, off, n, out, buf, gram);
     }
+    if (gram && gram->blocks) gram_flush(x, k, out, d, gram);
 }
 
 /* Median (lo, hi the middle positions) or trimmed mean (keep positions lo..hi).
  * Scratch: the networks and a (k rounded up to 16) x CW_BLK float buffer. */
 static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int median,
-                     uint32_t *absmax, double *dist2, float *out)
+                     uint32_t *absmax, double *dist2, gram_t *gram, float *out)
 {
     cw_plan_t pl = {0};
     pl.lo = lo;
@@ -638,7 +768,7 @@ static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int
     net_t full = {0}, suffix = {0};
     int rc = net_build(&full, k, lo, hi, median, 1);
     if (!rc && pl.group) rc = net_build(&suffix, k, lo, hi, median, G);
-    size_t rows = ((size_t)k + 15) / 16 * 16;
+    size_t rows = ((size_t)k + 1 + 15) / 16 * 16; /* k + 1: gram_block's centred rows */
     float *buf = rc ? NULL : aligned_alloc(64, sizeof(float) * CW_BLK * rows);
     if (!buf) {
         free(full.pair);
@@ -649,7 +779,7 @@ static int coordwise(const float *const *x, int k, size_t d, int lo, int hi, int
     pl.nfull = full.n;
     pl.suffix = suffix.pair;
     pl.nsuffix = suffix.n;
-    coordwise_pass(x, k, d, &pl, buf, absmax, dist2, out);
+    coordwise_pass(x, k, d, &pl, buf, absmax, dist2, gram, out);
     free(buf);
     free(full.pair);
     free(suffix.pair);
@@ -1186,14 +1316,135 @@ static int rule_scc(const ohm_rule_params_t *p, const float *const *x, const dou
     return OHM_ROBUST_OK;
 }
 
+/* out = m + sum_j c_j (x_j - m) over the rows with c_j != 0, m = out on entry:
+ * geomed's result from its coefficients (written as a correction of the
+ * median, so rows equal to it give it back exactly). */
+OHM_HOT static void correct_pass(const float *const *x, int k, size_t d, const double *c,
+                                 float *out)
+{
+    const float *rp[4];
+    float cf[4];
+    for (size_t off = 0; off < d; off += DS_BLK) {
+        size_t n = d - off < DS_BLK ? d - off : DS_BLK;
+        float acc[DS_BLK];
+        const float *restrict m = out + off;
+        for (size_t i = 0; i < n; i++)
+            acc[i] = 0.0f;
+        /* four rows per sweep of the accumulator; absent ones weigh 0 */
+        int na = 0;
+        for (int j = 0; j <= k; j++) {
+            if (j < k && c[j] != 0) {
+                rp[na] = x[j] + off;
+                cf[na++] = (float)c[j];
+            }
+            if (na == 4 || (j == k && na > 0)) {
+                for (int r = na; r < 4; r++)
+                    rp[r] = m, cf[r] = 0.0f;
+                const float *restrict a0 = rp[0], *restrict a1 = rp[1], *restrict a2 = rp[2],
+                                      *restrict a3 = rp[3];
+                for (size_t i = 0; i < n; i++)
+                    acc[i] += (cf[0] * (a0[i] - m[i]) + cf[1] * (a1[i] - m[i])) +
+                              (cf[2] * (a2[i] - m[i]) + cf[3] * (a3[i] - m[i]));
+                na = 0;
+            }
+        }
+        const float *own = x[0] + off;
+        for (size_t i = 0; i < n; i++)
+            out[off + i] = sane(m[i] + acc[i], own[i]);
+    }
+}
+
+/* Smoothed Weiszfeld on z = m + sum_j c_j (x_j - m), entirely in the
+ * coefficients: with G the Gram matrix of the centred rows (and m as row k),
+ * ||z - x_i||^2 = G_ii - 2 (Gc)_i + c'Gc and ||z||^2 = G_kk + 2 c'G_k + c'Gc.
+ * Returns the updates run; c[k] receives the coefficients. */
+static int weiszfeld_gram(const ohm_rule_params_t *p, const double *w, int k, const double *G,
+                          const unsigned char *act, double *c, double *cn, int *ai)
+{
+    const size_t K = (size_t)k + 1;
+    /* only the finite rows: entries of the others may be NaN */
+#define GRAM(i, j) ((i) <= (j) ? G[(size_t)(i)*K + (j)] : G[(size_t)(j)*K + (i)])
+    int na = 0;
+    for (int i = 0; i < k; i++) {
+        c[i] = cn[i] = 0;
+        if (act[i]) ai[na++] = i;
+    }
+    int t = 0;
+    while (t < p->iters) {
+        double cgc = 0, sb = 0;
+        for (int a = 0; a < na; a++) /* c'Gc */
+            for (int b = 0; b < na; b++)
+                cgc += c[ai[a]] * GRAM(ai[a], ai[b]) * c[ai[b]];
+        for (int a = 0; a < na; a++) {
+            const int i = ai[a];
+            double gi = 0;
+            for (int b = 0; b < na; b++)
+                gi += GRAM(i, ai[b]) * c[ai[b]];
+            double d2 = GRAM(i, i) - 2 * gi + cgc, dist = d2 > 0 ? sqrt(d2) : 0;
+            cn[i] = (w ? w[i] : 1.0) / (dist > p->nu ? dist : p->nu);
+            sb += cn[i];
+        }
+        if (!(sb > 0)) break;
+        t++;
+        /* ||z_new - z||^2 = e'Ge with e = cn - c; ||z_new||^2 from G's last row */
+        double dz2 = 0, zn2 = GRAM(k, k);
+        for (int a = 0; a < na; a++)
+            cn[ai[a]] /= sb;
+        for (int a = 0; a < na; a++) {
+            const int i = ai[a];
+            double ge = 0, gn = 0;
+            for (int b = 0; b < na; b++) {
+                ge += GRAM(i, ai[b]) * (cn[ai[b]] - c[ai[b]]);
+                gn += GRAM(i, ai[b]) * cn[ai[b]];
+            }
+            dz2 += (cn[i] - c[i]) * ge;
+            zn2 += cn[i] * (2 * GRAM(i, k) + gn);
+        }
+        for (int a = 0; a < na; a++)
+            c[ai[a]] = cn[ai[a]];
+        if (sqrt(dz2 > 0 ? dz2 : 0) <= p->tol * sqrt(zn2 > 0 ? zn2 : 0)) break;
+    }
+#undef GRAM
+    return t;
+}
+
 /* geomed: smoothed Weiszfeld from the coordinate-wise median,
  * z <- sum b_j x_j / sum b_j, b_j = w_j / max(||z - x_j||, nu), over finite
  * rows; stops when ||z_new - z|| <= tol ||z_new|| or after `iters` updates
- * (st->iters). Each update is one pass; its distances are fused in. */
+ * (st->iters). Up to GRAM_MAX rows, the median pass also takes the Gram matrix
+ * of the rows centred on the median, the updates run on k coefficients, and
+ * one more pass writes the result: three passes whatever the iterations.
+ * Beyond, where the Gram matrix costs more than a pass, each update is one
+ * pass with its distances fused in. */
 static int rule_geomed(const ohm_rule_params_t *p, const float *const *x, const double *w, int k,
                        size_t d, float *out, ohm_rule_stats_t *st, scratch_t *s)
 {
-    int rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s->absmax, s->dist2, out);
+    if (k <= GRAM_MAX) {
+        const size_t K = (size_t)k + 1;
+        double *G = calloc(K * K + 2 * K, sizeof(double));
+        float *acc = calloc(K * (K + 1) / 2 * GR_L, sizeof(float));
+        if (!G || !acc) {
+            free(G);
+            free(acc);
+            return OHM_ROBUST_ENOMEM;
+        }
+        double *c = G + K * K, *cn = c + K;
+        gram_t gram = {G, acc, 0, 0, 0};
+#ifdef OHM_CW_REGS
+        gram.avx2 = isa_level() >= 1;
+#endif
+        int rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s->absmax, NULL, &gram, out);
+        if (!rc) {
+            memset(s->act, 1, (size_t)k);
+            st->nonfinite = mark_nonfinite(s, k);
+            st->iters = weiszfeld_gram(p, w, k, G, s->act, c, cn, s->idx);
+            if (st->iters) correct_pass(x, k, d, c, out);
+        }
+        free(G);
+        free(acc);
+        return rc;
+    }
+    int rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s->absmax, s->dist2, NULL, out);
     if (rc) return rc;
     memset(s->act, 1, (size_t)k);
     st->nonfinite = mark_nonfinite(s, k);
@@ -1291,12 +1542,12 @@ int ohm_robust_aggregate(const ohm_rule_params_t *p, const float *const *x, cons
     case OHM_RULE_TRIMMED_MEAN:
         /* self is among the values trimmed: per coordinate, sort self U
          * neighbours, drop the b smallest and b largest, average the rest */
-        rc = coordwise(x, k, d, p->b, k - 1 - p->b, 0, s.absmax, NULL, out);
+        rc = coordwise(x, k, d, p->b, k - 1 - p->b, 0, s.absmax, NULL, NULL, out);
         st->discarded = 2 * p->b;
         break;
     case OHM_RULE_MEDIAN:
         /* over self U neighbours; even k: midpoint of the two middle values */
-        rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s.absmax, NULL, out);
+        rc = coordwise(x, k, d, (k - 1) / 2, k / 2, 1, s.absmax, NULL, NULL, out);
         break;
     case OHM_RULE_GEOMED:
         rc = rule_geomed(p, x, w, k, d, out, st, &s);

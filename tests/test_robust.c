@@ -513,6 +513,94 @@ Test(robust, geomed_matches_weiszfeld_reference)
     }
 }
 
+/* Selects vector path ii of N_ISA (OHM_ROBUST_ISA: generic, avx2, then what
+ * the CPU has) and returns its name. */
+#define N_ISA 3
+static const char *use_isa(int ii)
+{
+    static const char *const isas[N_ISA] = {"generic", "avx2", NULL};
+    if (isas[ii])
+        setenv("OHM_ROBUST_ISA", isas[ii], 1);
+    else
+        unsetenv("OHM_ROBUST_ISA");
+    return isas[ii] ? isas[ii] : "native";
+}
+
+/* geomed runs its updates on the Gram matrix up to 16 rows and one pass per
+ * update beyond: both must follow the plain double-precision Weiszfeld from
+ * the coordinate median, on every vector path, with NaN and 1e30 rows among
+ * the inputs (skipped, or weighted down, exactly as the reference does). */
+Test(robust, geomed_gram_and_passes_match_reference)
+{
+    const int ks[] = {2, 3, 5, 8, 9, 16, 17, 24};
+    rseed(31);
+    for (int ii = 0; ii < N_ISA; ii++) {
+        const char *isa = use_isa(ii);
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            for (int hostile = 0; hostile < 2; hostile++) {
+                const int k = ks[ki];
+                set_t s = set_new(k, 777);
+                fill_random(&s, 1.0);
+                random_weights(&s);
+                if (hostile && k >= 5) {
+                    row(&s, 1)[5] = NAN; /* skipped */
+                    for (size_t c = 0; c < s.d; c++)
+                        row(&s, k - 1)[c] = 1e30f; /* finite, far */
+                }
+                ohm_rule_params_t p;
+                ohm_rule_defaults(&p, OHM_RULE_GEOMED);
+                p.iters = 5;
+                p.tol = 0;
+                ohm_rule_stats_t st;
+                cr_assert_eq(aggp(&p, &s, &st), 0);
+                /* reference: median start over every row, then 5 updates on the finite ones */
+                double *z = malloc(sizeof(double) * s.d), *zn = malloc(sizeof(double) * s.d);
+                float *col = malloc(sizeof(float) * (size_t)k);
+                int *fin = malloc(sizeof(int) * (size_t)k);
+                for (int i = 0; i < k; i++) {
+                    fin[i] = 1;
+                    for (size_t c = 0; c < s.d; c++)
+                        fin[i] &= isfinite(row(&s, i)[c]);
+                }
+                for (size_t c = 0; c < s.d; c++) {
+                    for (int i = 0; i < k; i++)
+                        col[i] = isnan(row(&s, i)[c]) ? INFINITY : row(&s, i)[c];
+                    qsort(col, (size_t)k, sizeof(float), cmpf);
+                    z[c] = 0.5 * col[(k - 1) / 2] + 0.5 * col[k / 2];
+                }
+                for (int t = 0; t < p.iters; t++) {
+                    double sb = 0;
+                    for (size_t c = 0; c < s.d; c++)
+                        zn[c] = 0;
+                    for (int i = 0; i < k; i++) {
+                        if (!fin[i]) continue;
+                        double d2 = 0;
+                        for (size_t c = 0; c < s.d; c++)
+                            d2 += (z[c] - row(&s, i)[c]) * (z[c] - row(&s, i)[c]);
+                        double b = s.w[i] / fmax(sqrt(d2), p.nu);
+                        sb += b;
+                        for (size_t c = 0; c < s.d; c++)
+                            zn[c] += b * row(&s, i)[c];
+                    }
+                    for (size_t c = 0; c < s.d; c++)
+                        z[c] = zn[c] / sb;
+                }
+                cr_expect_eq(st.iters, p.iters);
+                cr_expect_eq(st.nonfinite, hostile && k >= 5);
+                for (size_t c = 0; c < s.d; c++)
+                    cr_expect(fabs(s.out[c] - z[c]) <= 1e-4 * (1 + fabs(z[c])),
+                              "%s k=%d hostile=%d c=%zu: %g, reference %g", isa, k, hostile, c,
+                              s.out[c], z[c]);
+                free(z);
+                free(zn);
+                free(col);
+                free(fin);
+                set_free(&s);
+            }
+    }
+    unsetenv("OHM_ROBUST_ISA");
+}
+
 /* --------------------------------------------------- permutation invariance */
 
 static void permute_neighbours(set_t *s, int with_weights)
@@ -886,14 +974,9 @@ Test(robust, geomed_stops_early_and_cc_counts)
  * values away). */
 Test(robust, every_vector_path_matches_reference)
 {
-    const char *isas[] = {"generic", "avx2", NULL};
     rseed(23);
-    for (int ii = 0; ii < 3; ii++) {
-        if (isas[ii])
-            setenv("OHM_ROBUST_ISA", isas[ii], 1);
-        else
-            unsetenv("OHM_ROBUST_ISA");
-        const char *isa = isas[ii] ? isas[ii] : "native";
+    for (int ii = 0; ii < N_ISA; ii++) {
+        const char *isa = use_isa(ii);
         for (int k = 1; k <= 40; k++)
             for (int hostile = 0; hostile < 2; hostile++) {
                 set_t s = set_new(k, 384);
