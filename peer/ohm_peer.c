@@ -875,9 +875,10 @@ static int evaluate(ohm_peer_t *p, size_t n, double *loss, double *acc)
     double ls = 0, as = 0;
     for (size_t s = 0; s < n; s += EVAL_CHUNK) {
         int c = (int)(n - s < EVAL_CHUNK ? n - s : EVAL_CHUNK);
-        const ohm_batch_t *b = ohm_data_test_batch(p->data, p->evalbuf, s, c);
+        const ohm_batch_t *b = NULL;
         double l, a;
-        int rc = ohm_model_evaluate(p->model, b, &l, &a);
+        int rc = ohm_data_test_batch(p->data, p->evalbuf, s, c, &b);
+        if (!rc) rc = ohm_model_evaluate(p->model, b, &l, &a);
         if (rc) return rc;
         ls += l * c;
         as += a * c;

@@ -269,7 +269,8 @@ Test(fashion, shards_cover_the_set_and_batches_are_scaled)
             seen[k] = 1;
         }
         total += m;
-        const ohm_batch_t *tb = ohm_data_test_batch(d, b, 4, 16);
+        const ohm_batch_t *tb = NULL;
+        cr_assert_eq(ohm_data_test_batch(d, b, 4, 16, &tb), OHM_OK);
         cr_expect_eq(tb->n, 16);
         cr_expect_float_eq(tb->x[0], 4.0f / 255.0f, 1e-6, "test examples stay in file order");
         cr_expect_eq(tb->y[15], 19 % 10);
@@ -279,6 +280,57 @@ Test(fashion, shards_cover_the_set_and_batches_are_scaled)
         cr_expect_null(d);
     }
     cr_expect_eq(total, 40);
+    ohm_config_destroy(&c);
+}
+
+/* Only the first data.test_subset test images stay in memory; the rest are
+ * read from the file on demand. Every way of asking (inside, across the
+ * boundary, past it, backwards) must give what the all-resident set gives. */
+Test(fashion, test_images_past_the_subset_are_streamed)
+{
+    fake_fashion(40, 40, 30, 28, 28);
+    ohm_config_t *c = fashion_config();
+    ohm_data_t *all = NULL, *part = NULL;
+    cr_assert_eq(ohm_config_set(c, "data.test_subset=0", "t"), OHM_OK);
+    cr_assert_eq(ohm_data_open(c, 1, -1, &all), OHM_OK, "%s", ohm_error_detail());
+    cr_assert_eq(ohm_config_set(c, "data.test_subset=7", "t"), OHM_OK);
+    cr_assert_eq(ohm_data_open(c, 1, -1, &part), OHM_OK, "%s", ohm_error_detail());
+    cr_expect_eq(ohm_data_test_size(part), 30);
+    ohm_batchbuf_t *ba = ohm_batchbuf_new(all, 30), *bp = ohm_batchbuf_new(part, 30);
+    const size_t asks[][2] = {{0, 7}, {3, 10}, {12, 5}, {17, 13}, {8, 4}, {0, 30}, {29, 1}};
+    for (size_t q = 0; q < sizeof asks / sizeof asks[0]; q++) {
+        const ohm_batch_t *x = NULL, *y = NULL;
+        int n = (int)asks[q][1];
+        cr_assert_eq(ohm_data_test_batch(all, ba, asks[q][0], n, &x), OHM_OK);
+        cr_assert_eq(ohm_data_test_batch(part, bp, asks[q][0], n, &y), OHM_OK, "%s",
+                     ohm_error_detail());
+        cr_assert_eq(y->n, n);
+        cr_expect_arr_eq(y->x, x->x, sizeof(float) * 784 * (size_t)n, "ask %zu: images", q);
+        cr_expect_arr_eq(y->y, x->y, sizeof(int32_t) * (size_t)n, "ask %zu: labels", q);
+        cr_expect_float_eq(y->x[0], (float)asks[q][0] / 255.0f, 1e-6);
+    }
+    ohm_batchbuf_destroy(&ba);
+    ohm_data_destroy(&all);
+
+    /* The file replaced after the open: the streamed part is an error naming
+     * it (the resident part still works), never a crash. */
+    char p[160];
+    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte.gz", dir);
+    uint32_t dims[3] = {30, 28, 28};
+    write_idx(p, OHM_IDX_IMAGES, dims, 3, 20 * 784, 0); /* cut after 20 images */
+    const ohm_batch_t *y = NULL;
+    cr_expect_eq(ohm_data_test_batch(part, bp, 25, 5, &y), OHM_ETRUNC);
+    cr_expect_null(y);
+    cr_expect(strstr(ohm_error_detail(), p), "%s", ohm_error_detail());
+    cr_expect_eq(ohm_data_test_batch(part, bp, 0, 7, &y), OHM_OK);
+    uint32_t other[3] = {31, 28, 28};
+    write_idx(p, OHM_IDX_IMAGES, other, 3, SIZE_MAX, 0);
+    cr_expect_eq(ohm_data_test_batch(part, bp, 10, 5, &y), OHM_EFORMAT);
+    cr_expect(strstr(ohm_error_detail(), "changed"), "%s", ohm_error_detail());
+    remove(p);
+    cr_expect_eq(ohm_data_test_batch(part, bp, 10, 5, &y), OHM_EIO);
+    ohm_batchbuf_destroy(&bp);
+    ohm_data_destroy(&part);
     ohm_config_destroy(&c);
 }
 
@@ -406,7 +458,8 @@ Test(real, fashion_mnist_sizes_and_labels, .timeout = 120)
         cr_expect_eq(counts[k], 6000, "class %d: %zu", k, counts[k]);
     ohm_batchbuf_t *b = ohm_batchbuf_new(d, 1000);
     for (size_t s = 0; s < 10000; s += 1000) {
-        const ohm_batch_t *t = ohm_data_test_batch(d, b, s, 1000);
+        const ohm_batch_t *t = NULL;
+        cr_assert_eq(ohm_data_test_batch(d, b, s, 1000, &t), OHM_OK, "%s", ohm_error_detail());
         for (int i = 0; i < t->n; i++)
             cr_assert(t->y[i] >= 0 && t->y[i] < 10);
         for (int i = 0; i < t->n * t->dim; i++)
@@ -448,8 +501,11 @@ static float *dump(const ohm_data_t *d, int test, size_t *bytes)
     ohm_batchbuf_t *b = ohm_batchbuf_new(d, 1);
     for (size_t i = 0; i < n; i++) {
         uint32_t k = (uint32_t)i;
-        const ohm_batch_t *bt =
-            test ? ohm_data_test_batch(d, b, i, 1) : ohm_data_train_batch(d, b, &k, 1);
+        const ohm_batch_t *bt = NULL;
+        if (test)
+            cr_assert_eq(ohm_data_test_batch(d, b, i, 1, &bt), OHM_OK);
+        else
+            bt = ohm_data_train_batch(d, b, &k, 1);
         memcpy(all + i * per, bt->x, sizeof(float) * (size_t)dim);
         if (bt->t)
             memcpy(all + i * per + dim, bt->t, sizeof(float) * (size_t)out);
@@ -555,7 +611,8 @@ Test(synthetic, mixture_is_learnable_by_nearest_mean)
     }
     int correct = 0;
     for (size_t s = 0; s < 2000; s += 100) {
-        const ohm_batch_t *bt = ohm_data_test_batch(d, b, s, 100);
+        const ohm_batch_t *bt = NULL;
+        cr_assert_eq(ohm_data_test_batch(d, b, s, 100, &bt), OHM_OK);
         for (int i = 0; i < 100; i++) {
             int best = 0;
             double bd = INFINITY;

@@ -88,7 +88,8 @@ static const key_def_t schema[] = {
               "first N test examples (0 = all of fashion-mnist / 2000 synthetic)"),
     DBL_GE0("data.noise", "1.0", "synthetic: class spread (classify) or target noise (regress)"),
     INT_RANGE("data.test_subset", "1000", 0, IMAX,
-              "test examples of intermediate evaluations; full set at the last round (0 = full)"),
+              "test examples of intermediate evaluations, held in memory; full set at the last "
+              "round, the rest read from the file (0 = full, all held)"),
 
     /* [model] */
     LIST("model.hidden", "128", 1, 1 << 16,

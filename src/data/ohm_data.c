@@ -2,7 +2,10 @@
  *
  * Memory: Fashion-MNIST images stay bytes (784 per example) and only the
  * peer's rows are kept; the training files are streamed once, with just the
- * 60000 labels and their owners held while the split is computed. */
+ * 60000 labels and their owners held while the split is computed. Of the test
+ * images only the first data.test_subset stay resident (the intermediate
+ * evaluations' examples); the final evaluation reads the rest from the file
+ * again, a chunk at a time. */
 #include "ohm_data.h"
 
 #include "ohm_error.h"
@@ -42,10 +45,22 @@ typedef struct {
     uint32_t *perm;
 } perm_cache_t;
 
+/* The test images past the resident ones, read from their file on demand. */
+typedef struct {
+    char path[4096];
+    size_t count; /* items the file announced when the data was opened */
+    ohm_idx_t *f; /* open while in use, positioned at item pos */
+    size_t pos;
+    uint8_t *buf; /* cap images */
+    size_t cap;
+} test_stream_t;
+
 struct ohm_data {
     int dim, outputs, regress;
     split_t train, test;
-    perm_cache_t *cache; /* mutable behind a const ohm_data_t: see ohm_sampler_next */
+    size_t test_resident;  /* test images held in test.x8/xf; the rest are streamed */
+    perm_cache_t *cache;   /* mutable behind a const ohm_data_t: see ohm_sampler_next */
+    test_stream_t *stream; /* likewise (see ohm_data_test_batch); NULL when all resident */
 };
 
 struct ohm_batchbuf {
@@ -71,6 +86,11 @@ void ohm_data_destroy(ohm_data_t **pd)
     ohm_data_t *d = *pd;
     split_free(&d->train);
     split_free(&d->test);
+    if (d->stream) {
+        ohm_idx_close(&d->stream->f);
+        free(d->stream->buf);
+        free(d->stream);
+    }
     if (d->cache) free(d->cache->perm);
     free(d->cache);
     free(d);
@@ -161,8 +181,11 @@ static int read_labels(ohm_idx_t *lab, size_t n, int32_t *y)
     return rc;
 }
 
+/* Loads one Fashion-MNIST split. The training split keeps this peer's rows;
+ * the test split keeps every label but only the first *resident images
+ * (0 on entry: all), and reports in *img_count what its image file holds. */
 static int fashion_split(const ohm_config_t *cfg, const char *dir, int train, int npeers, int peer,
-                         split_t *s)
+                         split_t *s, size_t *resident, size_t *img_count)
 {
     const char *key = train ? "train_size" : "test_size";
     long want = ohm_config_int(cfg, train ? "data.train_size" : "data.test_size");
@@ -181,17 +204,23 @@ static int fashion_split(const ohm_config_t *cfg, const char *dir, int train, in
     if ((rc = shard_rows(cfg, labels, n, FASHION_CLASSES, npeers, train ? peer : -1, &rows, &m)))
         goto out;
     s->n = m;
-    s->x8 = malloc((size_t)FASHION_SIDE * FASHION_SIDE * (m ? m : 1));
+    size_t keep = m; /* images held; the test split is every row, in order */
+    if (!train) {
+        if (*resident && *resident < m) keep = *resident;
+        *resident = keep;
+        *img_count = ohm_idx_count(img);
+    }
+    s->x8 = malloc((size_t)FASHION_SIDE * FASHION_SIDE * (keep ? keep : 1));
     s->y = malloc(sizeof(int32_t) * (m ? m : 1));
     if (!s->x8 || !s->y) {
-        rc = ohm_error_set(OHM_ENOMEM, "%zu images", m);
+        rc = ohm_error_set(OHM_ENOMEM, "%zu images", keep);
         goto out;
     }
     for (size_t i = 0; i < m; i++)
         s->y[i] = labels[rows[i]];
     free(labels);
     labels = NULL;
-    rc = ohm_idx_read_rows(img, rows, m, s->x8);
+    rc = ohm_idx_read_rows(img, rows, keep, s->x8);
 out:
     ohm_idx_close(&lab);
     ohm_idx_close(&img);
@@ -261,9 +290,19 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
         if (!dir[0]) dir = FASHION_DIR;
         d->dim = FASHION_SIDE * FASHION_SIDE;
         d->outputs = FASHION_CLASSES;
-        if ((rc = fashion_split(cfg, dir, 1, npeers, peer, &d->train)) ||
-            (rc = fashion_split(cfg, dir, 0, npeers, peer, &d->test)))
+        size_t resident = (size_t)ohm_config_int(cfg, "data.test_subset"), count = 0;
+        if ((rc = fashion_split(cfg, dir, 1, npeers, peer, &d->train, NULL, NULL)) ||
+            (rc = fashion_split(cfg, dir, 0, npeers, peer, &d->test, &resident, &count)))
             goto fail;
+        d->test_resident = resident;
+        if (resident < d->test.n) {
+            if (!(d->stream = calloc(1, sizeof *d->stream))) {
+                rc = ohm_error_set(OHM_ENOMEM, "data: test stream");
+                goto fail;
+            }
+            snprintf(d->stream->path, sizeof d->stream->path, "%s/t10k-images-idx3-ubyte.gz", dir);
+            d->stream->count = count;
+        }
     } else {
         assert(strcmp(name, "synthetic") == 0);
         d->dim = (int)ohm_config_int(cfg, "data.dim");
@@ -282,6 +321,7 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
         if (!rc) rc = synth_split(cfg, sy, regress, d->dim, d->outputs, 0, npeers, peer, &d->test);
         ohm_synth_destroy(&sy);
         if (rc) goto fail;
+        d->test_resident = d->test.n;
     }
     if (d->train.n == 0 || d->test.n == 0) {
         rc = ohm_error_set(OHM_EINVAL, "data: empty %s set", d->train.n ? "test" : "training");
@@ -412,13 +452,64 @@ const ohm_batch_t *ohm_data_train_batch(const ohm_data_t *d, ohm_batchbuf_t *b, 
     return view(d, b, n);
 }
 
-const ohm_batch_t *ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start, int n)
+/* Reads the n test images from item `from` on into the stream's buffer,
+ * reopening the file when asked to go back (the gzip stream only goes
+ * forward). The file was checked when the data was opened; a file replaced
+ * since by one with other dimensions or fewer images is an error. */
+static int stream_read(test_stream_t *st, size_t from, size_t n)
+{
+    const size_t isz = (size_t)FASHION_SIDE * FASHION_SIDE;
+    if (n > st->cap) {
+        uint8_t *nb = realloc(st->buf, isz * n);
+        if (!nb) return ohm_error_set(OHM_ENOMEM, "%zu test images", n);
+        st->buf = nb;
+        st->cap = n;
+    }
+    if (st->f && st->pos > from) ohm_idx_close(&st->f);
+    if (!st->f) {
+        int rc = ohm_idx_open(st->path, OHM_IDX_IMAGES, &st->f);
+        if (rc) return rc;
+        if (ohm_idx_rows(st->f) != FASHION_SIDE || ohm_idx_cols(st->f) != FASHION_SIDE ||
+            ohm_idx_count(st->f) != st->count) {
+            ohm_idx_close(&st->f);
+            return ohm_error_set(OHM_EFORMAT, "%s changed since it was opened", st->path);
+        }
+        st->pos = 0;
+    }
+    int rc = OHM_OK;
+    while (!rc && st->pos < from) { /* skip forward through the buffer */
+        size_t k = from - st->pos < st->cap ? from - st->pos : st->cap;
+        if (!(rc = ohm_idx_read(st->f, st->buf, k))) st->pos += k;
+    }
+    if (!rc && !(rc = ohm_idx_read(st->f, st->buf, n))) st->pos += n;
+    if (rc) ohm_idx_close(&st->f); /* the next call starts over */
+    return rc;
+}
+
+int ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start, int n,
+                        const ohm_batch_t **out)
 {
     assert(n >= 0 && n <= b->cap && b->dim == d->dim);
     assert(start <= d->test.n && (size_t)n <= d->test.n - start);
-    for (int i = 0; i < n; i++)
-        copy_example(d, &d->test, start + (size_t)i, b, i);
-    return view(d, b, n);
+    *out = NULL;
+    const size_t end = start + (size_t)n, res = d->test_resident;
+    for (size_t i = start; i < end && i < res; i++)
+        copy_example(d, &d->test, i, b, (int)(i - start));
+    if (end > res) {
+        const size_t from = start > res ? start : res, dim = (size_t)d->dim;
+        assert(d->stream); /* images past the resident ones exist only for files */
+        int rc = stream_read(d->stream, from, end - from);
+        if (rc) return rc;
+        for (size_t i = from; i < end; i++) {
+            const uint8_t *src = d->stream->buf + (i - from) * dim;
+            float *x = b->x + (i - start) * dim;
+            for (size_t j = 0; j < dim; j++)
+                x[j] = (float)src[j] * (1.0f / 255.0f);
+            b->y[i - start] = d->test.y[i];
+        }
+    }
+    *out = view(d, b, n);
+    return OHM_OK;
 }
 
 /* ---- sampler ----------------------------------------------------------------- */

@@ -5,9 +5,10 @@
  * classification task or a linear least-squares teacher). Partitions across N
  * peers: `iid`, `dirichlet` (per-class proportions ~ Dir(alpha)) and `label`
  * (sorted by label, contiguous shards: the pathological non-iid split); all
- * deterministic in (seed, N). A peer keeps only its own shard and the test set,
- * stored compactly (images as bytes), so memory stays small; batches are
- * converted to float on demand. */
+ * deterministic in (seed, N). A peer keeps only its own shard and the first
+ * data.test_subset test images (the rest are read from the file when a final
+ * evaluation asks for them), stored compactly (images as bytes), so memory
+ * stays small; batches are converted to float on demand. */
 #ifndef OHM_DATA_H
 #define OHM_DATA_H
 
@@ -58,8 +59,13 @@ void ohm_batchbuf_destroy(ohm_batchbuf_t **b);
 const ohm_batch_t *ohm_data_train_batch(const ohm_data_t *d, ohm_batchbuf_t *b, const uint32_t *idx,
                                         int n);
 
-/* Fills `b` with test examples [start, start+n) (n <= cap). */
-const ohm_batch_t *ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start, int n);
+/* Fills `b` with test examples [start, start+n) (n <= cap) and points *out at
+ * its batch view. Examples past data.test_subset are read from the test file
+ * (a forward stream: ask in increasing order to read it once); errors of that
+ * read (OHM_EIO, OHM_ETRUNC, OHM_EFORMAT naming the file, also when it changed
+ * since ohm_data_open) leave *out NULL. Like the sampler, one thread at a time. */
+int ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start, int n,
+                        const ohm_batch_t **out);
 
 /* Mini-batch sampler over the local shard: epochs of a seeded permutation.
  * Its whole state is this small struct, so checkpoints store it as bytes. */
