@@ -75,6 +75,7 @@ typedef struct {
     int got;            /* this round's model arrived (valid or not) */
     int valid;          /* ... and was accepted into vec */
     int late;           /* still waited for when this round's deadline passed */
+    int cut;            /* its link dropped and has not come back */
     int64_t seen_round; /* highest round announced (hello or model); -1 none */
     int64_t sent_round; /* highest round of a model it sent us (kept, dropped or not); -1 none */
     ohm_frame_t *cur;   /* this round's accepted message, kept until the round ends */
@@ -132,8 +133,9 @@ struct ohm_peer {
     float *t_compute, *t_wait, *t_combine, *t_round;
     ohm_metrics_t *metrics;
     uint64_t rule_discarded, rule_clipped, rule_fallbacks;
-    uint64_t skipped; /* rounds jumped over by catching up */
-    int last_missing; /* neighbours without a valid model in the last round */
+    uint64_t skipped;    /* rounds jumped over by catching up */
+    uint64_t links_lost; /* connections to neighbours that dropped */
+    int last_missing;    /* neighbours without a valid model in the last round */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -271,8 +273,10 @@ static int setup_network(ohm_peer_t *p)
     const char *bind = ohm_config_str(p->cfg, "net.bind");
     if (!bind[0]) bind = p->self->bind ? p->self->bind : p->self->endpoint;
     size_t max_msg = ohm_wire_max_size((uint32_t)p->P);
-    ohm_transport_opts_t to = {
-        .bind = bind, .max_msg_size = max_msg, .hwm = (int)ohm_config_int(p->cfg, "net.hwm")};
+    ohm_transport_opts_t to = {.bind = bind,
+                               .max_msg_size = max_msg,
+                               .hwm = (int)ohm_config_int(p->cfg, "net.hwm"),
+                               .watch_links = 1};
     uint8_t pub[OHM_KEY_BYTES], sec[OHM_KEY_BYTES];
     uint8_t(*keys)[OHM_KEY_BYTES] = NULL;
     uint32_t *ids = NULL;
@@ -543,6 +547,15 @@ static void accept_model(nbr_t *n, const ohm_wire_msg_t *m, ohm_frame_t *f)
     n->valid = 1; /* counted as accepted when the round closes (it may be skipped) */
 }
 
+/* A frame makes its sender live (waited for) again, unless its link dropped
+ * and has not come back: such a frame was sent before the loss and only read
+ * after it, and the neighbour may be dead. */
+static void revive(ohm_peer_t *p, nbr_t *n)
+{
+    if (n->cut && ohm_transport_link_up(p->tr, n->id)) n->cut = 0;
+    if (!n->cut) n->live = 1;
+}
+
 /* Handles one received frame: validate, attribute, then file it by type and round. */
 static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
 {
@@ -572,7 +585,7 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
          * is answering our hello from its receive phase: it has sent that round's
          * model. Wait for it: it catches up with us. Answer only one that is
          * behind, so two hellos never answer each other forever. */
-        n->live = 1;
+        revive(p, n);
         n->seen_round = m.round;
         n->sent_round = m.round > p->round ? (int64_t)m.round : -1;
         if (!in_barrier && m.round < p->round)
@@ -581,7 +594,7 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
         return;
     }
     /* Up again, even when behind: it catches up as soon as it sees our rounds. */
-    n->live = 1;
+    revive(p, n);
     if ((int64_t)m.round > n->seen_round) n->seen_round = m.round;
     if (m.type == OHM_MSG_MODEL && (int64_t)m.round > n->sent_round) n->sent_round = m.round;
     if (m.type == OHM_MSG_BYE) {
@@ -688,6 +701,25 @@ static int all_arrived(const ohm_peer_t *p)
     return 1;
 }
 
+/* Links whose connection dropped (the neighbour's process ended, or the
+ * network gave up on it): not waited for, from now on, until heard again.
+ * Without this a neighbour killed inside the start-up window held us until the
+ * window ended, and one killed later cost a whole round deadline. */
+static void links_lost(ohm_peer_t *p)
+{
+    uint32_t id;
+    while (ohm_transport_lost(p->tr, &id)) {
+        nbr_t *n = find_nbr(p, id);
+        if (!n) continue;
+        p->links_lost++;
+        if (n->live)
+            fprintf(stderr, "ohmpeer %u: link to %u lost at round %u; not waiting for it\n", p->id,
+                    id, p->round);
+        n->live = 0;
+        n->cut = 1;
+    }
+}
+
 /* Handles frames until done(p) holds or the deadline (monotonic seconds)
  * passes. OHM_EINTR when a stop was requested, a transport error as is. */
 static int receive_until(ohm_peer_t *p, double deadline, int (*done)(const ohm_peer_t *),
@@ -702,7 +734,10 @@ static int receive_until(ohm_peer_t *p, double deadline, int (*done)(const ohm_p
         if (rc == OHM_ETIMEOUT) break;
         if (rc == OHM_EINTR) continue;
         if (rc) return rc;
-        handle_frame(p, f, in_barrier);
+        if (f)
+            handle_frame(p, f, in_barrier);
+        else
+            links_lost(p);
     }
     return OHM_OK;
 }
@@ -739,7 +774,10 @@ static int receive_round(ohm_peer_t *p)
     for (int k = 0; k < 4 * p->nn + 4; k++) {
         ohm_frame_t *f = NULL;
         if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK) break;
-        handle_frame(p, f, 0);
+        if (f)
+            handle_frame(p, f, 0);
+        else
+            links_lost(p);
     }
     for (int i = 0; i < p->nn; i++) {
         nbr_t *n = &p->nb[i];
@@ -1097,6 +1135,7 @@ static int record(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     ohm_metrics_int(m, "msgs_dropped", (int64_t)dropped);
     ohm_metrics_raw(m, "drops", dj);
     ohm_metrics_int(m, "send_dropped", (int64_t)ts.send_dropped);
+    ohm_metrics_int(m, "links_lost", (int64_t)p->links_lost);
     ohm_metrics_int(m, "auth_refused", (int64_t)ts.auth_refused);
     ohm_metrics_int(m, "missing", p->last_missing);
     ohm_metrics_int(m, "live_neighbours", live);

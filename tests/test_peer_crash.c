@@ -204,6 +204,63 @@ Test(peer_crash, killed_peer_resumes_and_the_ring_finishes, .timeout = 300)
     ohm_test_rmdir(dir);
 }
 
+/* ---- killed inside the start-up window ------------------------------------- */
+
+/* During the start-up window a neighbour that said hello is waited for as long
+ * as the window lasts (it may be held by its own barrier). One that dies there
+ * must not hold the others until the window ends: its dropped connection is
+ * reported by the transport, and they stop waiting for it at once. */
+#define EARLY_ROUNDS 300
+Test(peer_crash, killed_in_the_startup_window_does_not_hold_the_others, .timeout = 180)
+{
+    enum { WINDOW_S = 40 };
+    char dir[128], topo[256];
+    ohm_test_tmpdir(dir, sizeof dir, "crash-early");
+    write_ring(dir, N);
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    const char *sets[] = {"data.name=synthetic",
+                          "data.dim=16",
+                          "data.classes=4",
+                          "model.hidden=16",
+                          "train.rounds=" STR(EARLY_ROUNDS),
+                          "train.eval_every=5",
+                          "train.checkpoint_every=0",
+                          "net.round_timeout_ms=5000",
+                          "net.startup_timeout_ms=40000",
+                          NULL};
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
+    double round = 0, t0 = mono_s();
+    while (mono_s() - t0 < 20 && !(ohm_test_last(dir, VICTIM, "round", &round) == 0 && round >= 20))
+        usleep(20000);
+    cr_assert_geq(round, 20, "peer %d never reached round 20", VICTIM);
+    cr_assert_eq(kill(pids[VICTIM], SIGKILL), 0);
+    double t_kill = mono_s();
+    int st;
+    cr_assert_eq(waitpid(pids[VICTIM], &st, 0), pids[VICTIM]);
+    for (int i = 0; i < N; i++) {
+        if (i == VICTIM) continue;
+        st = ohm_test_wait(pids[i], 120000);
+        if (st != 0) ohm_test_show_log(dir, i);
+        cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
+        double r = 0;
+        cr_assert_eq(ohm_test_final(dir, i, "round", &r), 0);
+        cr_expect_eq((int)r, EARLY_ROUNDS, "peer %d ended at round %g", i, r);
+    }
+    double after = mono_s() - t_kill, since_start = mono_s() - t0;
+    cr_log_info("peer %d killed at round %g, %.1f s into a %d s start-up window; the others "
+                "finished %d rounds %.1f s after the kill",
+                VICTIM, round, t_kill - t0, WINDOW_S, EARLY_ROUNDS, after);
+    /* Held until the window's end they would finish after it, 40 s from the start. */
+    cr_expect_lt(since_start, WINDOW_S - 10, "the others finished %.1f s after the start",
+                 since_start);
+    for (int nb = VICTIM - 1; nb <= VICTIM + 1; nb += 2)
+        cr_expect(log_has(dir, nb, "link to " STR(VICTIM) " lost"),
+                  "peer %d did not see its link to %d drop", nb, VICTIM);
+    ohm_test_rmdir(dir);
+}
+
 /* ---- kill while checkpointing --------------------------------------------- */
 
 #define CK_DIM 784

@@ -1,6 +1,6 @@
 /* test_transport: loopback links on ephemeral ports (each test independent):
  * delivery, zero-copy fan-out, CURVE admission by the ZAP handler, size limit,
- * high-water-mark drops, bind errors, IPv6, timeouts and signals. */
+ * high-water-mark drops, bind errors, IPv6, timeouts and signals, lost links. */
 #include "ohm_error.h"
 #include "ohm_keys.h"
 #include "ohm_transport.h"
@@ -464,4 +464,52 @@ Test(transport, multipart_dropped)
     zmq_close(raw);
     zmq_ctx_term(ctx);
     ohm_transport_destroy(&r);
+}
+
+/* With watch_links, a link whose established connection drops is reported at
+ * once (recv returns OHM_OK without a frame, ohm_transport_lost names it); a
+ * link to an endpoint nobody listens on yet is not a loss; a neighbour that
+ * comes back on the same endpoint is delivered to again. */
+Test(transport, lost_links_are_reported)
+{
+    ohm_transport_opts_t o = {
+        .bind = "tcp://127.0.0.1:*", .max_msg_size = 1024, .hwm = 100, .watch_links = 1};
+    ohm_transport_t *a = NULL, *b = plain(), *idle = plain();
+    cr_assert_eq(ohm_transport_new(&o, &a), OHM_OK, "%s", ohm_error_detail());
+    char ep_b[256], ep_idle[256];
+    snprintf(ep_b, sizeof ep_b, "%s", ohm_transport_endpoint(b));
+    snprintf(ep_idle, sizeof ep_idle, "%s", ohm_transport_endpoint(idle));
+    ohm_transport_destroy(&idle); /* its port is free: connecting only retries */
+    cr_assert_eq(ohm_transport_add_peer(a, 7, ep_b, NULL), OHM_OK);
+    cr_assert_eq(ohm_transport_add_peer(a, 9, ep_idle, NULL), OHM_OK);
+    send_bytes(a, 7, "hi", 2);
+    ohm_frame_t *f = must_recv(b, 2000);
+    ohm_frame_destroy(&f);
+    uint32_t id = 0;
+    expect_nothing(a, 300); /* connected, and a retrying connect is no loss */
+    cr_expect_eq(ohm_transport_lost(a, &id), 0);
+
+    ohm_transport_destroy(&b); /* the neighbour's process ends */
+    int rc = OHM_ETIMEOUT;
+    for (int i = 0; i < 50 && !f; i++) { /* bounded: 50 x 100 ms */
+        rc = ohm_transport_recv(a, 100, &f);
+        if (rc == OHM_OK) break;
+    }
+    cr_assert_eq(rc, OHM_OK, "no report of the lost link: %s", ohm_strerror(rc));
+    cr_expect_null(f);
+    cr_expect_eq(ohm_transport_lost(a, &id), 1);
+    cr_expect_eq(id, 7);
+    cr_expect_eq(ohm_transport_lost(a, &id), 0, "reported once");
+
+    /* Back on the same endpoint: ZeroMQ reconnects and delivers again. */
+    b = open_t(ep_b, 1024, 100, NULL, 0, NULL, NULL);
+    int got = 0;
+    for (int i = 0; i < 50 && !got; i++) { /* bounded: 50 x 100 ms */
+        send_bytes(a, 7, "again", 5);
+        got = ohm_transport_recv(b, 100, &f) == OHM_OK;
+        ohm_frame_destroy(&f);
+    }
+    cr_expect(got, "nothing delivered after the neighbour came back");
+    ohm_transport_destroy(&b);
+    ohm_transport_destroy(&a);
 }

@@ -37,6 +37,9 @@
 typedef struct {
     uint32_t id;
     void *sock;
+    void *mon; /* PAIR reading the socket's monitor (watch_links), else NULL */
+    int up;    /* connected, as the monitor last said */
+    int lost;  /* its connection dropped since ohm_transport_lost last said so */
 } link_t;
 
 struct ohm_transport {
@@ -55,6 +58,8 @@ struct ohm_transport {
     int zap_running;
     link_t *links;
     int n_links, cap_links;
+    int watch;             /* report lost links (ohm_transport_opts_t.watch_links) */
+    zmq_pollitem_t *items; /* recv's poll set: pull, then each link's monitor */
     char endpoint[256];
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv, send_dropped;
     _Atomic uint64_t auth_refused;
@@ -300,6 +305,7 @@ int ohm_transport_new(const ohm_transport_opts_t *o, ohm_transport_t **out)
     ohm_transport_t *t = calloc(1, sizeof *t);
     if (!t) return ohm_error_set(OHM_ENOMEM, "transport");
     t->hwm = o->hwm;
+    t->watch = o->watch_links;
     t->max_msg_size = o->max_msg_size;
     t->secure = o->secret_key != NULL;
     atomic_init(&t->auth_refused, 0);
@@ -322,8 +328,13 @@ void ohm_transport_destroy(ohm_transport_t **tp)
     ohm_transport_t *t = *tp;
     *tp = NULL;
     if (t->pull) zmq_close(t->pull);
-    for (int i = 0; i < t->n_links; i++)
+    for (int i = 0; i < t->n_links; i++) {
+        if (t->links[i].mon) {
+            zmq_socket_monitor(t->links[i].sock, NULL, 0);
+            zmq_close(t->links[i].mon);
+        }
         zmq_close(t->links[i].sock);
+    }
     if (t->ctx) {
         /* Wakes the ZAP thread's blocking recv with ETERM; it closes its
          * socket and returns, after which the context can end. */
@@ -339,6 +350,7 @@ void ohm_transport_destroy(ohm_transport_t **tp)
     free(t->allowed);
     free(t->allowed_ids);
     free(t->links);
+    free(t->items);
     free(t);
 }
 
@@ -357,6 +369,8 @@ static link_t *find_link(ohm_transport_t *t, uint32_t id)
     return NULL;
 }
 
+static int watch_link(ohm_transport_t *t, void *s, uint32_t id, void **mon);
+
 int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint,
                            const uint8_t *server_key)
 {
@@ -372,6 +386,9 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
         link_t *l = realloc(t->links, (size_t)cap * sizeof *l);
         if (!l) return ohm_error_set(OHM_ENOMEM, "transport: links");
         t->links = l;
+        zmq_pollitem_t *it = realloc(t->items, (size_t)(cap + 1) * sizeof *it);
+        if (!it) return ohm_error_set(OHM_ENOMEM, "transport: links");
+        t->items = it;
         t->cap_links = cap;
     }
     void *s = zmq_socket(t->ctx, ZMQ_PUSH);
@@ -406,13 +423,92 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
         zmq_close(s);
         return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, why);
     }
+    void *mon = NULL;
+    if (t->watch && (rc = watch_link(t, s, id, &mon)) != OHM_OK) {
+        zmq_close(s);
+        return rc;
+    }
     if (zmq_connect(s, endpoint) != 0) {
         int err = errno;
+        if (mon) {
+            zmq_socket_monitor(s, NULL, 0);
+            zmq_close(mon);
+        }
         zmq_close(s);
         return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, net_reason(err));
     }
-    t->links[t->n_links++] = (link_t){id, s};
+    t->links[t->n_links++] = (link_t){id, s, mon, 0, 0};
     return OHM_OK;
+}
+
+/* Monitors socket s: ZeroMQ publishes its events on an inproc PAIR that *mon
+ * reads. CONNECTED and DISCONNECTED only: the latter when an established
+ * connection broke (the neighbour's process ended, or heartbeats or the
+ * retransmission limit gave up on it); a neighbour not yet listening only
+ * retries its connect, which is not a loss. */
+static int watch_link(ohm_transport_t *t, void *s, uint32_t id, void **mon)
+{
+    char addr[96];
+    snprintf(addr, sizeof addr, "inproc://ohm-link-%p-%" PRIu32, (void *)t, id);
+    *mon = NULL;
+    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+        return ohm_error_set(OHM_ENET, "peer %" PRIu32 ": monitor: %s", id, zmq_strerror(errno));
+    void *m = zmq_socket(t->ctx, ZMQ_PAIR);
+    if (!m || set_int(m, ZMQ_LINGER, 0) || zmq_connect(m, addr) != 0) {
+        int err = errno;
+        if (m) zmq_close(m);
+        zmq_socket_monitor(s, NULL, 0);
+        return ohm_error_set(OHM_ENET, "peer %" PRIu32 ": monitor: %s", id, zmq_strerror(err));
+    }
+    *mon = m;
+    return OHM_OK;
+}
+
+/* Reads the events queued on link l's monitor: up on a connect, lost (and not
+ * up) on a disconnect. Returns 1 if it was lost. */
+static int read_events(link_t *l)
+{
+    int lost = 0;
+    for (;;) {
+        zmq_msg_t ev, where;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, l->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return lost;
+        }
+        /* first frame: 16-bit event id and 32-bit value; second: the endpoint */
+        uint16_t what = 0;
+        if (zmq_msg_size(&ev) >= sizeof what) memcpy(&what, zmq_msg_data(&ev), sizeof what);
+        int more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        zmq_msg_init(&where);
+        if (more) zmq_msg_recv(&where, l->mon, 0);
+        zmq_msg_close(&where);
+        if (what == ZMQ_EVENT_CONNECTED) l->up = 1;
+        if (what == ZMQ_EVENT_DISCONNECTED) {
+            lost = l->lost = 1;
+            l->up = 0;
+        }
+    }
+}
+
+int ohm_transport_link_up(ohm_transport_t *t, uint32_t id)
+{
+    assert(t);
+    link_t *l = find_link(t, id);
+    return l && l->up;
+}
+
+int ohm_transport_lost(ohm_transport_t *t, uint32_t *id)
+{
+    assert(t && id);
+    for (int i = 0; i < t->n_links; i++)
+        if (t->links[i].lost) {
+            t->links[i].lost = 0;
+            *id = t->links[i].id;
+            return 1;
+        }
+    return 0;
 }
 
 /* Sends without blocking. A socket learns that its pipe drained only when it
@@ -509,9 +605,28 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
         }
         /* The first try skips the poll: a message already queued is taken
          * with one system call less (they often arrive back to back). */
-        zmq_pollitem_t it = {.socket = t->pull, .events = ZMQ_POLLIN};
-        int rc = polled++ ? zmq_poll(&it, 1, wait) : 1;
+        zmq_pollitem_t one = {.socket = t->pull, .events = ZMQ_POLLIN}, *it = &one;
+        int nit = 1;
+        if (t->watch && t->n_links > 0) {
+            it = t->items;
+            it[0] = one;
+            for (int i = 0; i < t->n_links; i++)
+                it[nit++] = (zmq_pollitem_t){.socket = t->links[i].mon, .events = ZMQ_POLLIN};
+        }
+        const int did_poll = polled++;
+        int rc = did_poll ? zmq_poll(it, nit, wait) : 1;
         int err = errno;
+        if (did_poll && rc > 0 && nit > 1) {
+            int lost = 0;
+            for (int i = 1; i < nit; i++)
+                if (it[i].revents & ZMQ_POLLIN) lost |= read_events(&t->links[i - 1]);
+            if (lost) {
+                zmq_msg_close(&f->msg);
+                free(f);
+                return OHM_OK; /* *out NULL: a link was lost */
+            }
+            if (!(it[0].revents & ZMQ_POLLIN)) continue;
+        }
         if (rc < 0 || (rc > 0 && zmq_msg_recv(&f->msg, t->pull, ZMQ_DONTWAIT) < 0)) {
             err = rc < 0 ? err : errno;
             if (rc > 0 && err == EAGAIN) continue; /* nothing queued (yet): poll */

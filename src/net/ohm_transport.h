@@ -7,7 +7,9 @@
  * receiver accepts. With keys, the receiving socket is a CURVE server whose ZAP
  * handler admits only the listed public keys and maps each to a peer id; every
  * received frame then carries the authenticated sender id. Without keys
- * (explicit insecure mode) links are plain TCP and frames carry no identity. */
+ * (explicit insecure mode) links are plain TCP and frames carry no identity.
+ * Optionally (watch_links) each sending socket is monitored, so that a link
+ * whose connection drops is reported at once. */
 #ifndef OHM_TRANSPORT_H
 #define OHM_TRANSPORT_H
 
@@ -33,6 +35,8 @@ typedef struct {
     int n_allowed;
     const uint8_t (*allowed_keys)[OHM_KEY_BYTES];
     const uint32_t *allowed_ids;
+    /* Report links whose connection drops (see ohm_transport_recv). */
+    int watch_links;
 } ohm_transport_opts_t;
 
 /* Creates the context, the ZAP handler (when secure) and binds the receiving
@@ -73,8 +77,20 @@ int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, 
 
 /* Waits up to timeout_ms (0: poll, <0: forever) for one frame. Returns OHM_OK
  * with *f set (caller owns it), OHM_ETIMEOUT, OHM_EINTR on a signal, OHM_ENET.
- * Multi-part messages and messages over max_msg_size are dropped here, unseen. */
+ * Multi-part messages and messages over max_msg_size are dropped here, unseen.
+ * With watch_links it also returns OHM_OK with *f NULL as soon as the
+ * established connection of a link drops (the neighbour's process ended, or
+ * heartbeats / the retransmission limit gave up): ohm_transport_lost says which. */
 int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **f);
+
+/* Hands out, one per call, the ids of links whose connection dropped since
+ * they were last handed out: 1 with *id set, 0 when there are none. ZeroMQ
+ * keeps reconnecting such a link; a neighbour that comes back is heard again. */
+int ohm_transport_lost(ohm_transport_t *t, uint32_t *id);
+
+/* With watch_links: whether the link to id is connected, as of the link events
+ * ohm_transport_recv has seen (0 for an unknown id, or without watch_links). */
+int ohm_transport_link_up(ohm_transport_t *t, uint32_t id);
 
 /* The received bytes (ZeroMQ's buffer, not copied; unaligned as far as callers know). */
 const uint8_t *ohm_frame_data(const ohm_frame_t *f);
