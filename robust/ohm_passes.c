@@ -102,7 +102,8 @@ void ohm_pass_wmean(const float *const *x, int k, size_t d, const double *wt, un
 /* --------------------------------------------------------- distance passes */
 
 /* D[i*k+j] = ||x_i - x_j||^2 for all pairs, in one pass over the blocks. */
-OHM_HOT void ohm_pass_pairwise(const float *const *x, int k, size_t d, double *D, uint32_t *absmax)
+OHM_HOT static void pairwise_pass(const float *const *x, int k, size_t d, double *D,
+                                  uint32_t *absmax)
 {
     for (size_t off = 0; off < d; off += DS_BLK) {
         size_t n = d - off < DS_BLK ? d - off : DS_BLK;
@@ -122,8 +123,8 @@ OHM_HOT void ohm_pass_pairwise(const float *const *x, int k, size_t d, double *D
 }
 
 /* dist2[i] = ||x_i - ref||^2 for every row, one pass. */
-OHM_HOT void ohm_pass_dist(const float *const *x, int k, size_t d, const float *ref, double *dist2,
-                           uint32_t *absmax)
+OHM_HOT static void dist_pass(const float *const *x, int k, size_t d, const float *ref,
+                              double *dist2, uint32_t *absmax)
 {
     for (size_t off = 0; off < d; off += DS_BLK) {
         size_t n = d - off < DS_BLK ? d - off : DS_BLK;
@@ -220,9 +221,9 @@ combine_small_avx2(const float *const *rp, const float *cf, const int *ri, int n
  * active rows (z may alias out: each coordinate is read before it is
  * written), written to out; dz2 and zn2 get ||z_new - z||^2 and ||z_new||^2;
  * when dist2 is given it receives ||x_i - z_new||^2 for the next iteration. */
-OHM_HOT void ohm_pass_combine(const float *const *x, int k, size_t d, const float *coef,
-                              const unsigned char *act, float c0, const float *z, float *out,
-                              double *dist2, double *dz2, double *zn2)
+OHM_HOT static void combine_pass(const float *const *x, int k, size_t d, const float *coef,
+                                 const unsigned char *act, float c0, const float *z, float *out,
+                                 double *dist2, double *dz2, double *zn2)
 {
     double sdz = 0, szn = 0;
     const float *rp[8];
@@ -285,7 +286,8 @@ OHM_HOT void ohm_pass_combine(const float *const *x, int k, size_t d, const floa
 /* out = m + sum_j c_j (x_j - m) over the rows with c_j != 0, m = out on entry:
  * geomed's result from its coefficients (written as a correction of the
  * median, so rows equal to it give it back exactly). */
-OHM_HOT void ohm_pass_correct(const float *const *x, int k, size_t d, const double *c, float *out)
+OHM_HOT static void correct_pass(const float *const *x, int k, size_t d, const double *c,
+                                 float *out)
 {
     const float *rp[4];
     float cf[4];
@@ -317,4 +319,32 @@ OHM_HOT void ohm_pass_correct(const float *const *x, int k, size_t d, const doub
         for (size_t i = 0; i < n; i++)
             out[off + i] = sane(m[i] + acc[i], own[i]);
     }
+}
+
+/* ---------------------------------------------------------- entry points */
+
+/* The passes above are compiled per instruction set (OHM_HOT); they are
+ * called through these plain functions, because some compilers (clang 14)
+ * resolve such clones only for calls from the same file. */
+void ohm_pass_pairwise(const float *const *x, int k, size_t d, double *D, uint32_t *absmax)
+{
+    pairwise_pass(x, k, d, D, absmax);
+}
+
+void ohm_pass_dist(const float *const *x, int k, size_t d, const float *ref, double *dist2,
+                   uint32_t *absmax)
+{
+    dist_pass(x, k, d, ref, dist2, absmax);
+}
+
+void ohm_pass_combine(const float *const *x, int k, size_t d, const float *coef,
+                      const unsigned char *act, float c0, const float *z, float *out, double *dist2,
+                      double *dz2, double *zn2)
+{
+    combine_pass(x, k, d, coef, act, c0, z, out, dist2, dz2, zn2);
+}
+
+void ohm_pass_correct(const float *const *x, int k, size_t d, const double *c, float *out)
+{
+    correct_pass(x, k, d, c, out);
 }
