@@ -720,6 +720,15 @@ static void links_lost(ohm_peer_t *p)
     }
 }
 
+/* What ohm_transport_recv handed out: a frame, or (NULL) news of lost links. */
+static void dispatch(ohm_peer_t *p, ohm_frame_t *f, int in_barrier)
+{
+    if (f)
+        handle_frame(p, f, in_barrier);
+    else
+        links_lost(p);
+}
+
 /* Handles frames until done(p) holds or the deadline (monotonic seconds)
  * passes. OHM_EINTR when a stop was requested, a transport error as is. */
 static int receive_until(ohm_peer_t *p, double deadline, int (*done)(const ohm_peer_t *),
@@ -734,10 +743,7 @@ static int receive_until(ohm_peer_t *p, double deadline, int (*done)(const ohm_p
         if (rc == OHM_ETIMEOUT) break;
         if (rc == OHM_EINTR) continue;
         if (rc) return rc;
-        if (f)
-            handle_frame(p, f, in_barrier);
-        else
-            links_lost(p);
+        dispatch(p, f, in_barrier);
     }
     return OHM_OK;
 }
@@ -774,10 +780,7 @@ static int receive_round(ohm_peer_t *p)
     for (int k = 0; k < 4 * p->nn + 4; k++) {
         ohm_frame_t *f = NULL;
         if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK) break;
-        if (f)
-            handle_frame(p, f, 0);
-        else
-            links_lost(p);
+        dispatch(p, f, 0);
     }
     for (int i = 0; i < p->nn; i++) {
         nbr_t *n = &p->nb[i];
