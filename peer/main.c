@@ -4,6 +4,7 @@
  *   ohmpeer keygen --out PREFIX
  *   ohmpeer flatness --checkpoint F [...]
  *   ohmpeer config            (every configuration key with its default and doc)
+ *   ohmpeer config --markdown (the same as a markdown page: docs/config.md)
  */
 #include "ohm_cli.h"
 #include "ohm_config.h"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
             "       ohmpeer flatness --checkpoint FILE [--checkpoint FILE]... [--config FILE] "
             "[--set k=v]...\n"
             "       ohmpeer config        print every configuration key, its default and meaning\n"
+            "       ohmpeer config --markdown   the same as markdown (docs/config.md)\n"
             "       ohmpeer --version\n"
             "\n"
             "run: one peer of the topology. The id comes from --id, else from SLURM_PROCID.\n"
@@ -148,7 +150,10 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "keygen")) return ohm_cli_keygen(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "flatness")) return ohm_cli_flatness(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "config")) {
-        ohm_config_print_schema(stdout);
+        if (argc >= 3 && !strcmp(argv[2], "--markdown"))
+            ohm_config_print_markdown(stdout);
+        else
+            ohm_config_print_schema(stdout);
         return 0;
     }
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);

@@ -53,4 +53,8 @@ int ohm_config_write(const ohm_config_t *cfg, FILE *f);
 /* Prints the schema: every key, its type, default, allowed values and doc. */
 void ohm_config_print_schema(FILE *f);
 
+/* Prints the same schema as a markdown page, one table per section: this is
+ * docs/config.md (`ohmpeer config --markdown`; tests/check_docs.py checks it). */
+void ohm_config_print_markdown(FILE *f);
+
 #endif
