@@ -24,7 +24,7 @@
 # and the asymmetric part G(w) = w/tau matters; with tau >= 0.6 Analog SGD is
 # only a point or two below digital at these run lengths. c = 0 keeps the
 # symmetric point at zero, the condition under which Residual Learning
-# converges exactly (DESIGN section 4).
+# converges exactly (docs/design.md, section "Analog tiles").
 # Tiki-Taka moves 64 columns per transfer (a full sweep of the 784-input layer
 # every 13 updates), beta 0.1 and gamma 0.1 for Tiki-Taka and Residual.
 # Each run holds flock /tmp/ohm-experiments.lock so experiments of different

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Byzantine robustness table (the IOS paper's setting, DESIGN section 5) with
+# Byzantine robustness table (the IOS paper's setting, docs/results/byzantine.md) with
 # real peers: one ohmpeer process per peer, models over ZeroMQ with CURVE on
 # loopback. Erdos-Renyi graph, 12 peers of which 2 Byzantine, p = 0.7,
 # Fashion-MNIST, batch 32, step 0.9/sqrt(k+1); every rule against every attack,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Decentralized vs centralized: accuracy and flatness of the minimum found
-# (DESIGN sections 1 and 3; Cao, Wu, Yuan, Sayed, "On the trade-off between
+# (docs/results/flatness.md; Cao, Wu, Yuan, Sayed, "On the trade-off between
 # flatness and optimization in distributed learning").
 #
 #   examples/flatness.sh [--out DIR] [--peers N] [--rounds R] [--seeds S] [--quick]

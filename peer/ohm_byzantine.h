@@ -1,4 +1,4 @@
-/* ohm_byzantine: what a Byzantine peer sends (DESIGN section 5).
+/* ohm_byzantine: what a Byzantine peer sends (docs/robust.md, section "Attacks").
  *
  * A Byzantine peer receives its neighbours' messages like any peer and, each
  * round, crafts one vector per target neighbour from what it observed (the

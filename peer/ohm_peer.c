@@ -1,6 +1,6 @@
 /* ohm_peer: the synchronous adapt-combine round loop of one peer.
  *
- * Per round r (DESIGN section 3):
+ * Per round r (docs/design.md, section "One round"):
  *   atc:       psi = local steps from w;  send psi;  w = Rule(psi, psi_j)
  *   cta:       send w;  phi = Rule(w, w_j);  w = local steps from phi
  *   consensus: send w;  psi = local steps from w;  w = Rule(w, w_j) + (psi - w)

@@ -1,4 +1,4 @@
-/* ohm_peer: one peer's synchronous round loop (DESIGN section 3).
+/* ohm_peer: one peer's synchronous round loop (docs/design.md, section "One round").
  *
  * This is the only place that knows about time, sockets and the order of the
  * steps: adapt (local analog or digital update), send, receive with a

@@ -1,4 +1,4 @@
-/* ohm_attack: Byzantine attacks (DESIGN section 5); interface in ohm_attack.h.
+/* ohm_attack: Byzantine attacks (docs/robust.md, section "Attacks"); interface in ohm_attack.h.
  *
  * Conventions:
  * - "honest mean" is the plain mean of the honest vectors in the view (what

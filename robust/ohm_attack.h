@@ -1,4 +1,4 @@
-/* ohm_attack: what a Byzantine peer sends (DESIGN section 5).
+/* ohm_attack: what a Byzantine peer sends (docs/robust.md, section "Attacks").
  *
  * Pure functions: from what the Byzantine peer observed this round for one
  * target (the honest neighbours' vectors, the target's own vector when it was

@@ -1,4 +1,4 @@
-/* ohm_robust: robust decentralized aggregation rules (DESIGN section 5).
+/* ohm_robust: robust decentralized aggregation rules (docs/robust.md, section "Rules").
  *
  * Conventions shared by every rule (the header gives the interface):
  * - Row 0 is the peer's own vector; it is trusted (never dropped by the

@@ -1,4 +1,4 @@
-/* ohm_robust: robust decentralized aggregation rules (DESIGN section 5).
+/* ohm_robust: robust decentralized aggregation rules (docs/robust.md, section "Rules").
  *
  * Pure functions over k vectors of d floats: row 0 is the peer's own vector,
  * rows 1..k-1 its neighbours'. `w[k]` are the combination weights (w[0] the

@@ -1,4 +1,4 @@
-/* ohmbench: dispatcher of the benchmark kinds (DESIGN section 8). */
+/* ohmbench: dispatcher of the benchmark kinds (docs/benchmarks.md). */
 #include "ohmbench.h"
 
 #include <stdio.h>

@@ -134,7 +134,7 @@ Test(analog_opt, residual_step_arithmetic)
     ohm_tile_destroy(&t);
 }
 
-/* DESIGN section 4: "with gamma = 0 it is TTv1" -- residual learning equals
+/* docs/design.md, section "Analog tiles": with gamma = 0 residual learning equals
  * Tiki-Taka transferring every column after every update, on the same devices. */
 Test(analog_opt, residual_with_all_columns_every_step_is_tiki_taka)
 {

@@ -182,7 +182,7 @@ Test(device, symmetric_point_has_zero_asymmetry)
         cr_expect(fabs(ohm_device_G(&m, &d, s)) < 1e-9, "case %zu: G(%g) = %g", k, s,
                   ohm_device_G(&m, &d, s));
     }
-    /* softbounds with c alone: the symmetric point is c tau (DESIGN section 4) */
+    /* softbounds, c alone: symmetric point c tau (docs/design.md, section "Analog tiles") */
     ohm_device_model_t m = model(OHM_RESP_SOFTBOUNDS, 2.0, 1, 0.3);
     ohm_device_t d = ohm_device_nominal(&m);
     cr_expect(fabs(ohm_device_symmetric_point(&m, &d) - 0.6) < 1e-12);

@@ -1,4 +1,4 @@
-/* ohm_analog_tile: simulated analog crossbar tile (DESIGN section 4).
+/* ohm_analog_tile: simulated analog crossbar tile (docs/analog.md).
  *
  * Update modes of the gradient array (W for analog-sgd, A, P for the others),
  * with dW = -lr d^T x the requested change:

@@ -1,6 +1,6 @@
 /* ohm_device: response functions q+/q- and per-device parameters.
  *
- * Formulas (DESIGN section 4; Wu et al. NeurIPS 2024/2025 for the response
+ * Formulas (docs/analog.md; Wu et al. NeurIPS 2024/2025 for the response
  * notation; IBM aihwkit's pulsed device family for the per-device parameters):
  *   ideal:      q+ = q- = 1
  *   softbounds: q+ = (1+c)(1 - w/tau),  q- = (1-c)(1 + w/tau)

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-/* Response shapes (DESIGN section 4). */
+/* Response shapes (docs/analog.md). */
 enum {
     OHM_RESP_IDEAL = 0,  /* q+ = q- = 1 (aihwkit ConstantStep) */
     OHM_RESP_SOFTBOUNDS, /* q+ = (1+c)(1 - w/tau), q- = (1-c)(1 + w/tau) (aihwkit

@@ -1,4 +1,4 @@
-/* ohm_flatness: how flat the minimum a run found is (DESIGN section 1).
+/* ohm_flatness: how flat the minimum a run found is (docs/design.md, section "Flatness").
  *
  * Curvature measures work on any symmetric operator given as a mat-vec
  * callback (in practice ohm_hvp_apply), so they can be checked on explicit

@@ -1,4 +1,4 @@
-/* ohm_transport: ZeroMQ links between peers (DESIGN sections 3, 6, 7).
+/* ohm_transport: ZeroMQ links between peers (docs/protocol.md, section "Transport").
  *
  * Each peer binds one receiving socket (PULL) at its endpoint and connects one
  * sending socket (PUSH) per out-neighbour. Sends never block: a message a dead

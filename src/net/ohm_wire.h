@@ -1,4 +1,4 @@
-/* ohm_wire: the msgpack message format peers exchange (DESIGN section 6).
+/* ohm_wire: the msgpack message format peers exchange (docs/protocol.md, section "Wire format").
  *
  * One message is a msgpack map with keys v (protocol version), type, run, from,
  * round, fp (model fingerprint), n (parameter count) and p (the parameters as

@@ -18,7 +18,7 @@
 
 typedef struct ohm_tile ohm_tile_t;
 
-/* How combined weights are written back into a tile (DESIGN section 3, step 5). */
+/* How combined weights are written back into a tile (docs/design.md, section "One round"). */
 enum {
     OHM_WB_EXACT = 0, /* ideal programming: the tile holds exactly the given weights (clipped to bounds) */
     OHM_WB_PULSED = 1 /* the difference is applied as pulses through the device response */
