@@ -68,7 +68,8 @@ static const struct {
     {"wire", ohm_bench_wire, "encode+send+recv+decode vs raw ZeroMQ (--d)"},
     {"round", ohm_bench_round, "16-peer ring round time split"},
     {"aggregate", ohm_bench_aggregate, "robust rules vs memcpy and naive median (--d --k --rule)"},
-    {"tile", ohm_bench_tile, "analog tile update modes (--rows --cols --bl --lr)"},
+    {"tile", ohm_bench_tile,
+     "analog tile update (--rows --cols --bl --lr --n --c2c --d2d --ublm --response --gamma)"},
     {"flatness", ohm_bench_flatness, "cost of the flatness measures"},
     {"curve", ohm_bench_curve, "CURVE vs plain round trip (--d)"},
 };

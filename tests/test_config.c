@@ -191,8 +191,8 @@ Test(config, every_error_names_file_and_line)
     bad("[train]\nrounds = 3\n[optimizer]\nlr = inf\n", OHM_EINVAL, "run.ini:4: optimizer.lr");
     bad("[train]\nrounds = 3\n[optimizer]\nlr = 1e999\n", OHM_ERANGE, "run.ini:4: optimizer.lr");
     bad("[train]\nrounds = 3\n[model]\nbias = maybe\n", OHM_EINVAL, "run.ini:4: model.bias");
-    bad("[train]\nrounds = 3\n[device]\nresponse = linear\n", OHM_EINVAL,
-        "run.ini:4: device.response: 'linear' is not one of ideal|softbounds|pow|exp");
+    bad("[train]\nrounds = 3\n[device]\nresponse = quadratic\n", OHM_EINVAL,
+        "run.ini:4: device.response: 'quadratic' is not one of ideal|softbounds|pow|exp|linear");
     bad("[train]\nrounds = 3\n[device]\nresponse = Ideal\n", OHM_EINVAL, "run.ini:4:");
     bad("[train]\nrounds = 3\n[device]\nbl = 33\n", OHM_ERANGE,
         "run.ini:4: device.bl: 33 is out of range (1..32)");

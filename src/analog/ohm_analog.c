@@ -62,12 +62,12 @@ static int index_of(const char *v, const char *const *names, int n)
 
 int ohm_analog_params_from_config(const ohm_config_t *cfg, ohm_analog_params_t *p)
 {
-    static const char *const resp[] = {"ideal", "softbounds", "pow", "exp"};
+    static const char *const conv[] = {"ohm", "aihwkit"};
     static const char *const upd[] = {"expected", "stochastic"};
     static const char *const opt[] = {"digital", "analog-sgd", "tiki-taka", "residual"};
     ohm_analog_params_default(p);
     const char *s = ohm_config_str(cfg, "device.response");
-    if ((p->dev.response = index_of(s, resp, 4)) < 0)
+    if ((p->dev.response = ohm_device_response_index(s)) < 0)
         return ohm_error_set(OHM_ERANGE, "device.response: unknown value '%s'", s);
     p->dev.tau = ohm_config_double(cfg, "device.tau");
     p->dev.gamma = ohm_config_double(cfg, "device.gamma");
@@ -78,6 +78,9 @@ int ohm_analog_params_from_config(const ohm_config_t *cfg, ohm_analog_params_t *
     p->dev.up_down = ohm_config_double(cfg, "device.up_down");
     p->dev.up_down_dtod = ohm_config_double(cfg, "device.up_down_dtod");
     p->dev.tau_dtod = ohm_config_double(cfg, "device.tau_dtod");
+    s = ohm_config_str(cfg, "device.asymmetry_convention");
+    if ((p->dev.convention = index_of(s, conv, 2)) < 0)
+        return ohm_error_set(OHM_ERANGE, "device.asymmetry_convention: unknown value '%s'", s);
     s = ohm_config_str(cfg, "device.update");
     if ((p->update = index_of(s, upd, 2)) < 0)
         return ohm_error_set(OHM_ERANGE, "device.update: unknown value '%s'", s);
@@ -87,6 +90,8 @@ int ohm_analog_params_from_config(const ohm_config_t *cfg, ohm_analog_params_t *
     p->out_bits = (int)ohm_config_int(cfg, "device.out_bits");
     p->out_bound = ohm_config_double(cfg, "device.out_bound");
     p->out_noise = ohm_config_double(cfg, "device.out_noise");
+    p->update_management = ohm_config_bool(cfg, "device.update_management");
+    p->update_bl_management = ohm_config_bool(cfg, "device.update_bl_management");
     s = ohm_config_str(cfg, "optimizer.name");
     if ((p->opt = index_of(s, opt, 4)) < 0)
         return ohm_error_set(OHM_ERANGE, "optimizer.name: unknown value '%s'", s);

@@ -22,7 +22,8 @@ typedef struct {
     int update;            /* OHM_UPDATE_*: expected value or stochastic pulse trains */
     int granular;          /* expected mode: round to whole pulses (stochastic rounding) */
     int bl;                /* pulse-train length of the stochastic mode, 1..32 */
-    int update_management; /* balance the x and d trains' probabilities (aihwkit's UM) */
+    int update_management; /* balance the x and d trains' probabilities, over-BL rule (aihwkit UM) */
+    int update_bl_management; /* shorten the trains of small updates (aihwkit UBLM) */
     /* read periphery (0 = ideal) */
     int in_bits;      /* input DAC bits over [-max|x|, max|x|] per vector */
     int out_bits;     /* output ADC bits over [-out_bound, out_bound] (needs out_bound > 0) */
@@ -38,15 +39,17 @@ typedef struct {
 } ohm_analog_params_t;
 
 /* Defaults of the configuration schema: ideal device, expected update, ideal
- * reads, optimizer digital, update management on. */
+ * reads, optimizer digital, update management on, BL management off. */
 void ohm_analog_params_default(ohm_analog_params_t *p);
 
 /* Checks the values (device model, bl in 1..32, bits in 0..24, out_bits needs out_bound,
  * transfer counts >= 1, rates >= 0). OHM_ERANGE / OHM_EINVAL with a detail naming the key. */
 int ohm_analog_params_check(const ohm_analog_params_t *p);
 
-/* Fills *p from the [device] and [optimizer] keys of `cfg` and checks it.
- * Errors as ohm_analog_params_check; *p is unspecified on error. */
+/* Fills *p from the [device] and [optimizer] keys of `cfg` and checks it
+ * (a device.preset has already set the keys it names when the configuration
+ * was read: see ohm_config). Errors as ohm_analog_params_check; *p is
+ * unspecified on error. */
 int ohm_analog_params_from_config(const ohm_config_t *cfg, ohm_analog_params_t *p);
 
 /* What the model's tile factory needs: the parameters and the stream identity. */

@@ -3,33 +3,27 @@
  * Update modes of the gradient array (W for analog-sgd, A, P for the others),
  * with dW = -lr d^T x the requested change:
  *  - expected: W' = U_q(W, scale dW) = W + dW F(W) - |dW| G(W) (the model of
- *    Wu et al.), one Euler step per update. With `granular`, dW is first
- *    rounded to n whole pulses of the nominal dw_min by stochastic rounding
- *    (n = floor(v) + [u < frac(v)], v = dW/dw_min: unbiased, E n = v), and the n
- *    pulses go through ohm_device_pulses (closed form for ideal/softbounds,
- *    count at the current response for pow/exp), with cycle-to-cycle noise.
- *    Without `granular` the expected mode is noise-free: it is the mean.
- *  - stochastic: per example, the crossbar's rank-one update by pulse trains of
- *    BL slots: column j fires in a slot with probability px_j = B |x_j|, row i
- *    with pd_i = A |d_i| (both clipped to 1). A = B = sqrt(lr/(dw_min BL));
- *    with update management (aihwkit's default) B = A0 k, A = A0/k with
- *    k = sqrt(max|d|/max|x|), which keeps the product A B = lr/(dw_min BL) and so
- *    the mean, but balances the two probabilities so fewer of them clip at 1.
- *    Each coincidence is one pulse of sign -sign(x_j d_i); the expected count is
- *    BL px_j pd_i = lr |x_j d_i|/dw_min. Trains are bits of a uint32 and a cell's
- *    count is popcount(row & col); the count is applied in closed form.
+ *    Wu et al.), one Euler step per update: the mean of the pulsed update to
+ *    first order, noise-free. With `granular`, dW is first rounded to n whole
+ *    pulses of the nominal dw_min by stochastic rounding (n = floor(v) +
+ *    [u < frac(v)], v = dW/dw_min: unbiased, E n = v), and the n pulses are
+ *    applied as an exact burst (ohm_burst.h), with cycle-to-cycle noise.
+ *  - stochastic: per example, the crossbar's rank-one update by pulse trains
+ *    (ohm_pulse.h: update management, coincidences, exact bursts per cell).
  * Transfers (tiki-taka, residual) and pulsed write-back program a whole matrix
  * or column from a digital value: in expected mode as an expected update (or
  * rounded, when granular); in stochastic mode as per-cell pulse counts by
  * stochastic rounding of value/dw_min (the periphery fires the rounded count),
- * not as pulse-train coincidences.
- * Cycle-to-cycle noise: each pulse is dw_min scale (1 + dw_min_std xi); n pulses
- * together are applied as a fractional count n + dw_min_std sqrt(n) xi (the sum
- * of n independent pulse sizes, exact in mean and variance). */
+ * not as pulse-train coincidences; either way each cell's count is one exact burst.
+ * Random numbers of updates, transfers and write-back come in bulk (ohm_bulk.h)
+ * from a generator seeded per operation from the tile's pulse stream. */
 #include "ohm_analog_tile.h"
 
+#include "ohm_bulk.h"
+#include "ohm_burst.h"
 #include "ohm_dense.h"
 #include "ohm_error.h"
+#include "ohm_pulse.h"
 #include "ohm_rng.h"
 #include "ohm_tile_impl.h"
 
@@ -40,6 +34,11 @@
 
 #define STATE_MAGIC 0x414d484fu /* "OHMA" little-endian */
 #define STATE_VERSION 1u
+
+/* Vectors read per pass of the periphery: its scratch is sized once, at creation. */
+#define READ_CHUNK 64
+/* Cells programmed per draw of uniforms and normals. */
+#define PROG_CHUNK 1024
 
 typedef struct {
     float *w;          /* device states, rows x cols */
@@ -57,13 +56,13 @@ typedef struct {
     float *eff;   /* effective weights: ar[0].w itself for analog-sgd */
     float *delta; /* rows x cols scratch */
     float *col;   /* max(rows, cols) scratch */
-    float *xin;   /* periphery input scratch */
-    size_t xin_cap;
-    float *vscale; /* per-vector input scale */
-    size_t vscale_cap;
-    uint32_t *rbits, *cbits; /* pulse trains */
-    int8_t *rsign, *csign;
-    int *nz;          /* columns whose train is not empty */
+    float *xin;    /* periphery input scratch, READ_CHUNK x max(rows, cols) */
+    float *vscale; /* per-vector input scale, READ_CHUNK */
+    uint32_t *uni; /* PROG_CHUNK uniforms for stochastic rounding */
+    float *nrm;    /* PROG_CHUNK normals for cycle-to-cycle noise */
+    ohm_pulser_t *pulser; /* stochastic mode: trains and coincidences */
+    ohm_bulk_t bulk;      /* bulk random numbers of the operation under way */
+    ohm_analog_counters_t cnt;
     uint64_t updates; /* update calls so far */
     uint32_t tcol;    /* next column tiki-taka transfers */
     int naive;        /* stochastic mode: per-pulse reference loop */
@@ -132,22 +131,20 @@ static void out_periphery(atile_t *a, float *y, size_t n, double s)
     }
 }
 
-static int reserve(float **buf, size_t *cap, size_t need)
-{
-    if (*cap >= need) return 0;
-    float *nb = realloc(*buf, need * sizeof(float));
-    if (!nb) return -1;
-    *buf = nb;
-    *cap = need;
-    return 0;
-}
-
 /* out[n x k_out] = in[n x k_in] M (trans = 0: M is the effective weights, rows x
- * cols, read with M^T; trans = 1: backward read with M) through the periphery. */
+ * cols, read with M^T; trans = 1: backward read with M) through the periphery.
+ * Non-ideal reads go READ_CHUNK vectors at a time through scratch allocated
+ * with the tile, so a read cannot fail. */
 static void periphery_read(atile_t *a, const float *in, float *out, int n, int backward)
 {
     int rows = a->base.rows, cols = a->base.cols;
     int k_in = backward ? rows : cols, k_out = backward ? cols : rows;
+    if (backward)
+        a->cnt.backward_mvms += (uint64_t)n;
+    else
+        a->cnt.forward_mvms += (uint64_t)n;
+    a->cnt.dac += (uint64_t)n * (uint64_t)k_in;
+    a->cnt.adc += (uint64_t)n * (uint64_t)k_out;
     if (a->ideal_reads || n == 0) {
         if (backward)
             ohm_dense_gemm(0, 0, n, cols, rows, 1.0f, in, a->eff, 0.0f, out);
@@ -155,35 +152,30 @@ static void periphery_read(atile_t *a, const float *in, float *out, int n, int b
             ohm_dense_gemm(0, 1, n, rows, cols, 1.0f, in, a->eff, 0.0f, out);
         return;
     }
-    if (reserve(&a->xin, &a->xin_cap, (size_t)n * k_in) ||
-        reserve(&a->vscale, &a->vscale_cap, (size_t)n)) {
-        /* Out of memory for scratch: an ideal read is better than none; the
-         * tile interface has no error path for reads. */
-        a->ideal_reads = 1;
-        periphery_read(a, in, out, n, backward);
-        a->ideal_reads = 0;
-        return;
-    }
     double lv = a->p.in_bits ? levels(a->p.in_bits) : 0;
-    for (int e = 0; e < n; e++) {
-        const float *v = in + (size_t)e * k_in;
-        float *q = a->xin + (size_t)e * k_in;
-        double m = 0;
-        for (int j = 0; j < k_in; j++)
-            m = fmax(m, fabs((double)v[j]));
-        a->vscale[e] = (float)m;
-        for (int j = 0; j < k_in; j++) {
-            double u = m > 0 ? v[j] / m : 0.0;      /* noise management: input in [-1, 1] */
-            if (lv > 0) u = nearbyint(u * lv) / lv; /* DAC */
-            q[j] = (float)u;
+    for (int e0 = 0; e0 < n; e0 += READ_CHUNK) {
+        int m = n - e0 < READ_CHUNK ? n - e0 : READ_CHUNK;
+        for (int e = 0; e < m; e++) {
+            const float *v = in + (size_t)(e0 + e) * k_in;
+            float *q = a->xin + (size_t)e * k_in;
+            double mx = 0;
+            for (int j = 0; j < k_in; j++)
+                mx = fmax(mx, fabs((double)v[j]));
+            a->vscale[e] = (float)mx;
+            for (int j = 0; j < k_in; j++) {
+                double u = mx > 0 ? v[j] / mx : 0.0;    /* noise management: input in [-1, 1] */
+                if (lv > 0) u = nearbyint(u * lv) / lv; /* DAC */
+                q[j] = (float)u;
+            }
         }
+        float *o = out + (size_t)e0 * k_out;
+        if (backward)
+            ohm_dense_gemm(0, 0, m, cols, rows, 1.0f, a->xin, a->eff, 0.0f, o);
+        else
+            ohm_dense_gemm(0, 1, m, rows, cols, 1.0f, a->xin, a->eff, 0.0f, o);
+        for (int e = 0; e < m; e++)
+            out_periphery(a, o + (size_t)e * k_out, (size_t)k_out, a->vscale[e]);
     }
-    if (backward)
-        ohm_dense_gemm(0, 0, n, cols, rows, 1.0f, a->xin, a->eff, 0.0f, out);
-    else
-        ohm_dense_gemm(0, 1, n, rows, cols, 1.0f, a->xin, a->eff, 0.0f, out);
-    for (int e = 0; e < n; e++)
-        out_periphery(a, out + (size_t)e * k_out, (size_t)k_out, a->vscale[e]);
 }
 
 static void at_forward(ohm_tile_t *t, const float *x, float *y, int n)
@@ -198,135 +190,60 @@ static void at_backward(ohm_tile_t *t, const float *d, float *z, int n)
 
 /* ---- programming cells ------------------------------------------------------ */
 
-/* A pulse count with cycle-to-cycle noise: |n| + sigma sqrt|n| xi, never below 0. */
-static inline double noisy_count(atile_t *a, double n)
-{
-    double s = a->p.dev.dw_min_std;
-    if (s <= 0 || n == 0) return n;
-    double m = fabs(n), k = fmax(0.0, m + s * sqrt(m) * ohm_rng_normal(&a->rng_pulse));
-    return n > 0 ? k : -k;
-}
-
-/* Whole pulses for a requested change dw (nominal units): stochastic rounding. */
-static inline double round_pulses(atile_t *a, double dw)
-{
-    double v = dw / a->p.dev.dw_min, f = floor(v);
-    return f + (ohm_rng_uniform(&a->rng_pulse) < v - f ? 1.0 : 0.0);
-}
-
 /* Is a programming step made of whole pulses (granular or stochastic mode)? */
 static inline int discrete(const atile_t *a)
 {
     return a->p.granular || a->p.update == OHM_UPDATE_STOCHASTIC;
 }
 
-/* Moves cell i of array r by the requested change dw. */
-static inline void program_cell(atile_t *a, arr_t *r, size_t i, double dw)
+/* Moves n cells of array r, cell `start + t stride` by the requested change dw[t].
+ * Discrete modes: stochastic rounding to whole pulses, one exact burst per cell
+ * with cycle-to-cycle noise; else the expected step. Pulses go to the update or
+ * the programming counters (`programming`: transfers and write-back). */
+static void program(atile_t *a, arr_t *r, size_t start, size_t stride, size_t n, const float *dw,
+                    int programming)
 {
-    if (dw == 0) return;
-    if (discrete(a)) {
-        double n = round_pulses(a, dw);
-        if (n != 0)
-            r->w[i] = (float)ohm_device_pulses(&a->p.dev, &r->dev[i], r->w[i], noisy_count(a, n));
-    } else {
-        r->w[i] = (float)ohm_device_step(&a->p.dev, &r->dev[i], r->w[i], dw);
-    }
-}
-
-/* Moves every cell of array r by dw[rows x cols]. */
-static void program_all(atile_t *a, arr_t *r, const float *dw)
-{
+    if (programming)
+        for (size_t t = 0; t < n; t++)
+            a->cnt.cells_programmed += dw[t] != 0;
     if (!discrete(a)) {
-        ohm_device_step_array(&a->p.dev, r->dev, r->w, dw, a->rc);
+        if (stride == 1) {
+            ohm_device_step_array(&a->p.dev, r->dev + start, r->w + start, dw, n);
+            return;
+        }
+        for (size_t t = 0; t < n; t++) {
+            size_t i = start + t * stride;
+            if (dw[t] != 0) r->w[i] = (float)ohm_device_step(&a->p.dev, &r->dev[i], r->w[i], dw[t]);
+        }
         return;
     }
-    for (size_t i = 0; i < a->rc; i++)
-        program_cell(a, r, i, dw[i]);
-}
-
-/* ---- stochastic pulse trains ------------------------------------------------ */
-
-/* BL Bernoulli(p) slots as bits; 32-bit thresholds, two slots per 64-bit draw. */
-static inline uint32_t train(ohm_rng_t *r, double p, int bl)
-{
-    uint32_t full = bl == 32 ? 0xffffffffu : ((1u << bl) - 1u);
-    if (p <= 0) return 0;
-    if (p >= 1) return full;
-    uint64_t th = (uint64_t)(p * 4294967296.0);
-    uint32_t b = 0;
-    for (int s = 0; s < bl; s += 2) {
-        uint64_t u = ohm_rng_next(r);
-        if ((u & 0xffffffffu) < th) b |= 1u << s;
-        if (s + 1 < bl && (u >> 32) < th) b |= 1u << (s + 1);
-    }
-    return b;
-}
-
-/* The popcount instruction where the CPU has it (one instruction instead of a
- * libgcc call per cell); resolved once at load time, portable elsewhere. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OHM_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
-#else
-#define OHM_POPCNT_CLONES
-#endif
-
-/* Per-example rank-one pulsed updates of array r by -lr d^T x. */
-OHM_POPCNT_CLONES static void stochastic_update(atile_t *a, arr_t *r, const float *x,
-                                                const float *d, int n, double lr)
-{
-    int rows = a->base.rows, cols = a->base.cols, bl = a->p.bl;
-    double a0 = sqrt(lr / (a->p.dev.dw_min * bl));
-    for (int e = 0; e < n; e++) {
-        const float *xe = x + (size_t)e * cols, *de = d + (size_t)e * rows;
-        double bx = a0, bd = a0;
-        if (a->p.update_management) {
-            double xm = 0, dm = 0;
-            for (int j = 0; j < cols; j++)
-                xm = fmax(xm, fabs((double)xe[j]));
-            for (int i = 0; i < rows; i++)
-                dm = fmax(dm, fabs((double)de[i]));
-            if (xm == 0 || dm == 0) continue;
-            double k = sqrt(dm / xm);
-            bx = a0 * k;
-            bd = a0 / k;
-        }
-        int nnz = 0;
-        for (int j = 0; j < cols; j++) {
-            a->cbits[j] = train(&a->rng_pulse, bx * fabs((double)xe[j]), bl);
-            a->csign[j] = xe[j] >= 0 ? 1 : -1;
-            if (a->cbits[j]) a->nz[nnz++] = j;
-        }
-        for (int i = 0; i < rows; i++) {
-            a->rbits[i] = train(&a->rng_pulse, bd * fabs((double)de[i]), bl);
-            a->rsign[i] = de[i] >= 0 ? 1 : -1;
-        }
-        if (a->naive) {
-            /* Reference: every cell, every slot, one pulse at a time. */
-            for (int i = 0; i < rows; i++)
-                for (int j = 0; j < cols; j++) {
-                    size_t idx = (size_t)i * cols + j;
-                    double w = r->w[idx], sgn = -(double)(a->rsign[i] * a->csign[j]);
-                    for (int s = 0; s < bl; s++)
-                        if ((a->rbits[i] >> s) & (a->cbits[j] >> s) & 1u)
-                            w = ohm_device_pulses(&a->p.dev, &r->dev[idx], w, noisy_count(a, sgn));
-                    r->w[idx] = (float)w;
-                }
-            continue;
-        }
-        for (int i = 0; i < rows; i++) {
-            uint32_t rb = a->rbits[i];
-            if (!rb) continue;
-            float *wr = r->w + (size_t)i * cols;
-            const ohm_device_t *dr = r->dev + (size_t)i * cols;
-            for (int q = 0; q < nnz; q++) {
-                int j = a->nz[q];
-                int k = __builtin_popcount(rb & a->cbits[j]);
-                if (!k) continue;
-                double cnt = a->rsign[i] == a->csign[j] ? -(double)k : (double)k;
-                wr[j] = (float)ohm_device_pulses(&a->p.dev, &dr[j], wr[j], noisy_count(a, cnt));
-            }
+    ohm_burst_t b;
+    ohm_burst_init(&b, &a->p.dev);
+    double inv = 1.0 / a->p.dev.dw_min;
+    uint64_t pulses = 0;
+    for (size_t t0 = 0; t0 < n; t0 += PROG_CHUNK) {
+        size_t m = n - t0 < PROG_CHUNK ? n - t0 : PROG_CHUNK;
+        ohm_bulk_u32(&a->bulk, a->uni, PROG_CHUNK);
+        if (b.c2c > 0) ohm_bulk_normal(&a->bulk, a->nrm, m);
+        for (size_t t = 0; t < m; t++) {
+            if (dw[t0 + t] == 0) continue;
+            double v = dw[t0 + t] * inv, f = floor(v);
+            long k = (long)f + ((double)a->uni[t] * 0x1.0p-32 < v - f ? 1 : 0);
+            if (k == 0) continue;
+            size_t i = start + (t0 + t) * stride;
+            const ohm_device_t *d = &r->dev[i];
+            long nk = k > 0 ? k : -k;
+            double w0 = r->w[i], wk = ohm_burst(&b, b.response, w0, nk, k > 0 ? 1.0 : -1.0, d->tau,
+                                                d->scale, d->a);
+            if (b.c2c > 0) wk = ohm_burst_noisy(&b, w0, wk, nk, a->nrm[t], d->tau);
+            r->w[i] = (float)wk;
+            pulses += (uint64_t)nk;
         }
     }
+    if (programming)
+        a->cnt.program_pulses += pulses;
+    else
+        a->cnt.update_pulses += pulses;
 }
 
 /* ---- optimizers ------------------------------------------------------------- */
@@ -338,6 +255,9 @@ static void transfer_tt(atile_t *a)
     int rows = a->base.rows, cols = a->base.cols;
     int ncol = a->p.transfer_columns < cols ? a->p.transfer_columns : cols;
     arr_t *C = &a->ar[0], *A = &a->ar[1];
+    a->cnt.transfer_mvms += (uint64_t)ncol;
+    a->cnt.dac += (uint64_t)ncol * (uint64_t)cols;
+    a->cnt.adc += (uint64_t)ncol * (uint64_t)rows;
     for (int k = 0; k < ncol; k++) {
         uint32_t j = a->tcol;
         for (int i = 0; i < rows; i++) {
@@ -346,7 +266,8 @@ static void transfer_tt(atile_t *a)
         }
         if (!a->ideal_reads) out_periphery(a, a->col, (size_t)rows, 1.0);
         for (int i = 0; i < rows; i++)
-            program_cell(a, C, (size_t)i * cols + j, a->p.beta * a->col[i]);
+            a->col[i] = (float)(a->p.beta * a->col[i]);
+        program(a, C, j, (size_t)cols, (size_t)rows, a->col, 1);
         a->tcol = (j + 1) % (uint32_t)cols;
     }
 }
@@ -356,30 +277,47 @@ static void transfer_tt(atile_t *a)
 static void transfer_residual(atile_t *a)
 {
     arr_t *W = &a->ar[0], *P = &a->ar[1];
+    int rows = a->base.rows, cols = a->base.cols;
+    a->cnt.transfer_mvms += (uint64_t)cols;
+    a->cnt.dac += (uint64_t)cols * (uint64_t)cols;
+    a->cnt.adc += (uint64_t)cols * (uint64_t)rows;
     for (size_t i = 0; i < a->rc; i++)
         a->delta[i] = P->w[i] - P->ref[i];
     if (!a->ideal_reads) out_periphery(a, a->delta, a->rc, 1.0);
     double beta = a->p.beta;
     if (a->p.buffered) {
-        /* H <- (1-beta) H + beta P; where |H| >= dw_min fire floor(|H|/dw_min)
+        /* H <- (1-beta) H + beta P; where |H| >= dw_min fire trunc(H/dw_min)
          * pulses of the sign of H and take them off H (usually one, since
          * beta P is small; taking all keeps |H| < dw_min after the step). */
+        ohm_burst_t b;
+        ohm_burst_init(&b, &a->p.dev);
         double dwm = a->p.dev.dw_min;
-        for (size_t i = 0; i < a->rc; i++) {
-            double h = (1 - beta) * a->h[i] + beta * a->delta[i];
-            double n = trunc(h / dwm);
-            if (n != 0) {
-                W->w[i] =
-                    (float)ohm_device_pulses(&a->p.dev, &W->dev[i], W->w[i], noisy_count(a, n));
-                h -= n * dwm;
+        for (size_t i0 = 0; i0 < a->rc; i0 += PROG_CHUNK) {
+            size_t m = a->rc - i0 < PROG_CHUNK ? a->rc - i0 : PROG_CHUNK;
+            if (b.c2c > 0) ohm_bulk_normal(&a->bulk, a->nrm, m);
+            for (size_t t = 0; t < m; t++) {
+                size_t i = i0 + t;
+                double h = (1 - beta) * a->h[i] + beta * a->delta[i];
+                long n = (long)trunc(h / dwm);
+                if (n != 0) {
+                    const ohm_device_t *d = &W->dev[i];
+                    long nk = n > 0 ? n : -n;
+                    double w0 = W->w[i], wk = ohm_burst(&b, b.response, w0, nk, n > 0 ? 1.0 : -1.0,
+                                                        d->tau, d->scale, d->a);
+                    if (b.c2c > 0) wk = ohm_burst_noisy(&b, w0, wk, nk, a->nrm[t], d->tau);
+                    W->w[i] = (float)wk;
+                    h -= (double)n * dwm;
+                    a->cnt.program_pulses += (uint64_t)nk;
+                    a->cnt.cells_programmed++;
+                }
+                a->h[i] = (float)h;
             }
-            a->h[i] = (float)h;
         }
         return;
     }
     for (size_t i = 0; i < a->rc; i++)
         a->delta[i] = (float)(beta * a->delta[i]);
-    program_all(a, W, a->delta);
+    program(a, W, 0, 1, a->rc, a->delta, 1);
 }
 
 static void at_update(ohm_tile_t *t, const float *x, const float *d, int n, float lr)
@@ -387,12 +325,21 @@ static void at_update(ohm_tile_t *t, const float *x, const float *d, int n, floa
     atile_t *a = (atile_t *)t;
     arr_t *g = &a->ar[a->nar - 1]; /* the array receiving the gradient */
     a->updates++;
+    ohm_bulk_seed(&a->bulk, &a->rng_pulse);
     if (n > 0 && lr > 0) {
         if (a->p.update == OHM_UPDATE_STOCHASTIC) {
-            stochastic_update(a, g, x, d, n, lr);
+            ohm_pulse_opts_t o = {.bl = a->p.bl,
+                                  .um = a->p.update_management,
+                                  .ublm = a->p.update_bl_management,
+                                  .naive = a->naive};
+            ohm_pulse_tally_t tl = {0};
+            ohm_pulser_update(a->pulser, &o, &a->p.dev, g->w, g->dev, x, d, n, lr, &a->bulk, &tl);
+            a->cnt.update_pulses += tl.pulses;
+            a->cnt.train_slots += tl.slots;
+            a->cnt.line_pulses += tl.line_pulses;
         } else {
             ohm_dense_gemm(1, 0, t->rows, t->cols, n, -lr, d, x, 0.0f, a->delta);
-            program_all(a, g, a->delta);
+            program(a, g, 0, 1, a->rc, a->delta, 0);
         }
     }
     if (a->p.opt == OHM_OPT_TIKI_TAKA && a->updates % (uint64_t)a->p.transfer_every == 0)
@@ -419,9 +366,16 @@ static void at_set(ohm_tile_t *t, const float *w, int mode)
         double target = w[i];
         if (a->nar == 2) target -= a->p.gamma * ((double)a->ar[1].w[i] - a->ar[1].ref[i]);
         a->delta[i] = (float)(target - m->w[i]);
-        if (mode == OHM_WB_EXACT) m->w[i] = (float)clipd(target, m->dev[i].tau);
+        if (mode == OHM_WB_EXACT) {
+            float v = (float)clipd(target, m->dev[i].tau);
+            a->cnt.cells_programmed += v != m->w[i];
+            m->w[i] = v;
+        }
     }
-    if (mode == OHM_WB_PULSED) program_all(a, m, a->delta);
+    if (mode == OHM_WB_PULSED) {
+        ohm_bulk_seed(&a->bulk, &a->rng_pulse);
+        program(a, m, 0, 1, a->rc, a->delta, 1);
+    }
     refresh_eff(a);
 }
 
@@ -562,11 +516,9 @@ static void at_destroy(ohm_tile_t *t)
     free(a->col);
     free(a->xin);
     free(a->vscale);
-    free(a->rbits);
-    free(a->cbits);
-    free(a->rsign);
-    free(a->csign);
-    free(a->nz);
+    free(a->uni);
+    free(a->nrm);
+    ohm_pulser_destroy(&a->pulser);
     free(a);
 }
 
@@ -621,13 +573,13 @@ ohm_tile_t *ohm_analog_tile_new(const ohm_analog_params_t *p, int rows, int cols
     if (p->opt == OHM_OPT_RESIDUAL) a->h = calloc(a->rc, sizeof(float));
     a->delta = malloc(a->rc * sizeof(float));
     a->col = malloc((size_t)(rows > cols ? rows : cols) * sizeof(float));
-    a->rbits = malloc((size_t)rows * sizeof(uint32_t));
-    a->cbits = malloc((size_t)cols * sizeof(uint32_t));
-    a->rsign = malloc((size_t)rows);
-    a->csign = malloc((size_t)cols);
-    a->nz = malloc((size_t)cols * sizeof(int));
-    ok &= a->eff && (p->opt != OHM_OPT_RESIDUAL || a->h) && a->delta && a->col && a->rbits &&
-          a->cbits && a->rsign && a->csign && a->nz;
+    a->xin = malloc((size_t)READ_CHUNK * (size_t)(rows > cols ? rows : cols) * sizeof(float));
+    a->vscale = malloc(READ_CHUNK * sizeof(float));
+    a->uni = malloc(PROG_CHUNK * sizeof(uint32_t));
+    a->nrm = malloc(PROG_CHUNK * sizeof(float));
+    if (p->update == OHM_UPDATE_STOCHASTIC) a->pulser = ohm_pulser_new(rows, cols);
+    ok &= a->eff && (p->opt != OHM_OPT_RESIDUAL || a->h) && a->delta && a->col && a->xin &&
+          a->vscale && a->uni && a->nrm && (p->update != OHM_UPDATE_STOCHASTIC || a->pulser);
     if (!ok) {
         at_destroy(&a->base);
         return NULL;
@@ -696,6 +648,11 @@ const float *ohm_analog_tile_refs(const ohm_tile_t *t, int which)
 uint64_t ohm_analog_tile_updates(const ohm_tile_t *t)
 {
     return cast(t)->updates;
+}
+
+ohm_analog_counters_t ohm_analog_tile_counters(const ohm_tile_t *t)
+{
+    return cast(t)->cnt;
 }
 
 void ohm_analog_tile_set_naive(ohm_tile_t *t, int on)

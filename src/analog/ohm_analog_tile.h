@@ -1,7 +1,7 @@
 /* ohm_analog_tile: a simulated analog crossbar tile behind the ohm_tile interface.
  *
  * Arrays of device states (ohm_device.h) trained by one of three analog
- * optimizers (docs/analog.md), with alpha = the lr given to update,
+ * optimizers (docs/analog.md, "Optimizers"), with alpha = the lr given to update,
  * beta = params.beta, gamma = params.gamma:
  *   analog-sgd  W <- U_q(W, -alpha grad);                      effective W
  *   tiki-taka   A <- U_q(A, -alpha grad); every transfer_every updates
@@ -70,9 +70,30 @@ const float *ohm_analog_tile_refs(const ohm_tile_t *t, int which);
 /* Updates done so far (the transfer schedule counts them). */
 uint64_t ohm_analog_tile_updates(const ohm_tile_t *t);
 
+/* What a tile has done since it was created (for energy accounting). Counters
+ * are not part of the saved state. Pulses are counted in the discrete modes
+ * (stochastic, or expected with granular, and the buffered residual), where
+ * whole pulses are fired; the expected mode applies the mean and fires none. */
+typedef struct {
+    uint64_t update_pulses;    /* pulses of gradient updates: sum of |pulse counts| applied */
+    uint64_t program_pulses;   /* pulses of transfers and pulsed write-back */
+    uint64_t train_slots;      /* stochastic updates: train slots, sum over examples of BL used */
+    uint64_t line_pulses;      /* stochastic updates: pulses on rows and columns (set train bits) */
+    uint64_t forward_mvms;     /* vectors read forward (y = W x) */
+    uint64_t backward_mvms;    /* vectors read backward (z = W^T d) */
+    uint64_t transfer_mvms;    /* vectors read by transfers (tiki-taka columns, residual P) */
+    uint64_t dac;              /* input conversions: the input length per vector read */
+    uint64_t adc;              /* output conversions: the output length per vector read */
+    uint64_t cells_programmed; /* cells given a change by transfers and write-back */
+} ohm_analog_counters_t;
+
+/* The tile's counters. t must be analog (asserted). */
+ohm_analog_counters_t ohm_analog_tile_counters(const ohm_tile_t *t);
+
 /* Stochastic mode only: 1 switches the coincidence counting to the naive
- * reference (every cell, every slot, one pulse at a time; same pulse trains and
- * so, without cycle-to-cycle noise, the same result). For benchmarks and tests. */
+ * reference (every cell, every slot, one pulse at a time, one normal per pulse;
+ * same pulse trains, so without cycle-to-cycle noise the same states up to
+ * float rounding of the closed forms). For benchmarks and tests. */
 void ohm_analog_tile_set_naive(ohm_tile_t *t, int on);
 
 #endif

@@ -4,17 +4,30 @@
  * notation; IBM aihwkit's pulsed device family for the per-device parameters):
  *   ideal:      q+ = q- = 1
  *   softbounds: q+ = (1+c)(1 - w/tau),  q- = (1-c)(1 + w/tau)
+ *   linear:     q+ = (1+c)(1 - gamma w/tau),  q- = (1-c)(1 + gamma w/tau)
  *   pow:        q+ = (1 - w/tau)^gamma, q- = (1 + w/tau)^gamma
  *   exp:        q+ = (e^{gamma(1 - w/tau)} - 1)/(e^gamma - 1), q- = same with 1 + w/tau
- * c acts on softbounds only. Each device then scales q+ by (1+a) and q- by (1-a)
- * (its up/down asymmetry: an up pulse is dw_min(1+a) at w = 0, a down pulse
- * dw_min(1-a), as aihwkit's up_down), uses its own bound tau_i in place of tau,
- * and its own pulse size dw_min scale_i. */
+ * c acts on softbounds and linear only. Each device then scales q+ by (1+a) and
+ * q- by (1-a) (its up/down asymmetry; how a is drawn from up_down depends on
+ * the convention, see ohm_device_draw), uses its own bound tau_i in place of
+ * tau, and its own pulse size dw_min scale_i. Bursts: ohm_burst.h. */
 #include "ohm_device.h"
 
+#include "ohm_burst.h"
 #include "ohm_error.h"
 
 #include <math.h>
+#include <string.h>
+
+static const char *const resp_names[OHM_RESP_COUNT] = {"ideal", "softbounds", "pow", "exp",
+                                                       "linear"};
+
+int ohm_device_response_index(const char *name)
+{
+    for (int i = 0; i < OHM_RESP_COUNT; i++)
+        if (strcmp(name, resp_names[i]) == 0) return i;
+    return -1;
+}
 
 void ohm_device_model_default(ohm_device_model_t *m)
 {
@@ -24,8 +37,11 @@ void ohm_device_model_default(ohm_device_model_t *m)
 
 int ohm_device_model_check(const ohm_device_model_t *m)
 {
-    if (m->response < OHM_RESP_IDEAL || m->response > OHM_RESP_EXP)
+    if (m->response < 0 || m->response >= OHM_RESP_COUNT)
         return ohm_error_set(OHM_ERANGE, "device.response: unknown response %d", m->response);
+    if (m->convention != OHM_ASYM_OHM && m->convention != OHM_ASYM_AIHWKIT)
+        return ohm_error_set(OHM_ERANGE, "device.asymmetry_convention: unknown convention %d",
+                             m->convention);
     if (!(m->tau > 0) || !isfinite(m->tau))
         return ohm_error_set(OHM_ERANGE, "device.tau: must be > 0 (got %g)", m->tau);
     if (!(m->gamma > 0) || !isfinite(m->gamma))
@@ -56,15 +72,42 @@ static double positive_factor(ohm_rng_t *r, double s)
     return 0.05;
 }
 
+/* |a| < 1 keeps both directions moving (a device whose one direction is dead
+ * cannot be represented by a scale and an asymmetry). */
+static double clip_asym(double a)
+{
+    return fmin(0.99, fmax(-0.99, a));
+}
+
+/* aihwkit's up and down sizes (units of dw_min) as scale and asymmetry. */
+static void from_up_down(double up, double down, double *scale, double *a)
+{
+    double s = 0.5 * (up + down);
+    if (!(s > 1e-6)) { /* both directions dead: the smallest device that still moves */
+        *scale = 1e-6;
+        *a = 0;
+        return;
+    }
+    *scale = s;
+    *a = clip_asym((up - down) / (up + down));
+}
+
 void ohm_device_draw(const ohm_device_model_t *m, ohm_rng_t *rng, ohm_device_t *dev, size_t n)
 {
+    double u = m->up_down;
     for (size_t i = 0; i < n; i++) {
-        double tau = m->tau, scale = 1.0, a = m->up_down;
+        double tau = m->tau, scale = 1.0, a = u;
         if (m->tau_dtod > 0) tau *= positive_factor(rng, m->tau_dtod);
-        if (m->dw_min_dtod > 0) scale = positive_factor(rng, m->dw_min_dtod);
-        if (m->up_down_dtod > 0) {
-            a += m->up_down_dtod * ohm_rng_normal(rng);
-            a = fmin(0.99, fmax(-0.99, a)); /* |a| < 1 keeps both directions moving */
+        if (m->convention == OHM_ASYM_AIHWKIT) {
+            /* PulsedDevice::populate: up = gain + min(u,0) + r, down = gain - max(u,0) - r,
+             * each folded to its absolute value (enforce_consistency). */
+            double g = 1.0, r = 0.0;
+            if (m->dw_min_dtod > 0) g += m->dw_min_dtod * ohm_rng_normal(rng);
+            if (m->up_down_dtod > 0) r = m->up_down_dtod * ohm_rng_normal(rng);
+            from_up_down(fabs(g + fmin(u, 0.0) + r), fabs(g - fmax(u, 0.0) - r), &scale, &a);
+        } else {
+            if (m->dw_min_dtod > 0) scale = positive_factor(rng, m->dw_min_dtod);
+            if (m->up_down_dtod > 0) a = clip_asym(a + m->up_down_dtod * ohm_rng_normal(rng));
         }
         dev[i] = (ohm_device_t){.tau = (float)tau, .scale = (float)scale, .a = (float)a};
     }
@@ -72,25 +115,35 @@ void ohm_device_draw(const ohm_device_model_t *m, ohm_rng_t *rng, ohm_device_t *
 
 ohm_device_t ohm_device_nominal(const ohm_device_model_t *m)
 {
-    return (ohm_device_t){.tau = (float)m->tau, .scale = 1.0f, .a = (float)m->up_down};
+    double scale = 1.0, a = m->up_down;
+    if (m->convention == OHM_ASYM_AIHWKIT) {
+        double u = m->up_down;
+        from_up_down(1.0 + fmin(u, 0.0), 1.0 - fmax(u, 0.0), &scale, &a);
+    }
+    return (ohm_device_t){.tau = (float)m->tau, .scale = (float)scale, .a = (float)a};
 }
 
 /* The shape functions without the device asymmetry; x = w / tau_i. */
-static inline void shape(int resp, double gamma, double c, double x, double *qp, double *qm)
+static inline void shape(const ohm_device_model_t *m, double x, double *qp, double *qm)
 {
-    switch (resp) {
+    double c = m->c, g = m->gamma;
+    switch (m->response) {
     case OHM_RESP_SOFTBOUNDS:
         *qp = (1 + c) * (1 - x);
         *qm = (1 - c) * (1 + x);
         break;
+    case OHM_RESP_LINEAR:
+        *qp = (1 + c) * (1 - g * x);
+        *qm = (1 - c) * (1 + g * x);
+        break;
     case OHM_RESP_POW:
-        *qp = pow(fmax(0.0, 1 - x), gamma);
-        *qm = pow(fmax(0.0, 1 + x), gamma);
+        *qp = pow(fmax(0.0, 1 - x), g);
+        *qm = pow(fmax(0.0, 1 + x), g);
         break;
     case OHM_RESP_EXP: {
-        double den = expm1(gamma);
-        *qp = expm1(gamma * (1 - x)) / den;
-        *qm = expm1(gamma * (1 + x)) / den;
+        double den = expm1(g);
+        *qp = expm1(g * (1 - x)) / den;
+        *qm = expm1(g * (1 + x)) / den;
         break;
     }
     default:
@@ -102,7 +155,7 @@ static inline void shape(int resp, double gamma, double c, double x, double *qp,
 void ohm_device_q(const ohm_device_model_t *m, const ohm_device_t *d, double w, double *qp,
                   double *qm)
 {
-    shape(m->response, m->gamma, m->c, w / d->tau, qp, qm);
+    shape(m, w / d->tau, qp, qm);
     *qp *= 1.0 + (double)d->a;
     *qm *= 1.0 - (double)d->a;
 }
@@ -125,10 +178,13 @@ double ohm_device_symmetric_point(const ohm_device_model_t *m, const ohm_device_
 {
     double a = d->a, tau = d->tau;
     switch (m->response) {
-    case OHM_RESP_SOFTBOUNDS: {
-        /* (1+c)(1+a)(1 - x) = (1-c)(1-a)(1 + x)  =>  x = (u - v)/(u + v) */
+    case OHM_RESP_SOFTBOUNDS:
+    case OHM_RESP_LINEAR: {
+        /* (1+c)(1+a)(1 - g x) = (1-c)(1-a)(1 + g x)  =>  x = (u - v)/(g (u + v)) */
         double u = (1 + m->c) * (1 + a), v = (1 - m->c) * (1 - a);
-        return tau * (u - v) / (u + v);
+        double g = m->response == OHM_RESP_LINEAR ? m->gamma : 1.0;
+        double x = (u - v) / (g * (u + v));
+        return fabs(x) < 1 ? tau * x : 0.0;
     }
     case OHM_RESP_POW: {
         /* (1+a)(1-x)^g = (1-a)(1+x)^g  =>  (1-x)/(1+x) = rho = ((1-a)/(1+a))^{1/g} */
@@ -153,66 +209,32 @@ double ohm_device_symmetric_point(const ohm_device_model_t *m, const ohm_device_
     }
 }
 
-static inline double clip(double w, double tau)
-{
-    return w > tau ? tau : (w < -tau ? -tau : w);
-}
-
 double ohm_device_step(const ohm_device_model_t *m, const ohm_device_t *d, double w, double dw)
 {
     double qp, qm;
     ohm_device_q(m, d, w, &qp, &qm);
     dw *= d->scale;
-    return clip(w + dw * (dw >= 0 ? qp : qm), d->tau);
+    return ohm_burst_clip(w + dw * (dw >= 0 ? qp : qm), d->tau);
 }
 
-/* b^k for k >= 0; whole k up to 64 (every count of a pulse train) by squaring,
- * which is several times cheaper than pow() on the hot path. */
-static inline double power(double b, double k)
+double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, double w, long k)
 {
-    if (k <= 64 && k == (double)(int)k) {
-        int e = (int)k;
-        double r = 1.0;
-        while (e) {
-            if (e & 1) r *= b;
-            b *= b;
-            e >>= 1;
-        }
-        return r;
-    }
-    return pow(b, k);
-}
-
-double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, double w, double k)
-{
-    /* Promote the stored float parameters once: float arithmetic in 1 + a would
-     * make the closed form disagree with the same pulses applied one by one. */
-    double tau = d->tau, delta = m->dw_min * d->scale, a = d->a;
     if (k == 0) return w;
-    switch (m->response) {
-    case OHM_RESP_IDEAL:
-        return clip(w + k * delta * (k > 0 ? 1 + a : 1 - a), tau);
-    case OHM_RESP_SOFTBOUNDS: {
-        /* One up pulse: w' = w + delta (1+a)(1+c)(1 - w/tau), i.e. the distance to
-         * the bound shrinks by (1 - r), r = delta (1+a)(1+c)/tau; after k pulses
-         * tau - w_k = (tau - w)(1 - r)^k. Down pulses mirror it towards -tau. */
-        if (k > 0) {
-            double r = delta * (1 + a) * (1 + m->c) / tau;
-            if (r >= 1) return tau;
-            return clip(tau - (tau - w) * power(1 - r, k), tau);
-        }
-        double r = delta * (1 - a) * (1 - m->c) / tau;
-        if (r >= 1) return -tau;
-        return clip(-tau + (tau + w) * power(1 - r, -k), tau);
-    }
-    default: {
-        /* No closed form worth its cost: the count moves the device at the
-         * response of its current state (exact to first order in k delta). */
-        double qp, qm;
-        ohm_device_q(m, d, w, &qp, &qm);
-        return clip(w + k * delta * (k > 0 ? qp : qm), tau);
-    }
-    }
+    ohm_burst_t b;
+    ohm_burst_init(&b, m);
+    /* The stored float parameters are promoted once, as the tile kernels do. */
+    return ohm_burst(&b, b.response, w, k > 0 ? k : -k, k > 0 ? 1.0 : -1.0, d->tau, d->scale, d->a);
+}
+
+double ohm_device_pulses_noisy(const ohm_device_model_t *m, const ohm_device_t *d, double w,
+                               long k, double xi)
+{
+    if (k == 0) return w;
+    ohm_burst_t b;
+    ohm_burst_init(&b, m);
+    long n = k > 0 ? k : -k;
+    double wk = ohm_burst(&b, b.response, w, n, k > 0 ? 1.0 : -1.0, d->tau, d->scale, d->a);
+    return b.c2c > 0 ? ohm_burst_noisy(&b, w, wk, n, xi, d->tau) : wk;
 }
 
 /* The hot loops run in float, the precision the states are stored in, and
@@ -222,6 +244,7 @@ void ohm_device_step_array(const ohm_device_model_t *m, const ohm_device_t *dev,
                            const float *dw, size_t n)
 {
     const float cp = (float)(1 + m->c), cm = (float)(1 - m->c);
+    const float g = m->response == OHM_RESP_LINEAR ? (float)m->gamma : 1.0f;
     switch (m->response) {
     case OHM_RESP_IDEAL:
         for (size_t i = 0; i < n; i++) {
@@ -233,10 +256,11 @@ void ohm_device_step_array(const ohm_device_model_t *m, const ohm_device_t *dev,
         }
         break;
     case OHM_RESP_SOFTBOUNDS:
+    case OHM_RESP_LINEAR:
         for (size_t i = 0; i < n; i++) {
             /* W + dW F - |dW| G: the same as picking q+ or q- by the sign, without a branch */
             float d = dw[i] * dev[i].scale, tau = dev[i].tau, ntau = -tau, a = dev[i].a;
-            float x = w[i] / tau;
+            float x = g * (w[i] / tau);
             float qp = (1.0f + a) * cp * (1.0f - x), qm = (1.0f - a) * cm * (1.0f + x);
             float v = w[i] + d * 0.5f * (qm + qp) - fabsf(d) * 0.5f * (qm - qp);
             v = v < tau ? v : tau;
@@ -247,9 +271,9 @@ void ohm_device_step_array(const ohm_device_model_t *m, const ohm_device_t *dev,
         for (size_t i = 0; i < n; i++) {
             if (dw[i] == 0) continue;
             double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, a = dev[i].a, qp, qm;
-            shape(m->response, m->gamma, m->c, w[i] / tau, &qp, &qm);
+            shape(m, w[i] / tau, &qp, &qm);
             double q = d >= 0 ? (1 + a) * qp : (1 - a) * qm;
-            w[i] = (float)clip(w[i] + d * q, tau);
+            w[i] = (float)ohm_burst_clip(w[i] + d * q, tau);
         }
         break;
     }

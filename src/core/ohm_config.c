@@ -99,17 +99,23 @@ static const key_def_t schema[] = {
     BOOL("model.bias", "true", "layers have a bias"),
 
     /* [device] */
-    ENUM("device.response", "ideal", "ideal|softbounds|pow|exp",
+    /* First in its section: a preset sets device keys, which the keys written
+     * after it override (so a written config reads back to the same values). */
+    ENUM("device.preset", "none", "none|idealized|gokmen-vlasov|reram-sb|capacitor",
+         "device family from published parameters (see presets below); keys set after it "
+         "override it"),
+    ENUM("device.response", "ideal", "ideal|softbounds|pow|exp|linear",
          "device response to a pulse as a function of its conductance"),
     DBL_GT0("device.tau", "1.0", "conductance bound (weights live in [-tau, tau])"),
-    DBL_GT0("device.gamma", "1.0", "shape of the pow/exp responses"),
+    DBL_GT0("device.gamma", "1.0", "shape of the pow/exp responses, slope of linear"),
     DBL("device.c", "0.0", B_LO | B_HI | B_LO_OPEN | B_HI_OPEN, -1, 1,
-        "softbounds asymmetry offset (|c| < 1)"),
+        "softbounds/linear asymmetry offset (|c| < 1)"),
     DBL_GT0("device.dw_min", "0.001", "weight change of one pulse"),
     DBL_GE0("device.dw_min_dtod", "0.0", "device-to-device spread of dw_min (relative)"),
     DBL_GE0("device.dw_min_std", "0.0", "cycle-to-cycle spread of each pulse (relative)"),
     DBL("device.up_down", "0.0", B_LO | B_HI | B_LO_OPEN | B_HI_OPEN, -1, 1,
-        "up/down asymmetry: up steps dw_min(1+u), down steps dw_min(1-u)"),
+        "up/down asymmetry u: ohm convention up dw_min(1+u), down dw_min(1-u); aihwkit "
+        "convention the weaker direction dw_min(1-|u|)"),
     DBL_GE0("device.up_down_dtod", "0.0", "device-to-device spread of up_down"),
     DBL_GE0("device.tau_dtod", "0.0", "device-to-device spread of tau (relative)"),
     ENUM("device.update", "expected", "expected|stochastic",
@@ -120,6 +126,12 @@ static const key_def_t schema[] = {
     INT_RANGE("device.out_bits", "0", 0, 24, "output ADC resolution (0 = ideal)"),
     DBL_GE0("device.out_bound", "0", "output saturation bound (0 = unbounded)"),
     DBL_GE0("device.out_noise", "0.0", "output read noise (std)"),
+    BOOL("device.update_management", "true",
+         "stochastic mode: balance the x and d train probabilities, rescale d past BL (aihwkit UM)"),
+    BOOL("device.update_bl_management", "false",
+         "stochastic mode: train length ceil(lr max|x| max|d| / dw_min) up to bl (aihwkit UBLM)"),
+    ENUM("device.asymmetry_convention", "ohm", "ohm|aihwkit",
+         "how up_down and the device-to-device spreads are drawn (docs/analog.md)"),
     /* More analog device keys go here, in [device], one line each. */
 
     /* [optimizer] */
@@ -177,6 +189,48 @@ static const key_def_t schema[] = {
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
+
+/* Presets: a value of a preset key stands for assignments made when the key is
+ * set; later assignments override them ("none" assigns nothing). Device
+ * presets map IBM aihwkit's preset devices (aihwkit/simulator/presets/devices.py)
+ * onto ohmpeer's device model; docs/analog.md, "Presets", gives every mapping
+ * and what it leaves out. */
+typedef struct {
+    const char *key, *value;
+    const char *const sets[16]; /* "section.key=value", NULL-terminated */
+} preset_t;
+
+static const preset_t presets[] = {
+    /* IdealizedPresetDevice (ConstantStep): Gokmen & Vlasov, Front. Neurosci. 2016,
+     * with ~10000 states (Rasch, Gokmen & Haensch, IEEE Design & Test 2019). */
+    {"device.preset", "idealized",
+     {"device.response=ideal", "device.tau=1.0", "device.gamma=1.0", "device.c=0.0",
+      "device.dw_min=0.0002", "device.dw_min_dtod=0.3", "device.dw_min_std=0.3",
+      "device.up_down=0.0", "device.up_down_dtod=0.0", "device.tau_dtod=0.3",
+      "device.asymmetry_convention=aihwkit", NULL}},
+    /* GokmenVlasovPresetDevice (ConstantStep): Gokmen & Vlasov, Front. Neurosci. 2016,
+     * 1200 states over [-1, 1]. */
+    {"device.preset", "gokmen-vlasov",
+     {"device.response=ideal", "device.tau=1.0", "device.gamma=1.0", "device.c=0.0",
+      "device.dw_min=0.0016", "device.dw_min_dtod=0.3", "device.dw_min_std=0.3",
+      "device.up_down=0.0", "device.up_down_dtod=0.01", "device.tau_dtod=0.3",
+      "device.asymmetry_convention=aihwkit", NULL}},
+    /* ReRamSBPresetDevice (SoftBounds): fit to Gong et al., Nat. Commun. 2018. Range
+     * [-0.75, 1.25] shifted to [-1, 1]: slopes 1/1.25 and 1/0.75 give c = -0.25 and
+     * dw_min 0.002 x 16/15; bound spreads 0.3/1.25 and 0.3/0.75 are 0.3 absolute. */
+    {"device.preset", "reram-sb",
+     {"device.response=softbounds", "device.tau=1.0", "device.gamma=1.0", "device.c=-0.25",
+      "device.dw_min=0.0021333333333333334", "device.dw_min_dtod=0.3", "device.dw_min_std=3.75",
+      "device.up_down=0.0", "device.up_down_dtod=0.01", "device.tau_dtod=0.3",
+      "device.asymmetry_convention=aihwkit", NULL}},
+    /* CapacitorPresetDevice (LinearStep): fit to Li et al., VLSI 2018; slopes
+     * gamma_up = gamma_down = 0.05 over [-1, 1]. Leakage (lifetime) is not modelled. */
+    {"device.preset", "capacitor",
+     {"device.response=linear", "device.tau=1.0", "device.gamma=0.05", "device.c=0.0",
+      "device.dw_min=0.005", "device.dw_min_dtod=0.1", "device.dw_min_std=0.3",
+      "device.up_down=0.0", "device.up_down_dtod=0.06", "device.tau_dtod=0.07",
+      "device.asymmetry_convention=aihwkit", NULL}},
+};
 
 typedef struct {
     char *text; /* canonical text (strings, enums, lists; also what is written) */
@@ -495,6 +549,49 @@ static void set_value(value_t *slot, value_t *nv)
     *slot = *nv;
 }
 
+/* After key k got its value in v: the assignments of its preset, if that value
+ * names one. `first_set` (file reads) holds the line each key was set at in
+ * this file: a preset after such a key would silently override it, an error.
+ * All or nothing: v is unchanged on error. */
+static int apply_preset(value_t *v, int k, const char *where, const int *first_set)
+{
+    const preset_t *pr = NULL;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (strcmp(presets[i].key, schema[k].name) == 0 &&
+            strcmp(presets[i].value, v[k].text) == 0)
+            pr = &presets[i];
+    if (!pr) return OHM_OK;
+    value_t nv[16];
+    int idx[16], n = 0, rc = OHM_OK;
+    for (; pr->sets[n]; n++) {
+        const char *eq = strchr(pr->sets[n], '=');
+        char name[64];
+        assert(eq && (size_t)(eq - pr->sets[n]) < sizeof name);
+        memcpy(name, pr->sets[n], (size_t)(eq - pr->sets[n]));
+        name[eq - pr->sets[n]] = '\0';
+        idx[n] = find_key(name);
+        assert(idx[n] >= 0); /* presets name schema keys */
+        if (first_set && first_set[idx[n]]) {
+            rc = ohm_error_set(OHM_EINVAL,
+                               "%s: %s = %s would override %s set at line %d (put the preset "
+                               "first)",
+                               where, schema[k].name, v[k].text, name, first_set[idx[n]]);
+            break;
+        }
+        rc = parse_value(&schema[idx[n]], eq + 1, where, &nv[n]);
+        assert(rc != OHM_EINVAL && rc != OHM_ERANGE); /* presets hold valid values */
+        if (rc) break;
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++)
+            free(nv[i].text);
+        return rc;
+    }
+    for (int i = 0; i < n; i++)
+        set_value(&v[idx[i]], &nv[i]);
+    return OHM_OK;
+}
+
 /* ---- INI reader -------------------------------------------------------------- */
 
 typedef struct {
@@ -614,7 +711,7 @@ static int read_line(reader_t *r, char *line)
     if ((rc = parse_value(&schema[k], val, where, &nv))) return rc;
     set_value(&r->v[k], &nv);
     r->first_set[k] = r->line;
-    return OHM_OK;
+    return apply_preset(r->v, k, where, r->first_set);
 }
 
 int ohm_config_load_string(ohm_config_t *cfg, const char *text, size_t len, const char *name)
@@ -718,7 +815,17 @@ int ohm_config_set(ohm_config_t *cfg, const char *assignment, const char *origin
     int rc = parse_value(&schema[k], trim(val), origin, &nv);
     free(val);
     if (rc) return rc;
+    value_t old = {.text = strdup(cfg->v[k].text), .i = cfg->v[k].i, .d = cfg->v[k].d};
+    if (!old.text) {
+        free(nv.text);
+        return ohm_error_set(OHM_ENOMEM, "%s", origin);
+    }
     set_value(&cfg->v[k], &nv);
+    if ((rc = apply_preset(cfg->v, k, origin, NULL))) {
+        set_value(&cfg->v[k], &old); /* unchanged on error */
+        return rc;
+    }
+    free(old.text);
     return OHM_OK;
 }
 
