@@ -102,7 +102,7 @@ Test(analog_tile, expected_mode_is_uq_of_minus_lr_gradient)
  * A cell's pulse count is a sum of BL Bernoulli(lambda/BL) slots, variance
  * lambda (1 - lambda/BL); each pulse moves dw_min q(w) (to first order), so the
  * trial mean has std dw_min q sqrt(lambda (1 - lambda/BL) / T). */
-static void stochastic_vs_expected(int um)
+static void stochastic_vs_expected(int um, int ublm)
 {
     enum { R = 4, C = 5, T = 3000 };
     const float lr = 0.005f;
@@ -112,6 +112,7 @@ static void stochastic_vs_expected(int um)
     ohm_analog_params_t ps = pe;
     ps.update = OHM_UPDATE_STOCHASTIC;
     ps.update_management = um;
+    ps.update_bl_management = ublm;
     ohm_tile_t *te = ohm_analog_tile_new(&pe, R, C, 1, 0, 0),
                *ts = ohm_analog_tile_new(&ps, R, C, 1, 0, 0);
     ohm_rng_t r;
@@ -143,8 +144,8 @@ static void stochastic_vs_expected(int um)
             /* 5 standard errors, plus float rounding of the weights (1e-7 each way). */
             double tol = 5 * se + 2e-7;
             cr_expect(fabs(mean[c] - (we[c] - w[c])) < tol,
-                      "UM %d cell %d,%d: stochastic mean %.4g, expected %.4g (tol %.2g)", um, i, j,
-                      mean[c], (double)(we[c] - w[c]), tol);
+                      "UM %d UBLM %d cell %d,%d: stochastic mean %.4g, expected %.4g (tol %.2g)",
+                      um, ublm, i, j, mean[c], (double)(we[c] - w[c]), tol);
         }
     ohm_tile_destroy(&te);
     ohm_tile_destroy(&ts);
@@ -152,55 +153,253 @@ static void stochastic_vs_expected(int um)
 
 Test(analog_tile, stochastic_mean_equals_expected_with_um)
 {
-    stochastic_vs_expected(1);
+    stochastic_vs_expected(1, 0);
 }
 
 Test(analog_tile, stochastic_mean_equals_expected_without_um)
 {
-    stochastic_vs_expected(0);
+    stochastic_vs_expected(0, 0);
 }
 
-/* Ideal and softbounds apply a cell's count in closed form: the same as its
- * pulses one by one. exp applies the count at the current response (first
- * order in k dw_min), so it only stays close. */
+/* (BL management alone lets the trains of the larger side clip: it is meant
+ * to go with update management, as in aihwkit's defaults.) */
+Test(analog_tile, stochastic_mean_equals_expected_with_bl_management)
+{
+    stochastic_vs_expected(1, 1);
+}
+
+/* The kernel (column lists per slot, one pulse per entry; exact bursts for rows
+ * firing in many slots) against the naive loop over every cell and slot, one
+ * pulse at a time, on the same trains: every response, with and without
+ * asymmetry, with plain trains, update management and BL management, at a
+ * small rate (few slots per row) and a large one (bursts). */
 Test(analog_tile, popcount_kernel_equals_naive_per_pulse_loop)
 {
-    enum { R = 9, C = 17, N = 4 };
-    int resp[] = {OHM_RESP_IDEAL, OHM_RESP_SOFTBOUNDS, OHM_RESP_EXP};
-    for (int k = 0; k < 3; k++) {
-        float tol = resp[k] == OHM_RESP_EXP ? 0.05f : 2e-6f;
-        ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, resp[k], 1.0);
+    enum { R = 9, C = 70, N = 4 };
+    int resp[] = {OHM_RESP_IDEAL, OHM_RESP_SOFTBOUNDS, OHM_RESP_LINEAR, OHM_RESP_POW, OHM_RESP_EXP};
+    double gam[] = {1, 1, 0.5, 2, 2};
+    int runs = 0;
+    for (int k = 0; k < 5; k++)
+        for (int asym = 0; asym < 2; asym++)
+            for (int mode = 0; mode < 3; mode++)
+                for (int big = 0; big < 2; big++) {
+                    ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, resp[k], 1.0);
+                    p.update = OHM_UPDATE_STOCHASTIC;
+                    p.dev.gamma = k == 3 && asym ? 1.5 : gam[k]; /* pow also off its fast path */
+                    p.dev.dw_min = 0.01;
+                    p.dev.dw_min_dtod = 0.3;
+                    p.dev.tau_dtod = 0.2;
+                    if (asym) {
+                        p.dev.up_down = 0.1;
+                        p.dev.up_down_dtod = 0.1;
+                        p.dev.c = 0.2;
+                    }
+                    p.update_management = mode != 0;
+                    p.update_bl_management = mode == 2;
+                    ohm_tile_t *a = ohm_analog_tile_new(&p, R, C, 4, 1, 2),
+                               *b = ohm_analog_tile_new(&p, R, C, 4, 1, 2);
+                    ohm_analog_tile_set_naive(b, 1);
+                    ohm_rng_t r;
+                    ohm_rng_seed(&r, 4, 0, 77);
+                    float w[R * C], x[N * C], d[N * R], wa[R * C], wb[R * C];
+                    fill(&r, w, R * C, 0.5);
+                    ohm_tile_set_weights(a, w, OHM_WB_EXACT);
+                    ohm_tile_set_weights(b, w, OHM_WB_EXACT);
+                    float lr = big ? 2.0f : 0.1f;
+                    for (int s = 0; s < 10; s++) {
+                        fill(&r, x, N * C, 1.0);
+                        fill(&r, d, N * R, 1.0);
+                        ohm_tile_update(a, x, d, N, lr);
+                        ohm_tile_update(b, x, d, N, lr);
+                    }
+                    ohm_tile_get_weights(a, wa);
+                    ohm_tile_get_weights(b, wb);
+                    int moved = 0;
+                    for (int i = 0; i < R * C; i++) {
+                        cr_assert(fabsf(wa[i] - wb[i]) < 2e-6f,
+                                  "response %d asym %d mode %d big %d cell %d: %.9g vs %.9g",
+                                  resp[k], asym, mode, big, i, wa[i], wb[i]);
+                        moved += wa[i] != w[i];
+                    }
+                    cr_expect(moved > R * C / 2, "only %d cells moved", moved);
+                    ohm_analog_counters_t ca = ohm_analog_tile_counters(a),
+                                          cb = ohm_analog_tile_counters(b);
+                    cr_expect_eq(ca.update_pulses, cb.update_pulses);
+                    cr_expect_eq(ca.train_slots, cb.train_slots);
+                    cr_expect_eq(ca.line_pulses, cb.line_pulses);
+                    ohm_tile_destroy(&a);
+                    ohm_tile_destroy(&b);
+                    runs++;
+                }
+    cr_expect_eq(runs, 60);
+}
+
+/* The counter of applied pulses is the sum of |pulse counts|: on an ideal
+ * device with pulses of 1/64 (exact in float) and no clipping, every pulse of
+ * a one-signed update moves a cell by exactly one step. Reads count vectors
+ * and conversions; transfers and write-back count cells and pulses. */
+Test(analog_tile, counters_count_what_was_applied)
+{
+    enum { R = 5, C = 12, N = 6 };
+    for (int naive = 0; naive < 2; naive++) {
+        ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, OHM_RESP_IDEAL, 1000.0);
         p.update = OHM_UPDATE_STOCHASTIC;
-        p.dev.dw_min = 0.01;
-        p.dev.dw_min_dtod = 0.3;
-        p.dev.up_down_dtod = 0.1;
-        ohm_tile_t *a = ohm_analog_tile_new(&p, R, C, 4, 1, 2),
-                   *b = ohm_analog_tile_new(&p, R, C, 4, 1, 2);
-        ohm_analog_tile_set_naive(b, 1);
+        p.dev.dw_min = 1.0 / 64;
+        p.bl = 32;
+        ohm_tile_t *t = ohm_analog_tile_new(&p, R, C, 3, 0, 0);
+        ohm_analog_tile_set_naive(t, naive);
         ohm_rng_t r;
-        ohm_rng_seed(&r, 4, 0, 77);
-        float w[R * C], x[N * C], d[N * R], wa[R * C], wb[R * C];
-        fill(&r, w, R * C, 0.5);
-        ohm_tile_set_weights(a, w, OHM_WB_EXACT);
-        ohm_tile_set_weights(b, w, OHM_WB_EXACT);
-        for (int s = 0; s < 10; s++) {
-            fill(&r, x, N * C, 1.0);
-            fill(&r, d, N * R, 1.0);
-            ohm_tile_update(a, x, d, N, 0.1f);
-            ohm_tile_update(b, x, d, N, 0.1f);
+        ohm_rng_seed(&r, 8, 0, 77);
+        float x[N * C], d[N * R], before[R * C], after[R * C];
+        for (int i = 0; i < N * C; i++)
+            x[i] = (float)ohm_rng_uniform(&r); /* x, d >= 0: every change is down */
+        for (int i = 0; i < N * R; i++)
+            d[i] = (float)ohm_rng_uniform(&r);
+        ohm_tile_get_weights(t, before);
+        uint64_t total = 0;
+        for (int s = 0; s < 5; s++) {
+            ohm_tile_update(t, x, d, N, 0.05f);
+            ohm_tile_get_weights(t, after);
+            for (int i = 0; i < R * C; i++) {
+                double n = (before[i] - after[i]) * 64.0;
+                cr_assert(fabs(n - nearbyint(n)) < 1e-3 && n >= 0, "cell %d moved %g pulses", i, n);
+                total += (uint64_t)nearbyint(n);
+            }
+            memcpy(before, after, sizeof before);
         }
-        ohm_tile_get_weights(a, wa);
-        ohm_tile_get_weights(b, wb);
-        int moved = 0;
-        for (int i = 0; i < R * C; i++) {
-            cr_expect(fabsf(wa[i] - wb[i]) < tol, "response %d cell %d: %g vs %g", resp[k], i,
-                      wa[i], wb[i]);
-            moved += wa[i] != w[i];
-        }
-        cr_expect(moved > R * C / 2, "only %d cells moved", moved);
-        ohm_tile_destroy(&a);
-        ohm_tile_destroy(&b);
+        ohm_analog_counters_t c = ohm_analog_tile_counters(t);
+        cr_expect(total > 100, "only %llu pulses", (unsigned long long)total);
+        cr_expect_eq(c.update_pulses, total, "naive %d: counted %llu, applied %llu", naive,
+                     (unsigned long long)c.update_pulses, (unsigned long long)total);
+        cr_expect_eq(c.train_slots, 5 * N * 32);
+        cr_expect(c.line_pulses > 0 && c.program_pulses == 0 && c.cells_programmed == 0);
+        float y[N * R], z[N * C];
+        ohm_tile_forward(t, x, y, N);
+        ohm_tile_backward(t, d, z, N);
+        ohm_tile_backward(t, d, z, 2);
+        c = ohm_analog_tile_counters(t);
+        cr_expect_eq(c.forward_mvms, N);
+        cr_expect_eq(c.backward_mvms, N + 2);
+        cr_expect_eq(c.dac, N * C + (N + 2) * R);
+        cr_expect_eq(c.adc, N * R + (N + 2) * C);
+        /* Write-back: exact programming counts the cells that change. */
+        float w[R * C];
+        ohm_tile_get_weights(t, w);
+        w[3] += 0.5f;
+        w[7] -= 0.25f;
+        ohm_tile_set_weights(t, w, OHM_WB_EXACT);
+        cr_expect_eq(ohm_analog_tile_counters(t).cells_programmed, 2);
+        /* Pulsed: 0.5 and -0.25 are 32 and 16 whole pulses. */
+        w[3] -= 0.5f;
+        w[7] += 0.25f;
+        ohm_tile_set_weights(t, w, OHM_WB_PULSED);
+        c = ohm_analog_tile_counters(t);
+        cr_expect_eq(c.cells_programmed, 4);
+        cr_expect_eq(c.program_pulses, 48);
+        ohm_tile_destroy(&t);
     }
+    /* Transfers: tiki-taka reads transfer_columns columns per transfer. */
+    ohm_analog_params_t p = params(OHM_OPT_TIKI_TAKA, OHM_RESP_SOFTBOUNDS, 1.0);
+    p.transfer_columns = 3;
+    ohm_tile_t *t = ohm_analog_tile_new(&p, R, C, 3, 0, 0);
+    float x[C] = {0}, d[R] = {0};
+    x[0] = 1;
+    d[0] = 1;
+    ohm_tile_update(t, x, d, 1, 0.1f);
+    ohm_tile_update(t, x, d, 1, 0.1f);
+    ohm_analog_counters_t c = ohm_analog_tile_counters(t);
+    cr_expect_eq(c.transfer_mvms, 6);
+    cr_expect_eq(c.dac, 6 * C);
+    cr_expect_eq(c.adc, 6 * R);
+    cr_expect_eq(c.cells_programmed, 1); /* only A[0][0] moved, transferred once (column 0) */
+    ohm_tile_destroy(&t);
+}
+
+/* Update management past BL (k = lr max|x| max|d| / dw_min > BL): aihwkit's
+ * rule rescales only the error side, so the inputs keep their resolution
+ * (p = |x| / max|x|) and the error trains saturate. A cell at half the
+ * largest input then gets half the pulses of the largest. */
+Test(analog_tile, update_management_over_bl_rescales_the_error_side)
+{
+    enum { T = 400 };
+    ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, OHM_RESP_IDEAL, 1000.0);
+    p.update = OHM_UPDATE_STOCHASTIC;
+    p.dev.dw_min = 0.01;
+    p.bl = 31;
+    ohm_tile_t *t = ohm_analog_tile_new(&p, 1, 2, 3, 0, 0);
+    float x[2] = {1.0f, 0.5f}, d[1] = {1.0f}, w0[2] = {0, 0}, w[2];
+    double s0 = 0, s1 = 0;
+    for (int k = 0; k < T; k++) {
+        ohm_tile_set_weights(t, w0, OHM_WB_EXACT);
+        ohm_tile_update(t, x, d, 1, 4 * 31 * 0.01f); /* k = 4 BL */
+        ohm_tile_get_weights(t, w);
+        s0 += -w[0] / 0.01;
+        s1 += -w[1] / 0.01;
+    }
+    s0 /= T;
+    s1 /= T;
+    cr_expect(fabs(s0 - 31) < 1e-4, "largest product: %g pulses (every slot)", s0);
+    /* half the slots on average: se sqrt(31/4 / T) */
+    cr_expect(fabs(s1 - 15.5) < 5 * sqrt(31 * 0.25 / T), "half input: %g pulses", s1);
+    ohm_tile_destroy(&t);
+}
+
+/* Reads of more vectors than one pass of the periphery scratch give what the
+ * vectors give read one by one. */
+Test(analog_tile, long_reads_equal_reads_one_by_one)
+{
+    enum { R = 7, C = 9, N = 150 };
+    ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, OHM_RESP_IDEAL, 1.0);
+    p.in_bits = 6;
+    p.out_bits = 8;
+    p.out_bound = 4;
+    ohm_tile_t *t = ohm_analog_tile_new(&p, R, C, 7, 0, 0);
+    ohm_rng_t r;
+    ohm_rng_seed(&r, 12, 0, 77);
+    float w[R * C], *x = malloc(sizeof(float) * N * C), *y = malloc(sizeof(float) * N * R), one[C];
+    float *z = malloc(sizeof(float) * N * C);
+    fill(&r, w, R * C, 0.8);
+    fill(&r, x, (size_t)N * C, 1.0);
+    ohm_tile_set_weights(t, w, OHM_WB_EXACT);
+    ohm_tile_forward(t, x, y, N);
+    for (int e = 0; e < N; e++) {
+        float ye[R];
+        ohm_tile_forward(t, x + (size_t)e * C, ye, 1);
+        cr_assert(memcmp(ye, y + (size_t)e * R, sizeof ye) == 0, "vector %d", e);
+    }
+    ohm_tile_backward(t, y, z, N);
+    for (int e = 0; e < N; e++) {
+        ohm_tile_backward(t, y + (size_t)e * R, one, 1);
+        cr_assert(memcmp(one, z + (size_t)e * C, sizeof one) == 0, "backward vector %d", e);
+    }
+    free(x);
+    free(y);
+    free(z);
+    ohm_tile_destroy(&t);
+}
+
+/* Granular rounding of a pow device: a whole request of 20 pulses is 20 exact
+ * pulses, not one Euler step of 20 dw_min. */
+Test(analog_tile, granular_pulses_are_exact_bursts)
+{
+    ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, OHM_RESP_POW, 1.0);
+    p.dev.gamma = 2;
+    p.dev.dw_min = 0.01;
+    p.granular = 1;
+    ohm_tile_t *t = ohm_analog_tile_new(&p, 1, 2, 6, 0, 0);
+    float w0[2] = {-0.5f, 0.4f}, x[2] = {-0.2f, 0.2f}, d[1] = {1.0f}, w[2];
+    ohm_tile_set_weights(t, w0, OHM_WB_EXACT);
+    ohm_tile_update(t, x, d, 1, 1.0f); /* requests +0.2 and -0.2: 20 pulses each */
+    ohm_tile_get_weights(t, w);
+    ohm_device_t dev = ohm_device_nominal(&p.dev);
+    for (int j = 0; j < 2; j++) {
+        double want = ohm_device_pulses(&p.dev, &dev, w0[j], j == 0 ? 20 : -20);
+        double euler = ohm_device_step(&p.dev, &dev, w0[j], j == 0 ? 0.2 : -0.2);
+        cr_expect(fabs(w[j] - want) < 1e-6, "cell %d: %g vs %g", j, w[j], want);
+        cr_expect(fabs(w[j] - euler) > 0.01, "cell %d is an Euler step", j);
+    }
+    cr_expect_eq(ohm_analog_tile_counters(t).update_pulses, 40);
+    ohm_tile_destroy(&t);
 }
 
 Test(analog_tile, stochastic_pulses_are_whole_and_bounded)
@@ -500,12 +699,17 @@ Test(analog_tile, params_from_config_and_factory)
         "device.response=softbounds", "device.tau=3.5",      "device.c=0.1",
         "device.update=stochastic",   "device.bl=16",        "optimizer.name=residual",
         "optimizer.beta=0.02",        "optimizer.gamma=0.5", "optimizer.buffered=true",
-        "device.out_noise=0.06"};
+        "device.out_noise=0.06",      "device.update_management=false",
+        "device.update_bl_management=true", "device.asymmetry_convention=aihwkit",
+        "device.response=linear"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         cr_assert_eq(ohm_config_set(cfg, sets[i], "--set"), OHM_OK, "%s", sets[i]);
     cr_assert_eq(ohm_analog_params_from_config(cfg, &ctx.params), OHM_OK);
-    cr_expect_eq(ctx.params.dev.response, OHM_RESP_SOFTBOUNDS);
+    cr_expect_eq(ctx.params.dev.response, OHM_RESP_LINEAR);
     cr_expect_eq(ctx.params.dev.tau, 3.5);
+    cr_expect_eq(ctx.params.update_management, 0);
+    cr_expect_eq(ctx.params.update_bl_management, 1);
+    cr_expect_eq(ctx.params.dev.convention, OHM_ASYM_AIHWKIT);
     cr_expect_eq(ctx.params.update, OHM_UPDATE_STOCHASTIC);
     cr_expect_eq(ctx.params.bl, 16);
     cr_expect_eq(ctx.params.opt, OHM_OPT_RESIDUAL);
@@ -540,4 +744,59 @@ Test(analog_tile, decay_is_unsupported)
     cr_expect_eq(ohm_tile_decay(d, 0.5f), OHM_OK);
     ohm_tile_destroy(&a);
     ohm_tile_destroy(&d);
+}
+
+/* device.preset sets the device keys when it is read; keys set after it win. */
+Test(analog_tile, presets_and_overrides)
+{
+    ohm_config_t *cfg = ohm_config_new();
+    ohm_analog_params_t p;
+    cr_assert_eq(ohm_config_set(cfg, "device.preset=reram-sb", "--set"), OHM_OK);
+    cr_assert_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK, "%s", ohm_error_detail());
+    cr_expect_eq(p.dev.response, OHM_RESP_SOFTBOUNDS);
+    cr_expect_eq(p.dev.c, -0.25);
+    cr_expect(fabs(p.dev.dw_min - 0.002 * 16 / 15) < 1e-15);
+    cr_expect_eq(p.dev.dw_min_std, 3.75);
+    cr_expect_eq(p.dev.convention, OHM_ASYM_AIHWKIT);
+    /* An override after the preset, even back to the default value, wins. */
+    cr_assert_eq(ohm_config_set(cfg, "device.dw_min_std=0", "--set"), OHM_OK);
+    cr_assert_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK);
+    cr_expect_eq(p.dev.dw_min_std, 0.0);
+    cr_expect_eq(p.dev.c, -0.25);
+    /* The written configuration reads back to the same parameters. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(ohm_config_write(cfg, f), OHM_OK);
+    fclose(f);
+    ohm_config_t *back = ohm_config_new();
+    ohm_analog_params_t q;
+    cr_assert_eq(ohm_config_load_string(back, buf, len, "written"), OHM_OK, "%s",
+                 ohm_error_detail());
+    cr_assert_eq(ohm_analog_params_from_config(back, &q), OHM_OK);
+    cr_expect(memcmp(&p.dev, &q.dev, sizeof p.dev) == 0);
+    free(buf);
+    ohm_config_destroy(&back);
+    /* In a file the preset comes first: after a key it sets, it is an error. */
+    const char *bad = "[device]\ndw_min = 0.01\npreset = capacitor\n";
+    cr_expect_eq(ohm_config_load_string(cfg, bad, strlen(bad), "run.ini"), OHM_EINVAL);
+    cr_expect(strstr(ohm_error_detail(), "run.ini:3") && strstr(ohm_error_detail(), "device.dw_min"),
+              "%s", ohm_error_detail());
+    const char *good = "[device]\npreset = capacitor\ndw_min = 0.01\n";
+    cr_assert_eq(ohm_config_load_string(cfg, good, strlen(good), "run.ini"), OHM_OK, "%s",
+                 ohm_error_detail());
+    cr_assert_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK);
+    cr_expect_eq(p.dev.response, OHM_RESP_LINEAR);
+    cr_expect_eq(p.dev.gamma, 0.05);
+    cr_expect_eq(p.dev.dw_min, 0.01);
+    /* Every preset is a valid model. */
+    const char *names[] = {"idealized", "gokmen-vlasov", "reram-sb", "capacitor"};
+    for (int i = 0; i < 4; i++) {
+        char a[64];
+        snprintf(a, sizeof a, "device.preset=%s", names[i]);
+        cr_assert_eq(ohm_config_set(cfg, a, "t"), OHM_OK, "%s", names[i]);
+        cr_expect_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK, "%s: %s", names[i],
+                     ohm_error_detail());
+    }
+    ohm_config_destroy(&cfg);
 }
