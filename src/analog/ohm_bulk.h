@@ -7,9 +7,10 @@
  *
  * Normals use the Ziggurat method of Marsaglia and Tsang (J. Stat. Softw. 5(8),
  * 2000), 128 layers, with the layer index taken from bits that are not part of
- * the value (the correction of Doornik, 2005): exact N(0, 1) up to the 32-bit
- * resolution of the value; about 1.2 % of draws take the slow path (the wedges
- * and the tail beyond 3.44). Internal to src/analog. */
+ * the value (the correction of Doornik, 2005): one 32-bit word per draw, 7 bits
+ * for the layer and 25 for the value (the resolution of a float); about 1.2 %
+ * of draws take the slow path (the wedges and the tail beyond 3.44).
+ * Internal to src/analog. */
 #ifndef OHM_BULK_H
 #define OHM_BULK_H
 

@@ -125,24 +125,26 @@ static int sample_scales(const ohm_pulse_opts_t *o, double dw_min, const float *
     return bl;
 }
 
-/* The 32 slots of a train whose uniforms are u: bit s set iff u[s] < th (th = p 2^32). */
-static inline uint32_t slots_below(const uint32_t *u, uint32_t th)
+/* The first nu (8, 16, 24 or 32) slots of a train whose uniforms are u: bit s
+ * set iff u[s] < th (th = p 2^32). */
+static inline uint32_t slots_below(const uint32_t *u, uint32_t th, int nu)
 {
     uint32_t b = 0;
-    for (int s = 0; s < 32; s++)
-        b |= (uint32_t)(u[s] < th) << s;
+    for (int g = 0; g < nu; g += 8)
+        for (int s = g; s < g + 8; s++)
+            b |= (uint32_t)(u[s] < th) << s;
     return b;
 }
 
 /* Trains of `len` lines with probabilities min(1, sc |v|), bits at and above
- * bl cleared. Lines with 0 < p < 1 take 32 uniforms each from the bulk stream.
- * neg[j] = v[j] < 0. Returns the set bits. */
+ * bl cleared. Lines with 0 < p < 1 take bl uniforms (rounded up to a multiple
+ * of 8) each from the bulk stream. neg[j] = v[j] < 0. Returns the set bits. */
 OHM_AVX2_CLONES static uint64_t make_trains(ohm_pulser_t *p, ohm_bulk_t *bulk, const float *v,
                                             int len, double sc, int bl, uint32_t *out,
                                             uint8_t *neg)
 {
     uint32_t full = bl == 32 ? 0xffffffffu : ((1u << bl) - 1u);
-    int avail = 0;
+    int nu = (bl + 7) / 8 * 8, avail = 0; /* uniforms per line; lines left in p->uni */
     const uint32_t *u = p->uni;
     uint64_t set = 0;
     for (int j = 0; j < len; j++) {
@@ -154,12 +156,12 @@ OHM_AVX2_CLONES static uint64_t make_trains(ohm_pulser_t *p, ohm_bulk_t *bulk, c
             b = full;
         } else {
             if (!avail) {
-                ohm_bulk_u32(bulk, p->uni, (size_t)LINE_BLOCK * 32);
+                ohm_bulk_u32(bulk, p->uni, (size_t)LINE_BLOCK * nu);
                 u = p->uni;
                 avail = LINE_BLOCK;
             }
-            b = slots_below(u, (uint32_t)(pr * 4294967296.0)) & full;
-            u += 32;
+            b = slots_below(u, (uint32_t)(pr * 4294967296.0), nu) & full;
+            u += nu;
             avail--;
         }
         out[j] = b;
