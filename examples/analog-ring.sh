@@ -7,7 +7,8 @@
 # the optimizers listed in --pulsed again with pulsed write-back.
 #
 #   examples/analog-ring.sh [--rounds R] [--optimizers o1,o2,...] [--pulsed o1,...|none]
-#       [--lr LR] [--tau T] [--dw-min D] [--response softbounds|pow|exp] [--seed S]
+#       [--lr LR] [--tau T] [--dw-min D] [--response softbounds|pow|exp|linear|ideal]
+#       [--gamma G] [--update expected|stochastic] [--seed S]
 #       [--partition iid|dirichlet|label] [--out DIR] [--port P] [--build DIR] [--quick]
 #       [--set section.key=value]... [--collect-only]
 #
@@ -18,8 +19,10 @@
 # test accuracy, min and max over the peers); each run's metrics stay in
 # DIR/runs/<optimizer>-<writeback>/.
 #
-# The device: softbounds (q+ = 1 - w/tau, q- = 1 + w/tau, c = 0) with tau 0.3
-# and dw_min 1e-3, expected-value updates. The MLP's weights live within a
+# The device: by default softbounds (q+ = 1 - w/tau, q- = 1 + w/tau, c = 0) with
+# tau 0.3 and dw_min 1e-3, expected-value updates; --response and --gamma pick
+# another response (e.g. pow with gamma 2: q+- = (1 -+ w/tau)^2), --update
+# stochastic the crossbar's pulse trains (BL 31). The MLP's weights live within a
 # few tenths, so with tau 0.3 a weight sits at a sizeable fraction of the bound
 # and the asymmetric part G(w) = w/tau matters; with tau >= 0.6 Analog SGD is
 # only a point or two below digital at these run lengths. c = 0 keeps the
@@ -40,6 +43,8 @@ lr=0.1
 tau=0.3
 dw_min=0.001
 response=softbounds
+gamma=1.0
+update=expected
 seed=1
 partition=iid
 out=runs/analog-ring
@@ -48,7 +53,7 @@ build=
 extra=()
 collect_only=0
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 need() { [ $# -ge 2 ] || { echo "analog-ring: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -59,6 +64,8 @@ while [ $# -gt 0 ]; do
   --tau) need "$@"; tau=$2; shift 2 ;;
   --dw-min) need "$@"; dw_min=$2; shift 2 ;;
   --response) need "$@"; response=$2; shift 2 ;;
+  --gamma) need "$@"; gamma=$2; shift 2 ;;
+  --update) need "$@"; update=$2; shift 2 ;;
   --seed) need "$@"; seed=$2; shift 2 ;;
   --partition) need "$@"; partition=$2; shift 2 ;;
   --out) need "$@"; out=$2; shift 2 ;;
@@ -95,7 +102,7 @@ mkdir -p "$out/runs"
 topo=$out/ring8.topo
 "$ohmtopo" gen ring -n 8 --port "$port" -o "$topo"
 csv=$out/results.csv
-echo "optimizer,writeback,rounds,lr,response,tau,dw_min,status,honest_acc_mean,honest_acc_min,honest_acc_max,train_loss_mean,round_ms_median,wall_s,dir" >"$csv"
+echo "optimizer,writeback,rounds,lr,response,gamma,update,tau,dw_min,status,honest_acc_mean,honest_acc_min,honest_acc_max,train_loss_mean,round_ms_median,wall_s,dir" >"$csv"
 
 runs=()
 IFS=, read -r -a opt_list <<<"$optimizers"
@@ -120,7 +127,7 @@ for r in "${runs[@]}"; do
       --set data.name=fashion-mnist --set "data.partition=$partition" \
       --set model.hidden=128 --set model.activation=relu \
       --set "device.response=$response" --set "device.tau=$tau" --set "device.dw_min=$dw_min" \
-      --set device.c=0 --set device.update=expected \
+      --set "device.gamma=$gamma" --set device.c=0 --set "device.update=$update" \
       --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set optimizer.schedule=const \
       --set optimizer.batch=32 --set optimizer.beta=0.1 --set optimizer.gamma=0.1 \
       --set optimizer.transfer_every=1 --set optimizer.transfer_columns=64 \
@@ -152,7 +159,7 @@ else:
                                               s.get("round_ms_median") or 0, s["wall_s"]))
 EOF
 )
-  echo "$opt,$wb,$rounds,$lr,$response,$tau,$dw_min,$res,$dir" >>"$csv"
+  echo "$opt,$wb,$rounds,$lr,$response,$gamma,$update,$tau,$dw_min,$res,$dir" >>"$csv"
   echo "$res" | awk -F, '{ if ($1 == "ok") printf "honest acc %.2f%% (min %.2f%%)  train loss %.4f  %ss\n", 100*$2, 100*$3, $5, $7; else print "FAILED (see launch.out and peer-*.log)" }'
 done
 
@@ -161,8 +168,9 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 r0 = rows[0] if rows else {}
 out = ["Final test accuracy (%%) of the 8 peers, ring, Fashion-MNIST, MLP 784-128-10, batch 32, "
-       "lr %s, %s rounds; device %s tau %s dw_min %s (expected updates)." % (
-           r0.get("lr"), r0.get("rounds"), r0.get("response"), r0.get("tau"), r0.get("dw_min")),
+       "lr %s, %s rounds; device %s (gamma %s) tau %s dw_min %s (%s updates)." % (
+           r0.get("lr"), r0.get("rounds"), r0.get("response"), r0.get("gamma"), r0.get("tau"),
+           r0.get("dw_min"), r0.get("update")),
        "", "| optimizer | write-back | mean | min | max | train loss | round ms (median) |",
        "|---|---|---:|---:|---:|---:|---:|"]
 for r in rows:
