@@ -40,9 +40,10 @@ void ohm_bulk_seed(ohm_bulk_t *b, ohm_rng_t *r)
  * between the clones (-Wpsabi). */
 #define ROTL(x, k) (((x) << (k)) | ((x) >> (64 - (k))))
 
-/* n64 words (a multiple of 4), lane-interleaved. Multiplications by 5 and 9
- * are written as shifts and adds: vector units lack a 64-bit multiply. */
-OHM_BULK_CLONES static void fill_words(uint64_t st[4][4], uint64_t *out, size_t n64)
+/* n64 words (a multiple of 4), lane-interleaved, stored bytewise into out
+ * (any alignment). Multiplications by 5 and 9 are written as shifts and adds:
+ * vector units lack a 64-bit multiply. */
+OHM_BULK_CLONES static void fill_words(uint64_t st[4][4], void *out, size_t n64)
 {
     v4u64 s0, s1, s2, s3;
     memcpy(&s0, st[0], sizeof s0);
@@ -53,7 +54,7 @@ OHM_BULK_CLONES static void fill_words(uint64_t st[4][4], uint64_t *out, size_t 
         v4u64 x = (s1 << 2) + s1;
         x = ROTL(x, 7);
         x = (x << 3) + x;
-        memcpy(out + i, &x, sizeof x);
+        memcpy((unsigned char *)out + 8 * i, &x, sizeof x);
         v4u64 t = s1 << 17;
         s2 ^= s0;
         s3 ^= s1;
@@ -71,15 +72,7 @@ OHM_BULK_CLONES static void fill_words(uint64_t st[4][4], uint64_t *out, size_t 
 void ohm_bulk_u32(ohm_bulk_t *b, uint32_t *out, size_t n)
 {
     assert(n % 8 == 0);
-    /* Whole blocks straight into the output; uint32 pairs are the words' halves. */
-    size_t whole = n / 8 * 8;
-    uint64_t tmp[64];
-    for (size_t i = 0; i < whole;) {
-        size_t m = whole - i < 128 ? whole - i : 128;
-        fill_words(b->s, tmp, m / 2);
-        memcpy(out + i, tmp, m * sizeof(uint32_t));
-        i += m;
-    }
+    fill_words(b->s, out, n / 2); /* uint32 pairs are the words' halves */
 }
 
 uint64_t ohm_bulk_next(ohm_bulk_t *b)

@@ -267,14 +267,17 @@ void ohm_device_step_array(const ohm_device_model_t *m, const ohm_device_t *dev,
             w[i] = v > ntau ? v : ntau;
         }
         break;
-    default:
+    default: {
+        /* pow and exp: only the direction's own shape, and gamma 1 or 2 without pow(). */
+        ohm_burst_t b;
+        ohm_burst_init(&b, m);
         for (size_t i = 0; i < n; i++) {
             if (dw[i] == 0) continue;
-            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, a = dev[i].a, qp, qm;
-            shape(m, w[i] / tau, &qp, &qm);
-            double q = d >= 0 ? (1 + a) * qp : (1 - a) * qm;
+            double d = (double)dw[i] * dev[i].scale, tau = dev[i].tau, s = d >= 0 ? 1.0 : -1.0;
+            double q = (1 + s * dev[i].a) * ohm_burst_shape(&b, b.response, 1.0 - s * w[i] / tau);
             w[i] = (float)ohm_burst_clip(w[i] + d * q, tau);
         }
         break;
+    }
     }
 }

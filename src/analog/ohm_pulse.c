@@ -57,7 +57,7 @@ ohm_pulser_t *ohm_pulser_new(int rows, int cols)
     p->pool_cap = (size_t)cols * 32 > 131072 ? (size_t)cols * 32 : 131072;
     p->cb = malloc((size_t)CHUNK * cols * sizeof(uint32_t));
     p->cneg = malloc((size_t)CHUNK * cols);
-    p->pool = malloc(p->pool_cap * sizeof(uint32_t));
+    p->pool = malloc((p->pool_cap + 1) * sizeof(uint32_t)); /* + the spare entry */
     p->off = malloc((size_t)CHUNK * 33 * sizeof(uint32_t));
     p->rb = malloc((size_t)CHUNK * rows * sizeof(uint32_t));
     p->rneg = malloc((size_t)CHUNK * rows);
@@ -125,73 +125,92 @@ static int sample_scales(const ohm_pulse_opts_t *o, double dw_min, const float *
     return bl;
 }
 
-/* The first nu (8, 16, 24 or 32) slots of a train whose uniforms are u: bit s
- * set iff u[s] < th (th = p 2^32). */
-static inline uint32_t slots_below(const uint32_t *u, uint32_t th, int nu)
+/* Trains of 8 lines at once from nu x 8 uniforms laid out slot by slot
+ * (u[8 s + l] for slot s of line l): bit s of line l is set iff u[8 s + l] < th[l]
+ * (th = p 2^32). Lane-parallel, so it vectorises without horizontal work. */
+static inline void trains8(const uint32_t *u, const uint32_t *th, uint32_t *out, int nu)
 {
-    uint32_t b = 0;
-    for (int g = 0; g < nu; g += 8)
-        for (int s = g; s < g + 8; s++)
-            b |= (uint32_t)(u[s] < th) << s;
-    return b;
+    uint32_t b[8] = {0};
+    for (int sl = 0; sl < nu; sl++)
+        for (int l = 0; l < 8; l++)
+            b[l] |= (uint32_t)(u[8 * sl + l] < th[l]) << sl;
+    memcpy(out, b, sizeof b);
 }
 
 /* Trains of `len` lines with probabilities min(1, sc |v|), bits at and above
- * bl cleared. Lines with 0 < p < 1 take bl uniforms (rounded up to a multiple
- * of 8) each from the bulk stream. neg[j] = v[j] < 0. Returns the set bits. */
+ * bl cleared; every group of 8 lines takes 8 nu uniforms from the bulk
+ * stream, nu = bl rounded up to a multiple of 8. neg[j] = v[j] < 0. Returns
+ * the set bits. */
 OHM_AVX2_CLONES static uint64_t make_trains(ohm_pulser_t *p, ohm_bulk_t *bulk, const float *v,
                                             int len, double sc, int bl, uint32_t *out,
                                             uint8_t *neg)
 {
     uint32_t full = bl == 32 ? 0xffffffffu : ((1u << bl) - 1u);
-    int nu = (bl + 7) / 8 * 8, avail = 0; /* uniforms per line; lines left in p->uni */
+    int nu = (bl + 7) / 8 * 8, avail = 0; /* uniforms per line; groups left in p->uni */
     const uint32_t *u = p->uni;
     uint64_t set = 0;
-    for (int j = 0; j < len; j++) {
-        double pr = sc * fabs((double)v[j]);
-        uint32_t b;
-        if (!(pr > 0)) {
-            b = 0;
-        } else if (pr >= 1) {
-            b = full;
-        } else {
-            if (!avail) {
-                ohm_bulk_u32(bulk, p->uni, (size_t)LINE_BLOCK * nu);
-                u = p->uni;
-                avail = LINE_BLOCK;
-            }
-            b = slots_below(u, (uint32_t)(pr * 4294967296.0), nu) & full;
-            u += nu;
-            avail--;
+    for (int j0 = 0; j0 < len; j0 += 8) {
+        uint32_t th[8], sat = 0, b[8];
+        for (int l = 0; l < 8; l++) {
+            double pr = j0 + l < len ? sc * fabs((double)v[j0 + l]) : 0.0;
+            th[l] = pr > 0 && pr < 1 ? (uint32_t)(pr * 4294967296.0) : 0;
+            sat |= (uint32_t)(pr >= 1) << l;
         }
-        out[j] = b;
-        set += (uint64_t)__builtin_popcount(b);
-        neg[j] = v[j] < 0;
+        if (!avail) {
+            ohm_bulk_u32(bulk, p->uni, (size_t)LINE_BLOCK * nu);
+            u = p->uni;
+            avail = LINE_BLOCK / 8;
+        }
+        trains8(u, th, b, nu);
+        u += 8 * nu;
+        avail--;
+        int m = len - j0 < 8 ? len - j0 : 8;
+        for (int l = 0; l < m; l++) {
+            uint32_t t = ((sat >> l) & 1u ? full : b[l]) & full;
+            out[j0 + l] = t;
+            set += (uint64_t)__builtin_popcount(t);
+            neg[j0 + l] = v[j0 + l] < 0;
+        }
     }
     return set;
 }
 
 /* Lists, slot by slot, the columns of example e (trains already in cb, cneg)
- * into the pool from `base`: a counting sort of the set bits by slot. */
-static void column_lists(ohm_pulser_t *p, int e, size_t base, int bl)
+ * into the pool from `base`: a counting sort of the set bits by slot. The
+ * counts are column sums of bits (no branch); the fill writes a column's first
+ * two entries unconditionally (an empty train writes into the spare entry at
+ * pool_cap, slot 32), so only columns firing in three slots or more loop. */
+OHM_AVX2_CLONES static void column_lists(ohm_pulser_t *p, int e, size_t base, int bl)
 {
     int cols = p->cols;
     const uint32_t *cb = p->cb + (size_t)e * cols;
     const uint8_t *cn = p->cneg + (size_t)e * cols;
-    uint32_t *off = p->off + (size_t)e * 33, pos[33] = {0};
-    for (int j = 0; j < cols; j++)
-        for (uint32_t b = cb[j]; b; b &= b - 1)
-            pos[__builtin_ctz(b)]++;
-    uint32_t at = (uint32_t)base;
-    for (int sl = 0; sl <= 32; sl++) {
-        uint32_t c = sl < bl ? pos[sl] : 0;
-        off[sl] = at;
-        pos[sl] = at;
-        at += c;
+    uint32_t *off = p->off + (size_t)e * 33, pos[33], cnt[32] = {0};
+    for (int sl = 0; sl < bl; sl++) {
+        uint32_t c = 0;
+        for (int j = 0; j < cols; j++)
+            c += (cb[j] >> sl) & 1u;
+        cnt[sl] = c;
     }
-    for (int j = 0; j < cols; j++)
-        for (uint32_t b = cb[j]; b; b &= b - 1)
-            p->pool[pos[__builtin_ctz(b)]++] = (uint32_t)j | (uint32_t)cn[j] << 31;
+    uint32_t at = (uint32_t)base;
+    for (int sl = 0; sl < 32; sl++) {
+        off[sl] = pos[sl] = at;
+        at += sl < bl ? cnt[sl] : 0;
+    }
+    off[32] = at;
+    pos[32] = (uint32_t)p->pool_cap; /* the spare entry */
+    uint32_t *pool = p->pool;
+    for (int j = 0; j < cols; j++) {
+        uint32_t b = cb[j], ent = (uint32_t)j | (uint32_t)cn[j] << 31;
+        for (int t = 0; t < 2; t++) {
+            int sl = b ? __builtin_ctz(b) : 32;
+            pool[pos[sl]] = ent;
+            pos[sl] += sl < 32;
+            b &= b - 1;
+        }
+        for (; b; b &= b - 1)
+            pool[pos[__builtin_ctz(b)]++] = ent;
+    }
 }
 
 /* ---- applying the pulses --------------------------------------------------- */
