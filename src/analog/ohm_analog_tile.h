@@ -1,7 +1,7 @@
 /* ohm_analog_tile: a simulated analog crossbar tile behind the ohm_tile interface.
  *
  * Arrays of device states (ohm_device.h) trained by one of three analog
- * optimizers (docs/analog.md, "Optimizers"), with alpha = the lr given to update,
+ * optimizers (docs/analog.md, section "Optimizers"), with alpha = the lr given to update,
  * beta = params.beta, gamma = params.gamma:
  *   analog-sgd  W <- U_q(W, -alpha grad);                      effective W
  *   tiki-taka   A <- U_q(A, -alpha grad); every transfer_every updates

@@ -14,7 +14,7 @@
  * Pulses: one up pulse moves a device by dw_min scale_i (1 + a_i) q+(w) (its
  * shape without asymmetry), one down pulse by -dw_min scale_i (1 - a_i) q-(w),
  * each clipped to the bounds. k pulses in a row (a burst) give exactly the state
- * of k single pulses (ohm_device_pulses); docs/analog.md has the conventions. */
+ * of k single pulses (ohm_device_pulses); docs/analog.md, section "Pulses and bursts". */
 #ifndef OHM_DEVICE_H
 #define OHM_DEVICE_H
 
@@ -22,7 +22,7 @@
 
 #include <stddef.h>
 
-/* Response shapes (docs/analog.md, "Response functions"); x = w / tau_i. */
+/* Response shapes (docs/analog.md, section "Response functions"); x = w / tau_i. */
 enum {
     OHM_RESP_IDEAL = 0,  /* q+ = q- = 1 (aihwkit ConstantStep) */
     OHM_RESP_SOFTBOUNDS, /* q+ = (1+c)(1 - x), q- = (1-c)(1 + x) (aihwkit SoftBounds) */
@@ -33,8 +33,8 @@ enum {
 };
 #define OHM_RESP_COUNT 5
 
-/* How up_down and its spread turn into each device's up and down pulse sizes
- * (docs/analog.md, "Conventions"). */
+/* How up_down and its spread turn into each device's up and down pulse sizes:
+ * docs/analog.md, section "Devices and the asymmetry conventions". */
 enum {
     OHM_ASYM_OHM = 0, /* up dw_min s (1+a), down dw_min s (1-a); s, tau truncated normals */
     OHM_ASYM_AIHWKIT  /* aihwkit PulsedDevice: only the weaker direction shrinks by |u|;
@@ -108,7 +108,7 @@ double ohm_device_pulses(const ohm_device_model_t *m, const ohm_device_t *d, dou
  * scaled by (1 + dw_min_std xi / sqrt|k|) and the result clipped. For one pulse
  * this is the pulse of size dw_min scale (1 + dw_min_std xi); for k pulses the
  * mean is exact and the variance that of k independent pulse sizes to first
- * order in dw_min (docs/analog.md, "Cycle-to-cycle noise"). xi ~ N(0, 1). */
+ * order in dw_min (docs/analog.md, section "Cycle-to-cycle noise"). xi ~ N(0, 1). */
 double ohm_device_pulses_noisy(const ohm_device_model_t *m, const ohm_device_t *d, double w,
                                long k, double xi);
 

@@ -5,8 +5,8 @@
  * fires in each of BL slots with probability min(1, B |x_j|), row i with
  * min(1, A |d_i|); a cell receives one pulse of sign -sign(x_j d_i) per slot
  * where both fire, so its expected count is lr |x_j d_i| / dw_min when nothing
- * clips. A, B and BL follow the update-management options (docs/analog.md,
- * "Update management"):
+ * clips. A, B and BL follow the update-management options of
+ * docs/analog.md, section "Update management":
  *   plain:       BL, A = B = sqrt(lr / (dw_min BL))
  *   bl management (ublm): k = lr max|x| max|d| / dw_min, BL_e = min(BL, ceil k)
  *                and A = B = sqrt(lr / (dw_min BL_e))

@@ -102,7 +102,7 @@ static const key_def_t schema[] = {
     /* First in its section: a preset sets device keys, which the keys written
      * after it override (so a written config reads back to the same values). */
     ENUM("device.preset", "none", "none|idealized|gokmen-vlasov|reram-sb|capacitor",
-         "device family from published parameters (see presets below); keys set after it "
+         "device family from published parameters (docs/analog.md); keys set after it "
          "override it"),
     ENUM("device.response", "ideal", "ideal|softbounds|pow|exp|linear",
          "device response to a pulse as a function of its conductance"),
@@ -193,7 +193,7 @@ static const key_def_t schema[] = {
 /* Presets: a value of a preset key stands for assignments made when the key is
  * set; later assignments override them ("none" assigns nothing). Device
  * presets map IBM aihwkit's preset devices (aihwkit/simulator/presets/devices.py)
- * onto ohmpeer's device model; docs/analog.md, "Presets", gives every mapping
+ * onto ohmpeer's device model; docs/analog.md, section "Presets", gives every mapping
  * and what it leaves out. */
 typedef struct {
     const char *key, *value;
