@@ -234,6 +234,39 @@ Test(analog_tile, popcount_kernel_equals_naive_per_pulse_loop)
     cr_expect_eq(runs, 60);
 }
 
+/* Saturated trains (every column in every slot) fill the kernel's column lists
+ * before a chunk of 32 examples is complete: the chunk is applied early, and
+ * batches longer than a chunk are applied chunk by chunk, as the naive loop. */
+Test(analog_tile, kernel_chunks_and_full_lists)
+{
+    enum { R = 3, C = 200, N = 40 };
+    ohm_analog_params_t p = params(OHM_OPT_ANALOG_SGD, OHM_RESP_POW, 1.0);
+    p.update = OHM_UPDATE_STOCHASTIC;
+    p.dev.gamma = 2;
+    p.dev.dw_min = 0.002;
+    ohm_tile_t *a = ohm_analog_tile_new(&p, R, C, 4, 1, 2), *b = ohm_analog_tile_new(&p, R, C, 4, 1, 2);
+    ohm_analog_tile_set_naive(b, 1);
+    ohm_rng_t r;
+    ohm_rng_seed(&r, 14, 0, 77);
+    float *x = malloc(sizeof(float) * N * C), d[N * R], wa[R * C], wb[R * C];
+    for (int i = 0; i < N * C; i++)
+        x[i] = ohm_rng_uniform(&r) < 0.5 ? 1.0f : -1.0f;
+    fill(&r, d, N * R, 0.5);
+    for (int i = 0; i < N * R; i++)
+        d[i] += d[i] < 0 ? -0.5f : 0.5f; /* |d| >= 0.5: every row saturates too */
+    ohm_tile_update(a, x, d, N, 50.0f);
+    ohm_tile_update(b, x, d, N, 50.0f);
+    ohm_tile_get_weights(a, wa);
+    ohm_tile_get_weights(b, wb);
+    for (int i = 0; i < R * C; i++)
+        cr_assert(fabsf(wa[i] - wb[i]) < 2e-6f, "cell %d: %.9g vs %.9g", i, wa[i], wb[i]);
+    cr_expect_eq(ohm_analog_tile_counters(a).update_pulses, ohm_analog_tile_counters(b).update_pulses);
+    cr_expect_eq(ohm_analog_tile_counters(a).line_pulses, (uint64_t)N * (C + R) * 31);
+    free(x);
+    ohm_tile_destroy(&a);
+    ohm_tile_destroy(&b);
+}
+
 /* The counter of applied pulses is the sum of |pulse counts|: on an ideal
  * device with pulses of 1/64 (exact in float) and no clipping, every pulse of
  * a one-signed update moves a cell by exactly one step. Reads count vectors
@@ -684,48 +717,6 @@ Test(analog_tile, devices_depend_on_seed_peer_and_layer)
         ohm_tile_destroy(&t[k]);
 }
 
-Test(analog_tile, params_from_config_and_factory)
-{
-    ohm_config_t *cfg = ohm_config_new();
-    cr_assert(cfg);
-    ohm_analog_ctx_t ctx = {.seed = 1, .peer = 0};
-    cr_assert_eq(ohm_analog_params_from_config(cfg, &ctx.params), OHM_OK, "%s", ohm_error_detail());
-    cr_expect_eq(ctx.params.opt, OHM_OPT_DIGITAL);
-    ohm_tile_t *t = ohm_analog_tile_factory(&ctx, 0, 3, 4);
-    cr_expect_str_eq(ohm_tile_kind(t), "digital");
-    cr_expect_not(ohm_analog_tile_is(t));
-    ohm_tile_destroy(&t);
-    const char *sets[] = {
-        "device.response=softbounds", "device.tau=3.5",      "device.c=0.1",
-        "device.update=stochastic",   "device.bl=16",        "optimizer.name=residual",
-        "optimizer.beta=0.02",        "optimizer.gamma=0.5", "optimizer.buffered=true",
-        "device.out_noise=0.06",      "device.update_management=false",
-        "device.update_bl_management=true", "device.asymmetry_convention=aihwkit",
-        "device.response=linear"};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        cr_assert_eq(ohm_config_set(cfg, sets[i], "--set"), OHM_OK, "%s", sets[i]);
-    cr_assert_eq(ohm_analog_params_from_config(cfg, &ctx.params), OHM_OK);
-    cr_expect_eq(ctx.params.dev.response, OHM_RESP_LINEAR);
-    cr_expect_eq(ctx.params.dev.tau, 3.5);
-    cr_expect_eq(ctx.params.update_management, 0);
-    cr_expect_eq(ctx.params.update_bl_management, 1);
-    cr_expect_eq(ctx.params.dev.convention, OHM_ASYM_AIHWKIT);
-    cr_expect_eq(ctx.params.update, OHM_UPDATE_STOCHASTIC);
-    cr_expect_eq(ctx.params.bl, 16);
-    cr_expect_eq(ctx.params.opt, OHM_OPT_RESIDUAL);
-    cr_expect_eq(ctx.params.gamma, 0.5);
-    cr_expect(ctx.params.buffered);
-    t = ohm_analog_tile_factory(&ctx, 1, 3, 4);
-    cr_expect_str_eq(ohm_tile_kind(t), "residual");
-    cr_expect(ohm_analog_tile_is(t));
-    ohm_tile_destroy(&t);
-    /* An ADC without a range is refused with the key named. */
-    cr_assert_eq(ohm_config_set(cfg, "device.out_bits=9", "--set"), OHM_OK);
-    cr_expect_eq(ohm_analog_params_from_config(cfg, &ctx.params), OHM_EINVAL);
-    cr_expect(strstr(ohm_error_detail(), "device.out_bound") != NULL);
-    ohm_config_destroy(&cfg);
-}
-
 /* Analog weights are device states: decay is refused, and nothing changes. */
 Test(analog_tile, decay_is_unsupported)
 {
@@ -744,59 +735,4 @@ Test(analog_tile, decay_is_unsupported)
     cr_expect_eq(ohm_tile_decay(d, 0.5f), OHM_OK);
     ohm_tile_destroy(&a);
     ohm_tile_destroy(&d);
-}
-
-/* device.preset sets the device keys when it is read; keys set after it win. */
-Test(analog_tile, presets_and_overrides)
-{
-    ohm_config_t *cfg = ohm_config_new();
-    ohm_analog_params_t p;
-    cr_assert_eq(ohm_config_set(cfg, "device.preset=reram-sb", "--set"), OHM_OK);
-    cr_assert_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK, "%s", ohm_error_detail());
-    cr_expect_eq(p.dev.response, OHM_RESP_SOFTBOUNDS);
-    cr_expect_eq(p.dev.c, -0.25);
-    cr_expect(fabs(p.dev.dw_min - 0.002 * 16 / 15) < 1e-15);
-    cr_expect_eq(p.dev.dw_min_std, 3.75);
-    cr_expect_eq(p.dev.convention, OHM_ASYM_AIHWKIT);
-    /* An override after the preset, even back to the default value, wins. */
-    cr_assert_eq(ohm_config_set(cfg, "device.dw_min_std=0", "--set"), OHM_OK);
-    cr_assert_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK);
-    cr_expect_eq(p.dev.dw_min_std, 0.0);
-    cr_expect_eq(p.dev.c, -0.25);
-    /* The written configuration reads back to the same parameters. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cr_assert_eq(ohm_config_write(cfg, f), OHM_OK);
-    fclose(f);
-    ohm_config_t *back = ohm_config_new();
-    ohm_analog_params_t q;
-    cr_assert_eq(ohm_config_load_string(back, buf, len, "written"), OHM_OK, "%s",
-                 ohm_error_detail());
-    cr_assert_eq(ohm_analog_params_from_config(back, &q), OHM_OK);
-    cr_expect(memcmp(&p.dev, &q.dev, sizeof p.dev) == 0);
-    free(buf);
-    ohm_config_destroy(&back);
-    /* In a file the preset comes first: after a key it sets, it is an error. */
-    const char *bad = "[device]\ndw_min = 0.01\npreset = capacitor\n";
-    cr_expect_eq(ohm_config_load_string(cfg, bad, strlen(bad), "run.ini"), OHM_EINVAL);
-    cr_expect(strstr(ohm_error_detail(), "run.ini:3") && strstr(ohm_error_detail(), "device.dw_min"),
-              "%s", ohm_error_detail());
-    const char *good = "[device]\npreset = capacitor\ndw_min = 0.01\n";
-    cr_assert_eq(ohm_config_load_string(cfg, good, strlen(good), "run.ini"), OHM_OK, "%s",
-                 ohm_error_detail());
-    cr_assert_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK);
-    cr_expect_eq(p.dev.response, OHM_RESP_LINEAR);
-    cr_expect_eq(p.dev.gamma, 0.05);
-    cr_expect_eq(p.dev.dw_min, 0.01);
-    /* Every preset is a valid model. */
-    const char *names[] = {"idealized", "gokmen-vlasov", "reram-sb", "capacitor"};
-    for (int i = 0; i < 4; i++) {
-        char a[64];
-        snprintf(a, sizeof a, "device.preset=%s", names[i]);
-        cr_assert_eq(ohm_config_set(cfg, a, "t"), OHM_OK, "%s", names[i]);
-        cr_expect_eq(ohm_analog_params_from_config(cfg, &p), OHM_OK, "%s: %s", names[i],
-                     ohm_error_detail());
-    }
-    ohm_config_destroy(&cfg);
 }

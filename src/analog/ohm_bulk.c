@@ -86,7 +86,7 @@ uint64_t ohm_bulk_next(ohm_bulk_t *b)
 
 /* ---- Ziggurat ---------------------------------------------------------------- */
 
-#define ZIG_R 3.442619855899 /* start of the tail */
+#define ZIG_R 3.442619855899      /* start of the tail */
 #define ZIG_V 9.91256303526217e-3 /* area of each layer */
 
 static uint32_t kn[128];

@@ -22,14 +22,14 @@
 
 /* What a burst needs of the model, precomputed once per array operation. */
 typedef struct {
-    int response;   /* OHM_RESP_* */
-    double dw_min;  /* nominal pulse */
-    double c;       /* softbounds/linear amplitude asymmetry (0 for the others) */
-    double gamma;   /* linear slope (1 for softbounds), pow exponent, exp shape */
+    int response;     /* OHM_RESP_* */
+    double dw_min;    /* nominal pulse */
+    double c;         /* softbounds/linear amplitude asymmetry (0 for the others) */
+    double gamma;     /* linear slope (1 for softbounds), pow exponent, exp shape */
     double inv_gamma; /* 1 / gamma */
     double exp_inv;   /* exp: 1 / (e^gamma - 1) */
-    int pow_kind;   /* pow: 1 or 2 for those exponents (plain products), else 0 */
-    double c2c;     /* dw_min_std */
+    int pow_kind;     /* pow: 1 or 2 for those exponents (plain products), else 0 */
+    double c2c;       /* dw_min_std */
 } ohm_burst_t;
 
 static inline void ohm_burst_init(ohm_burst_t *b, const ohm_device_model_t *m)

@@ -64,7 +64,8 @@ ohm_pulser_t *ohm_pulser_new(int rows, int cols)
     p->hm = malloc((size_t)p->words * sizeof(uint64_t));
     p->hits = malloc(((size_t)cols + 8) * sizeof(uint32_t));
     p->uni = malloc((size_t)LINE_BLOCK * 32 * sizeof(uint32_t));
-    p->nrm_len = 32 * cols + 8 > NORMALS ? 32 * cols + 8 : NORMALS;
+    /* A row of one example needs at most ENUM_MAX x cols normals (one per pulse). */
+    p->nrm_len = ENUM_MAX * cols + 8 > NORMALS ? ENUM_MAX * cols + 8 : NORMALS;
     p->nrm = malloc((size_t)p->nrm_len * sizeof(float));
     if (!p->cb || !p->cneg || !p->pool || !p->off || !p->rb || !p->rneg || !p->hm || !p->hits ||
         !p->uni || !p->nrm) {
@@ -142,8 +143,7 @@ static inline void trains8(const uint32_t *u, const uint32_t *th, uint32_t *out,
  * stream, nu = bl rounded up to a multiple of 8. neg[j] = v[j] < 0. Returns
  * the set bits. */
 OHM_AVX2_CLONES static uint64_t make_trains(ohm_pulser_t *p, ohm_bulk_t *bulk, const float *v,
-                                            int len, double sc, int bl, uint32_t *out,
-                                            uint8_t *neg)
+                                            int len, double sc, int bl, uint32_t *out, uint8_t *neg)
 {
     uint32_t full = bl == 32 ? 0xffffffffu : ((1u << bl) - 1u);
     int nu = (bl + 7) / 8 * 8, avail = 0; /* uniforms per line; groups left in p->uni */
@@ -253,9 +253,9 @@ static inline __attribute__((always_inline)) int float_single(const ohm_burst_t 
            (resp == OHM_RESP_POW && b->pow_kind);
 }
 
-static inline __attribute__((always_inline)) float
-single_f(const ohm_burst_t *b, int resp, float w, float s, const ohm_device_t *d, float dwf,
-         float cf, float gf)
+static inline __attribute__((always_inline)) float single_f(const ohm_burst_t *b, int resp, float w,
+                                                            float s, const ohm_device_t *d,
+                                                            float dwf, float cf, float gf)
 {
     float tau = d->tau, step = dwf * d->scale * (1.0f + s * d->a), v;
     if (resp == OHM_RESP_IDEAL) {
@@ -272,9 +272,10 @@ single_f(const ohm_burst_t *b, int resp, float w, float s, const ohm_device_t *d
 }
 
 /* One pulse of sign s on state w0 of device d, with its own noise when noisy. */
-static inline __attribute__((always_inline)) float
-one_pulse(ohm_pulser_t *p, const ohm_burst_t *b, int resp, int noisy, float w0, float s,
-          const ohm_device_t *d, float dwf, float cf, float gf, float c2c)
+static inline __attribute__((always_inline)) float one_pulse(ohm_pulser_t *p, const ohm_burst_t *b,
+                                                             int resp, int noisy, float w0, float s,
+                                                             const ohm_device_t *d, float dwf,
+                                                             float cf, float gf, float c2c)
 {
     float v;
     if (float_single(b, resp))
@@ -423,8 +424,8 @@ void ohm_pulser_update(ohm_pulser_t *p, const ohm_pulse_opts_t *o, const ohm_dev
     ohm_burst_t b;
     ohm_burst_init(&b, m);
     p->nrm_pos = p->nrm_len; /* normals are drawn when first needed */
-    int ns = 0;          /* examples in the chunk */
-    size_t used = 0;     /* pool entries of the chunk */
+    int ns = 0;              /* examples in the chunk */
+    size_t used = 0;         /* pool entries of the chunk */
     for (int e = 0; e < n; e++) {
         const float *xe = x + (size_t)e * cols, *de = d + (size_t)e * rows;
         double bx = 0, bd = 0;
