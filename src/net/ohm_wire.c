@@ -452,48 +452,67 @@ int ohm_wire_read_params(const ohm_wire_msg_t *m, float *dst)
     return OHM_OK;
 }
 
-/* Checks that every value is finite, in place (the payload is aligned and
- * little-endian, as the host). Same bit test as read_params, without the store.
- * The search for the index is written out here and there: a shared helper cost
- * both loops their vectorized form (read_params fell from 0.9 to 0.62 of memcpy). */
-static READ_PARAMS_CLONES size_t first_nonfinite(const float *src, size_t n)
+/* Index of the first value that is not finite in the n little-endian float32
+ * at src (any alignment), or SIZE_MAX. Same bit test as read_params, without
+ * the store. The search for the index is written out here and there: a shared
+ * helper cost both loops their vectorized form (read_params fell from 0.9 to
+ * 0.62 of memcpy). */
+static READ_PARAMS_CLONES size_t first_nonfinite(const uint8_t *src, size_t n)
 {
     for (size_t i = 0; i < n; i += READ_BLOCK) {
         size_t k = n - i < READ_BLOCK ? n - i : READ_BLOCK;
         uint32_t acc = 0;
         for (size_t j = 0; j < k; j++) {
             uint32_t b;
-            memcpy(&b, src + i + j, 4);
+            memcpy(&b, src + 4 * (i + j), 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            b = __builtin_bswap32(b);
+#endif
             acc |= (b & 0x7f800000u) + 0x00800000u;
         }
         if (acc & 0x80000000u)
             for (size_t j = 0; j < k; j++) {
                 uint32_t b;
-                memcpy(&b, src + i + j, 4);
+                memcpy(&b, src + 4 * (i + j), 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+                b = __builtin_bswap32(b);
+#endif
                 if ((b & 0x7f800000u) == 0x7f800000u) return i + j;
             }
     }
     return SIZE_MAX;
 }
 
-int ohm_wire_view_params(const ohm_wire_msg_t *m, float *scratch, const float **out)
+int ohm_wire_check_params(const ohm_wire_msg_t *m)
 {
-    assert(m && out && (scratch || m->count == 0));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    const int in_place = 0;
-#else
-    const int in_place = ((uintptr_t)m->params % _Alignof(float)) == 0;
-#endif
-    if (!in_place) {
-        *out = scratch;
-        return ohm_wire_read_params(m, scratch);
-    }
-    /* The payload is a float array here: aligned, host order, nothing but its bytes. */
-    const float *src = (const float *)(const void *)m->params;
-    *out = src;
-    size_t bad = first_nonfinite(src, m->count);
+    assert(m && (m->params || m->count == 0));
+    size_t bad = first_nonfinite(m->params, m->count);
     if (bad != SIZE_MAX)
         return ohm_error_set(OHM_ENONFINITE, "wire: p[%zu] from peer %u is not finite", bad,
                              m->from);
     return OHM_OK;
+}
+
+const float *ohm_wire_params_in_place(const ohm_wire_msg_t *m)
+{
+    assert(m);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return NULL;
+#else
+    if (((uintptr_t)m->params % _Alignof(float)) != 0) return NULL;
+    /* The payload is a float array here: aligned, host order, nothing but its bytes. */
+    return (const float *)(const void *)m->params;
+#endif
+}
+
+int ohm_wire_view_params(const ohm_wire_msg_t *m, float *scratch, const float **out)
+{
+    assert(m && out && (scratch || m->count == 0));
+    const float *src = ohm_wire_params_in_place(m);
+    if (!src) {
+        *out = scratch;
+        return ohm_wire_read_params(m, scratch);
+    }
+    *out = src;
+    return ohm_wire_check_params(m);
 }

@@ -80,6 +80,15 @@ int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, 
  * anyway; the detail names the first such index). */
 int ohm_wire_read_params(const ohm_wire_msg_t *m, float *dst);
 
+/* Checks, without copying, that every decoded parameter is finite (any
+ * alignment). Returns OHM_ENONFINITE (the detail names the first index). */
+int ohm_wire_check_params(const ohm_wire_msg_t *m);
+
+/* The decoded parameters as a float array in place, when the payload is
+ * 4-byte aligned in memory on a little-endian host; else NULL (copy them with
+ * ohm_wire_read_params). Checks nothing: for parameters already checked. */
+const float *ohm_wire_params_in_place(const ohm_wire_msg_t *m);
+
 /* The decoded parameters as floats without a copy where possible: *out points
  * into the message when the payload is 4-byte aligned in memory (the encoder
  * aligns it relative to the message start) on a little-endian host, else into
