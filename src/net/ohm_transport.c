@@ -61,8 +61,13 @@ struct ohm_transport {
     int watch;             /* report lost links (ohm_transport_opts_t.watch_links) */
     zmq_pollitem_t *items; /* recv's poll set: pull, then each link's monitor */
     char endpoint[256];
+    void *srv_mon; /* PAIR reading the receiving socket's monitor */
+    int *owner_fd; /* per admitted key: the socket of its session, -1 none */
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv, send_dropped;
-    _Atomic uint64_t auth_refused;
+    uint64_t drop_multipart, drop_oversized, drop_session;
+    uint64_t accepted, hs_ok, hs_protocol, hs_auth, hs_other, disconnected;
+    /* ZAP refusals by reason, written by the handler thread */
+    _Atomic uint64_t zap_unknown_key, zap_mechanism, zap_domain, zap_malformed;
 };
 
 struct ohm_frame {
@@ -158,13 +163,21 @@ static void zap_answer(ohm_transport_t *t, zmq_msg_t *part, int n)
 {
     const char *status = "400", *text = "unknown key";
     char user[16] = "";
+    _Atomic uint64_t *reason = &t->zap_unknown_key;
     int malformed = n < 6; /* n < 0: too many frames, -n of them kept */
     if (n < 0) n = -n;
+    /* Request frames: version, request id, domain, address, identity, mechanism,
+     * credentials (the client's public key for CURVE). */
     if (malformed || !frame_is(&part[0], "1.0")) {
         status = "500";
         text = "malformed ZAP request";
+        reason = &t->zap_malformed;
+    } else if (!frame_is(&part[2], ZAP_DOMAIN)) {
+        text = "wrong domain";
+        reason = &t->zap_domain;
     } else if (n != 7 || !frame_is(&part[5], "CURVE") || zmq_msg_size(&part[6]) != OHM_KEY_BYTES) {
         text = "CURVE required";
+        reason = &t->zap_mechanism;
     } else {
         const uint8_t *key = zmq_msg_data(&part[6]);
         for (int i = 0; i < t->n_allowed; i++)
@@ -175,7 +188,7 @@ static void zap_answer(ohm_transport_t *t, zmq_msg_t *part, int n)
                 break;
             }
     }
-    if (status[0] != '2') atomic_fetch_add(&t->auth_refused, 1);
+    if (status[0] != '2') atomic_fetch_add(reason, 1);
     /* Version, request id (echoed), status, text, user id, empty metadata. */
     send_str(t->zap, "1.0", 1);
     if (n >= 2)
@@ -246,6 +259,10 @@ static int setup_security(ohm_transport_t *t, const ohm_transport_opts_t *o)
         crypto_scalarmult_base(t->keys, o->secret_key);
     sodium_mprotect_readonly(t->keys);
     t->n_allowed = o->n_allowed;
+    t->owner_fd = malloc(sizeof *t->owner_fd * (o->n_allowed > 0 ? (size_t)o->n_allowed : 1));
+    if (!t->owner_fd) return ohm_error_set(OHM_ENOMEM, "transport: sessions");
+    for (int i = 0; i < o->n_allowed; i++)
+        t->owner_fd[i] = -1;
     size_t n = o->n_allowed > 0 ? (size_t)o->n_allowed : 1;
     t->allowed = calloc(n, OHM_KEY_BYTES);
     t->allowed_ids = calloc(n, sizeof *t->allowed_ids);
@@ -270,14 +287,32 @@ static int bind_pull(ohm_transport_t *t, const ohm_transport_opts_t *o)
     t->pull = zmq_socket(t->ctx, ZMQ_PULL);
     if (!t->pull) return ohm_error_set(OHM_ENET, "transport: socket: %s", zmq_strerror(errno));
     int64_t maxsize = (int64_t)o->max_msg_size + (t->secure ? CURVE_OVERHEAD : 0);
+    /* Heartbeats from this side end a session whose peer vanished (power loss,
+     * partition) within seconds: its key's slot is then free for the peer's
+     * new session (one key, one session). */
     int rc = set_int(t->pull, ZMQ_LINGER, 0) || set_int(t->pull, ZMQ_RCVHWM, t->hwm) ||
              zmq_setsockopt(t->pull, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize) ||
+             set_int(t->pull, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
+             set_int(t->pull, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) ||
+             set_int(t->pull, ZMQ_TCP_MAXRT, MAX_RETRANSMIT_MS) ||
              (is_ipv6(o->bind) && set_int(t->pull, ZMQ_IPV6, 1));
     if (!rc && t->secure)
         rc = set_int(t->pull, ZMQ_CURVE_SERVER, 1) ||
              zmq_setsockopt(t->pull, ZMQ_CURVE_SECRETKEY, t->keys + OHM_KEY_BYTES, OHM_KEY_BYTES) ||
              zmq_setsockopt(t->pull, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN));
     if (rc) return ohm_error_set(OHM_ENET, "transport: socket options: %s", zmq_strerror(errno));
+    /* Every visitor is counted, admitted or not: the monitor sees connections
+     * and handshakes that never deliver a frame. */
+    char addr[96];
+    snprintf(addr, sizeof addr, "inproc://ohm-server-%p", (void *)t);
+    if (zmq_socket_monitor(
+            t->pull, addr,
+            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        !(t->srv_mon = zmq_socket(t->ctx, ZMQ_PAIR)) || set_int(t->srv_mon, ZMQ_LINGER, 0) ||
+        zmq_connect(t->srv_mon, addr) != 0)
+        return ohm_error_set(OHM_ENET, "transport: monitor: %s", zmq_strerror(errno));
     if (zmq_bind(t->pull, o->bind) != 0) {
         int err = errno;
         char num[300], why[300] = "";
@@ -308,7 +343,10 @@ int ohm_transport_new(const ohm_transport_opts_t *o, ohm_transport_t **out)
     t->watch = o->watch_links;
     t->max_msg_size = o->max_msg_size;
     t->secure = o->secret_key != NULL;
-    atomic_init(&t->auth_refused, 0);
+    atomic_init(&t->zap_unknown_key, 0);
+    atomic_init(&t->zap_mechanism, 0);
+    atomic_init(&t->zap_domain, 0);
+    atomic_init(&t->zap_malformed, 0);
     int rc = OHM_OK;
     t->ctx = zmq_ctx_new();
     if (!t->ctx) rc = ohm_error_set(OHM_ENET, "transport: zmq context: %s", zmq_strerror(errno));
@@ -327,7 +365,11 @@ void ohm_transport_destroy(ohm_transport_t **tp)
     if (!tp || !*tp) return;
     ohm_transport_t *t = *tp;
     *tp = NULL;
-    if (t->pull) zmq_close(t->pull);
+    if (t->pull) {
+        if (t->srv_mon) zmq_socket_monitor(t->pull, NULL, 0);
+        zmq_close(t->pull);
+    }
+    if (t->srv_mon) zmq_close(t->srv_mon);
     for (int i = 0; i < t->n_links; i++) {
         if (t->links[i].mon) {
             zmq_socket_monitor(t->links[i].sock, NULL, 0);
@@ -349,6 +391,7 @@ void ohm_transport_destroy(ohm_transport_t **tp)
     if (t->keys) sodium_free(t->keys); /* wipes before freeing */
     free(t->allowed);
     free(t->allowed_ids);
+    free(t->owner_fd);
     free(t->links);
     free(t->items);
     free(t);
@@ -386,7 +429,7 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
         link_t *l = realloc(t->links, (size_t)cap * sizeof *l);
         if (!l) return ohm_error_set(OHM_ENOMEM, "transport: links");
         t->links = l;
-        zmq_pollitem_t *it = realloc(t->items, (size_t)(cap + 1) * sizeof *it);
+        zmq_pollitem_t *it = realloc(t->items, (size_t)(cap + 2) * sizeof *it);
         if (!it) return ohm_error_set(OHM_ENOMEM, "transport: links");
         t->items = it;
         t->cap_links = cap;
@@ -589,6 +632,83 @@ static uint32_t peer_of(ohm_transport_t *t, zmq_msg_t *m)
     return (uint32_t)v;
 }
 
+/* Frees the session slot held by socket fd: that connection ended, or the
+ * number was reused by a new connection (so the old one ended). */
+static void release_fd(ohm_transport_t *t, int fd)
+{
+    for (int i = 0; t->owner_fd && i < t->n_allowed; i++)
+        if (t->owner_fd[i] == fd) t->owner_fd[i] = -1;
+}
+
+/* Reads the receiving socket's monitor: counts every visitor and frees the
+ * session slots of connections that ended. */
+static void read_server_events(ohm_transport_t *t)
+{
+    for (;;) {
+        zmq_msg_t ev, where;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, t->srv_mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        /* first frame: 16-bit event id and 32-bit value (a socket for these
+         * events); second: the endpoint */
+        uint16_t what = 0;
+        int32_t value = -1;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&what, zmq_msg_data(&ev), sizeof what);
+            memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, sizeof value);
+        }
+        int more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        zmq_msg_init(&where);
+        if (more) zmq_msg_recv(&where, t->srv_mon, 0);
+        zmq_msg_close(&where);
+        switch (what) {
+        case ZMQ_EVENT_ACCEPTED:
+            t->accepted++;
+            release_fd(t, value);
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+            t->disconnected++;
+            release_fd(t, value);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            t->hs_ok++;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            t->hs_protocol++;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            t->hs_auth++;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            t->hs_other++;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* One key, one session: the first session of a key that delivers a frame
+ * holds the key until its connection ends; frames of any other session with
+ * the same key meanwhile are refused (0). */
+static int own_session(ohm_transport_t *t, zmq_msg_t *m, uint32_t peer)
+{
+    if (!t->owner_fd || peer == OHM_PEER_UNKNOWN) return 1;
+    int a = -1;
+    for (int i = 0; i < t->n_allowed && a < 0; i++)
+        if (t->allowed_ids[i] == peer) a = i;
+    int fd = zmq_msg_get(m, ZMQ_SRCFD);
+    if (a < 0 || fd < 0) return 1;
+    if (t->owner_fd[a] == fd) return 1;
+    if (t->owner_fd[a] >= 0) read_server_events(t); /* has the first session ended? */
+    if (t->owner_fd[a] >= 0) return 0;
+    t->owner_fd[a] = fd;
+    return 1;
+}
+
 int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
 {
     assert(t && out);
@@ -597,35 +717,39 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
     ohm_frame_t *f = malloc(sizeof *f);
     if (!f) return ohm_error_set(OHM_ENOMEM, "recv: frame");
     zmq_msg_init(&f->msg);
+    zmq_pollitem_t fixed[2];
     for (int polled = 0;;) {
         int wait = timeout_ms;
         if (timeout_ms > 0) {
             int64_t left = deadline - now_ms();
             wait = left > 0 ? (int)left : 0;
         }
-        /* The first try skips the poll: a message already queued is taken
+        /* The poll set: the receiving socket, its monitor, each link's monitor.
+         * The first try skips the poll: a message already queued is taken
          * with one system call less (they often arrive back to back). */
-        zmq_pollitem_t one = {.socket = t->pull, .events = ZMQ_POLLIN}, *it = &one;
-        int nit = 1;
-        if (t->watch && t->n_links > 0) {
-            it = t->items;
-            it[0] = one;
+        zmq_pollitem_t *it = t->n_links > 0 && t->watch ? t->items : fixed;
+        int nit = 0;
+        it[nit++] = (zmq_pollitem_t){.socket = t->pull, .events = ZMQ_POLLIN};
+        it[nit++] = (zmq_pollitem_t){.socket = t->srv_mon, .events = ZMQ_POLLIN};
+        if (it != fixed)
             for (int i = 0; i < t->n_links; i++)
                 it[nit++] = (zmq_pollitem_t){.socket = t->links[i].mon, .events = ZMQ_POLLIN};
-        }
         const int did_poll = polled++;
         int rc = did_poll ? zmq_poll(it, nit, wait) : 1;
         int err = errno;
-        if (did_poll && rc > 0 && nit > 1) {
+        if (did_poll && rc > 0) {
+            if (it[1].revents & ZMQ_POLLIN) read_server_events(t);
             int lost = 0;
-            for (int i = 1; i < nit; i++)
-                if (it[i].revents & ZMQ_POLLIN) lost |= read_events(&t->links[i - 1]);
+            for (int i = 2; i < nit; i++)
+                if (it[i].revents & ZMQ_POLLIN) lost |= read_events(&t->links[i - 2]);
             if (lost) {
                 zmq_msg_close(&f->msg);
                 free(f);
                 return OHM_OK; /* *out NULL: a link was lost */
             }
-            if (!(it[0].revents & ZMQ_POLLIN)) continue;
+            if (!(it[0].revents & ZMQ_POLLIN)) {
+                rc = 0; /* only monitor news: wait on, as a timeout would */
+            }
         }
         if (rc < 0 || (rc > 0 && zmq_msg_recv(&f->msg, t->pull, ZMQ_DONTWAIT) < 0)) {
             err = rc < 0 ? err : errno;
@@ -647,12 +771,20 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
             /* Peers send single frames; drain and drop anything else. */
             while (zmq_msg_more(&f->msg) && zmq_msg_recv(&f->msg, t->pull, 0) >= 0) {
             }
+            t->drop_multipart++;
             continue;
         }
-        if (zmq_msg_size(&f->msg) > t->max_msg_size) continue;
+        if (zmq_msg_size(&f->msg) > t->max_msg_size) {
+            t->drop_oversized++;
+            continue;
+        }
+        f->peer = peer_of(t, &f->msg);
+        if (!own_session(t, &f->msg, f->peer)) {
+            t->drop_session++;
+            continue;
+        }
         break;
     }
-    f->peer = peer_of(t, &f->msg);
     t->msgs_recv++;
     t->bytes_recv += zmq_msg_size(&f->msg);
     *out = f;
@@ -685,13 +817,28 @@ void ohm_frame_destroy(ohm_frame_t **fp)
     *fp = NULL;
 }
 
-void ohm_transport_stats(const ohm_transport_t *t, ohm_transport_stats_t *s)
+void ohm_transport_stats(ohm_transport_t *t, ohm_transport_stats_t *s)
 {
     assert(t && s);
+    /* The monitor's news since the last receive (a refused visitor sends no frame). */
+    read_server_events(t);
     *s = (ohm_transport_stats_t){.bytes_sent = t->bytes_sent,
                                  .bytes_recv = t->bytes_recv,
                                  .msgs_sent = t->msgs_sent,
                                  .msgs_recv = t->msgs_recv,
                                  .send_dropped = t->send_dropped,
-                                 .auth_refused = atomic_load(&t->auth_refused)};
+                                 .zap_unknown_key = atomic_load(&t->zap_unknown_key),
+                                 .zap_mechanism = atomic_load(&t->zap_mechanism),
+                                 .zap_domain = atomic_load(&t->zap_domain),
+                                 .zap_malformed = atomic_load(&t->zap_malformed),
+                                 .drop_multipart = t->drop_multipart,
+                                 .drop_oversized = t->drop_oversized,
+                                 .drop_session = t->drop_session,
+                                 .accepted = t->accepted,
+                                 .handshake_ok = t->hs_ok,
+                                 .handshake_failed_protocol = t->hs_protocol,
+                                 .handshake_failed_auth = t->hs_auth,
+                                 .handshake_failed_other = t->hs_other,
+                                 .disconnected = t->disconnected};
+    s->auth_refused = s->zap_unknown_key + s->zap_mechanism + s->zap_domain + s->zap_malformed;
 }

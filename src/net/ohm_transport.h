@@ -6,7 +6,11 @@
  * counted, so the round never stalls on it. ZMQ_MAXMSGSIZE bounds what the
  * receiver accepts. With keys, the receiving socket is a CURVE server whose ZAP
  * handler admits only the listed public keys and maps each to a peer id; every
- * received frame then carries the authenticated sender id. Without keys
+ * received frame then carries the authenticated sender id, and one key holds
+ * one session at a time: while a key's session is connected, frames of a
+ * second session with the same key are dropped and counted (drop_session);
+ * the receiving socket's heartbeats end a session whose peer vanished within
+ * a few seconds, so a restarted peer gets its slot back. Without keys
  * (explicit insecure mode) links are plain TCP and frames carry no identity.
  * Optionally (watch_links) each sending socket is monitored, so that a link
  * whose connection drops is reported at once. */
@@ -77,7 +81,8 @@ int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, 
 
 /* Waits up to timeout_ms (0: poll, <0: forever) for one frame. Returns OHM_OK
  * with *f set (caller owns it), OHM_ETIMEOUT, OHM_EINTR on a signal, OHM_ENET.
- * Multi-part messages and messages over max_msg_size are dropped here, unseen.
+ * Multi-part messages, messages over max_msg_size and frames of a second
+ * session of one key are dropped here, counted by reason (ohm_transport_stats).
  * With watch_links it also returns OHM_OK with *f NULL as soon as the
  * established connection of a link drops (the neighbour's process ended, or
  * heartbeats / the retransmission limit gave up): ohm_transport_lost says which. */
@@ -105,8 +110,21 @@ typedef struct {
     uint64_t bytes_sent, bytes_recv;
     uint64_t msgs_sent, msgs_recv;
     uint64_t send_dropped; /* refused at a full or absent link */
-    uint64_t auth_refused; /* ZAP refusals (unknown keys) */
+    /* ZAP refusals (CURVE handshakes the admission list turned down), in all and by reason */
+    uint64_t auth_refused;
+    uint64_t zap_unknown_key, zap_mechanism, zap_domain, zap_malformed;
+    /* frames the receive path dropped, by reason */
+    uint64_t drop_multipart; /* messages of more than one frame */
+    uint64_t drop_oversized; /* over max_msg_size (within ZeroMQ's own CURVE headroom) */
+    uint64_t drop_session;   /* from a second session of a key that already has one */
+    /* what the receiving socket saw: every visitor, admitted or not */
+    uint64_t accepted;                  /* TCP connections accepted */
+    uint64_t handshake_ok;              /* ZMTP handshakes completed */
+    uint64_t handshake_failed_protocol; /* wrong mechanism, malformed greeting, not ZeroMQ */
+    uint64_t handshake_failed_auth;     /* refused by ZAP */
+    uint64_t handshake_failed_other;    /* failed without detail (e.g. closed mid-handshake) */
+    uint64_t disconnected;              /* connections that ended */
 } ohm_transport_stats_t;
-void ohm_transport_stats(const ohm_transport_t *t, ohm_transport_stats_t *s);
+void ohm_transport_stats(ohm_transport_t *t, ohm_transport_stats_t *s);
 
 #endif
