@@ -19,8 +19,8 @@
 #include <string.h>
 
 static const char *const attack_names[OHM_ATTACK_COUNT] = {
-    "gaussian", "signflip",  "isolation", "duplicate", "alie",
-    "ipm",      "labelflip", "zero",      "crash",     "nan"};
+    "gaussian", "signflip", "isolation", "duplicate", "alie",  "ipm",         "labelflip",
+    "zero",     "crash",    "nan",       "roundlie",  "stale", "hello-flood", "mute-then-burst"};
 
 /* ------------------------------------------------------------------- rng */
 
@@ -84,6 +84,10 @@ void ohm_attack_defaults(ohm_attack_params_t *p, ohm_attack_kind_t kind)
     p->z_set = 0;
     p->dup = 0;
     p->seed = 0;
+    p->lag = 10;
+    p->count = 100;
+    p->mute = 3;
+    p->burst = 8;
 }
 
 const char *ohm_attack_name(ohm_attack_kind_t kind)
@@ -122,6 +126,14 @@ static const char *keys_of(ohm_attack_kind_t k)
         return "eps";
     case OHM_ATTACK_DUPLICATE:
         return "dup";
+    case OHM_ATTACK_ROUNDLIE:
+        return "shift, nan";
+    case OHM_ATTACK_STALE:
+        return "lag, restamp";
+    case OHM_ATTACK_HELLO_FLOOD:
+        return "count";
+    case OHM_ATTACK_MUTE_BURST:
+        return "mute, burst";
     default:
         return "";
     }
@@ -136,6 +148,56 @@ static int takes_key(ohm_attack_kind_t k, const char *key)
     return 0;
 }
 
+/* Integer keys of the control-plane attacks and their bounds. */
+static const struct {
+    const char *key;
+    long long lo, hi;
+} control_keys[] = {
+    {"shift", -4000000000LL, 4000000000LL},
+    {"nan", 0, 1},
+    {"lag", 1, 1000},
+    {"restamp", 0, 1},
+    {"count", 1, 100000},
+    {"mute", 0, 1000000},
+    {"burst", 0, 1000},
+};
+
+static int control_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof control_keys / sizeof control_keys[0]; i++)
+        if (strcmp(key, control_keys[i].key) == 0) return (int)i + 1;
+    return 0;
+}
+
+static int parse_control(ohm_attack_params_t *q, const char *key, const char *val, char *err,
+                         size_t errlen)
+{
+    int k = control_key(key) - 1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (*end || errno || v < control_keys[k].lo || v > control_keys[k].hi)
+        return fail(err, errlen, "attack '%s': bad %s '%s' (an integer in %lld..%lld)",
+                    attack_names[q->kind], key, val, control_keys[k].lo, control_keys[k].hi);
+    if (!strcmp(key, "shift")) {
+        q->shift = v;
+        q->shift_set = 1;
+    } else if (!strcmp(key, "nan")) {
+        q->nan = (int)v;
+    } else if (!strcmp(key, "lag")) {
+        q->lag = (int)v;
+    } else if (!strcmp(key, "restamp")) {
+        q->restamp = (int)v;
+    } else if (!strcmp(key, "count")) {
+        q->count = (int)v;
+    } else if (!strcmp(key, "mute")) {
+        q->mute = (int)v;
+    } else {
+        q->burst = (int)v;
+    }
+    return OHM_ATTACK_OK;
+}
+
 int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t errlen)
 {
     if (!spec || !p) return fail(err, errlen, "attack: no spec");
@@ -148,7 +210,8 @@ int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t
     if (kind < 0)
         return fail(err, errlen,
                     "unknown attack '%s' (known: gaussian, signflip, isolation, duplicate, alie, "
-                    "ipm, labelflip, zero, crash, nan)",
+                    "ipm, labelflip, zero, crash, nan, roundlie, stale, hello-flood, "
+                    "mute-then-burst)",
                     buf);
     ohm_attack_params_t q;
     ohm_attack_defaults(&q, (ohm_attack_kind_t)kind);
@@ -162,16 +225,20 @@ int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t
         *eq = '\0';
         const char *key = kv, *val = eq + 1;
         if (strcmp(key, "sigma") && strcmp(key, "eps") && strcmp(key, "z") && strcmp(key, "dup") &&
-            strcmp(key, "seed"))
-            return fail(err, errlen,
-                        "attack '%s': unknown key '%s' (known: sigma, eps, z, dup, seed)", name,
-                        key);
+            strcmp(key, "seed") && !control_key(key))
+            return fail(
+                err, errlen,
+                "attack '%s': unknown key '%s' (known: sigma, eps, z, dup, seed, shift, nan, "
+                "lag, restamp, count, mute, burst)",
+                name, key);
         if (!takes_key(q.kind, key))
             return fail(err, errlen, "attack '%s': takes no key '%s' (its keys: %s)", name, key,
                         *keys_of(q.kind) ? keys_of(q.kind) : "none");
         char *end;
         errno = 0;
-        if (strcmp(key, "dup") == 0 || strcmp(key, "seed") == 0) {
+        if (control_key(key)) {
+            if (parse_control(&q, key, val, err, errlen)) return OHM_ATTACK_EARGS;
+        } else if (strcmp(key, "dup") == 0 || strcmp(key, "seed") == 0) {
             if (*val == '-')
                 return fail(err, errlen, "attack '%s': %s=%s is negative", name, key, val);
             unsigned long long u = strtoull(val, &end, 0);
@@ -394,7 +461,63 @@ int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, s
         for (size_t c = 0; c < d; c++)
             out[c] = NAN;
         return OHM_ATTACK_OK;
+    case OHM_ATTACK_ROUNDLIE:
+    case OHM_ATTACK_STALE:
+    case OHM_ATTACK_HELLO_FLOOD:
+    case OHM_ATTACK_MUTE_BURST:
+        /* an honest-looking value: the lies are in when and how it is sent */
+        base_vector(v, d, out);
+        if (p->nan)
+            for (size_t c = 0; c < d; c++)
+                out[c] = NAN;
+        return OHM_ATTACK_OK;
     default:
         return OHM_ATTACK_EARGS;
     }
+}
+
+/* ------------------------------------------------------------ control plane */
+
+void ohm_attack_plan(const ohm_attack_params_t *p, uint32_t round, uint32_t rounds,
+                     ohm_attack_plan_t *out)
+{
+    assert(p && out);
+    *out = (ohm_attack_plan_t){.models = 1, .stamp = round};
+    switch (p->kind) {
+    case OHM_ATTACK_CRASH:
+        out->models = 0;
+        break;
+    case OHM_ATTACK_ROUNDLIE: {
+        int64_t s = p->shift_set ? (int64_t)round + p->shift
+                                 : ((int64_t)rounds - 10 > (int64_t)round + 2 ? (int64_t)rounds - 10
+                                                                              : (int64_t)round + 2);
+        out->stamp = s < 0 ? 0 : s > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+        break;
+    }
+    case OHM_ATTACK_STALE:
+        if (round >= (uint32_t)p->lag) {
+            out->replay = 1;
+            out->replay_round = round - (uint32_t)p->lag;
+            out->stamp = p->restamp ? round : out->replay_round;
+        }
+        break;
+    case OHM_ATTACK_HELLO_FLOOD:
+        out->hellos = p->count;
+        break;
+    case OHM_ATTACK_MUTE_BURST:
+        if (round % (uint32_t)(p->mute + 1) < (uint32_t)p->mute)
+            out->models = 0;
+        else
+            out->models = 1 + p->burst;
+        break;
+    default:
+        break;
+    }
+}
+
+uint32_t ohm_attack_hello_stamp(const ohm_attack_params_t *p, uint32_t round, int k)
+{
+    rng_t r;
+    rng_seed(&r, p->seed ^ 0x68656c6c6fULL, round, (uint32_t)k);
+    return (uint32_t)(rng_next(&r) % ((uint64_t)round + 1));
 }

@@ -23,6 +23,13 @@ typedef enum {
     OHM_ATTACK_ZERO,         /* all zeros */
     OHM_ATTACK_CRASH,        /* sends nothing */
     OHM_ATTACK_NAN,          /* all NaN */
+    /* Control-plane attacks: an honest-looking value (the honest mean, or NaN
+     * with nan=1) sent with lies about rounds, at the wrong times, or with
+     * floods of announcements (ohm_attack_plan says what to send when). */
+    OHM_ATTACK_ROUNDLIE,    /* models stamped far ahead (or behind: shift < 0) */
+    OHM_ATTACK_STALE,       /* replays of what it had lag rounds ago */
+    OHM_ATTACK_HELLO_FLOOD, /* count hellos per round to each neighbour, with random rounds */
+    OHM_ATTACK_MUTE_BURST,  /* silent for mute rounds, then a burst of burst + 1 rounds at once */
     OHM_ATTACK_COUNT
 } ohm_attack_kind_t;
 
@@ -37,6 +44,15 @@ typedef struct {
     int z_set;     /* 1 when "z=" was given */
     int dup;       /* duplicate: index in the honest view (default 0) */
     uint64_t seed; /* noise seed (default 0; "seed=" or the caller sets it) */
+    /* control-plane attacks */
+    int64_t shift; /* roundlie: stamp = round + shift when shift_set */
+    int shift_set; /* else stamp = max(round + 2, rounds - 10): near the end of the run */
+    int nan;       /* roundlie: the parameters are NaN (a hostile model that fails its checks) */
+    int lag;       /* stale: rounds back (default 10) */
+    int restamp;   /* stale: stamp the replay with the current round (a stale value) */
+    int count;     /* hello-flood: hellos per round per neighbour (default 100) */
+    int mute;      /* mute-then-burst: silent rounds per cycle (default 3) */
+    int burst;     /* mute-then-burst: extra future rounds sent at once (default 8) */
 } ohm_attack_params_t;
 
 /* What the Byzantine peer observes for one target in one round. */
@@ -61,7 +77,8 @@ void ohm_attack_defaults(ohm_attack_params_t *p, ohm_attack_kind_t kind);
 const char *ohm_attack_name(ohm_attack_kind_t kind);
 int ohm_attack_from_name(const char *name);
 
-/* Parses "name[:key=value,...]" (keys: sigma, eps, z, dup, seed) into *p.
+/* Parses "name[:key=value,...]" (keys: sigma, eps, z, dup, seed; shift, nan,
+ * lag, restamp, count, mute, burst for the control-plane attacks) into *p.
  * Returns OHM_ATTACK_OK, or OHM_ATTACK_EARGS with a one-line reason naming the
  * attack or key in err[errlen] (err may be NULL). */
 int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t errlen);
@@ -84,6 +101,26 @@ double ohm_attack_norm_ppf(double p);
 /* ALIE's z for n participants of which f Byzantine: s = floor(n/2 + 1) - f,
  * z = Phi^-1((n - s)/n). Returns 0 when (n - s)/n is not in (0, 1). */
 double ohm_attack_alie_z(int n, int f);
+
+/* What a peer with attack p sends in round `round` of a run of `rounds`,
+ * besides the crafted vector: how many models (0 = silent; more than one: a
+ * burst stamped stamp, stamp+1, ...), the stamp of the first, whether the
+ * vector is a replay of the one of round `stamp` (stale; the caller keeps the
+ * history), and how many hellos each neighbour gets. Value attacks send one
+ * model stamped with the round; crash sends nothing. */
+typedef struct {
+    int models;
+    uint32_t stamp;
+    int replay;
+    uint32_t replay_round;
+    int hellos;
+} ohm_attack_plan_t;
+void ohm_attack_plan(const ohm_attack_params_t *p, uint32_t round, uint32_t rounds,
+                     ohm_attack_plan_t *out);
+
+/* The round stamped on hello number k of round `round` (hello-flood): drawn
+ * from [0, round] by the attack's seed, so the flood looks like restarts. */
+uint32_t ohm_attack_hello_stamp(const ohm_attack_params_t *p, uint32_t round, int k);
 
 /* Crafts out[d] for the target described by *v. Without honest vectors the
  * attacks fall back to the target's vector, else zeros (details per attack in
