@@ -38,7 +38,7 @@ static void usage(FILE *f)
             "(after a final checkpoint; continue with --resume).\n");
 }
 
-static int stop_signal;
+static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig)
 {

@@ -4,6 +4,7 @@
 #include "ohm_attack.h"
 #include "ohm_error.h"
 #include "ohm_rng.h"
+#include "ohm_wire.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@ struct ohm_byz {
     uint32_t self;
     const float **honest; /* scratch: the view's honest vectors */
     int cap;
+    size_t d;
+    float *out;     /* the vector crafted for the current target */
+    float *history; /* stale: the honest view's base vector of the last lag+1 rounds */
+    uint32_t *history_round;
 };
 
 int ohm_byz_new(const char *spec, uint64_t seed, uint32_t self, ohm_byz_t **out)
@@ -40,6 +45,9 @@ void ohm_byz_destroy(ohm_byz_t **pb)
     if (!pb || !*pb)
         return;
     free((*pb)->honest);
+    free((*pb)->out);
+    free((*pb)->history);
+    free((*pb)->history_round);
     free(*pb);
     *pb = NULL;
 }
@@ -97,4 +105,67 @@ int ohm_byz_craft(ohm_byz_t *b, const ohm_topology_t *t, uint32_t target, uint32
         return ohm_error_set(OHM_EINVAL, "attack %s could not craft for peer %u",
                              ohm_attack_name(b->a.kind), target);
     return OHM_OK;
+}
+
+/* Scratch for vectors of d floats (and the stale attack's history). */
+static int ensure_scratch(ohm_byz_t *b, size_t d)
+{
+    if (b->out && b->d == d) return OHM_OK;
+    free(b->out);
+    free(b->history);
+    free(b->history_round);
+    b->history = NULL;
+    b->history_round = NULL;
+    b->d = d;
+    b->out = malloc(sizeof(float) * (d ? d : 1));
+    if (!b->out) return ohm_error_set(OHM_ENOMEM, "byzantine: %zu floats", d);
+    if (b->a.kind == OHM_ATTACK_STALE) {
+        size_t slots = (size_t)b->a.lag + 1;
+        b->history = malloc(sizeof(float) * (d ? d : 1) * slots);
+        b->history_round = malloc(sizeof *b->history_round * slots);
+        if (!b->history || !b->history_round)
+            return ohm_error_set(OHM_ENOMEM, "byzantine: stale history of %zu rounds", slots);
+        memset(b->history_round, 0xff, sizeof *b->history_round * slots); /* none yet */
+    }
+    return OHM_OK;
+}
+
+int ohm_byz_act(ohm_byz_t *b, const ohm_topology_t *t, uint32_t round, uint32_t rounds,
+                const float *const *recv, const uint32_t *recv_ids, int n, size_t d,
+                const uint32_t *targets, int nt, ohm_byz_send_fn *send, void *ctx)
+{
+    ohm_attack_plan_t plan;
+    ohm_attack_plan(&b->a, round, rounds, &plan);
+    int rc = ensure_scratch(b, d);
+    if (rc) return rc;
+    const float *replay = NULL;
+    if (b->history) {
+        /* Remember this round's honest-looking vector; replay the one of lag rounds ago. */
+        size_t slots = (size_t)b->a.lag + 1, s = round % slots;
+        float *slot = b->history + s * d;
+        ohm_attack_view_t v = {.honest = recv, .n_honest = n, .round = round, .target_id = b->self};
+        if (ohm_attack_craft(&b->a, &v, d, slot) != OHM_ATTACK_OK)
+            return ohm_error_set(OHM_EINVAL, "attack stale: cannot craft");
+        b->history_round[s] = round;
+        size_t rs = plan.replay_round % slots;
+        if (plan.replay && b->history_round[rs] == plan.replay_round) replay = b->history + rs * d;
+        if (plan.replay && !replay) plan.models = 0; /* nothing of that round to replay */
+    }
+    for (int i = 0; i < nt && rc == OHM_OK; i++) {
+        for (int h = 0; h < plan.hellos && rc == OHM_OK; h++)
+            rc =
+                send(ctx, OHM_MSG_HELLO, ohm_attack_hello_stamp(&b->a, round, h), NULL, targets[i]);
+        if (plan.models == 0 || rc) continue;
+        const float *vec = replay;
+        if (!vec) {
+            if ((rc = ohm_byz_craft(b, t, targets[i], round, recv, recv_ids, n, d, b->out))) break;
+            vec = b->out;
+        }
+        for (int k = 0; k < plan.models && rc == OHM_OK; k++) {
+            uint32_t stamp = plan.stamp + (uint32_t)k;
+            if (stamp < plan.stamp) break; /* would wrap past the largest round */
+            rc = send(ctx, OHM_MSG_MODEL, stamp, vec, targets[i]);
+        }
+    }
+    return rc;
 }

@@ -38,4 +38,17 @@ int ohm_byz_trains(const ohm_byz_t *b);
 int ohm_byz_craft(ohm_byz_t *b, const ohm_topology_t *t, uint32_t target, uint32_t round,
                   const float *const *recv, const uint32_t *recv_ids, int n, size_t d, float *out);
 
+/* How the peer sends for the attacker: one message of `type` stamped `round`
+ * (params NULL for a hello) to `target`. Returns 0 or an error code. */
+typedef int ohm_byz_send_fn(void *ctx, uint32_t type, uint32_t round, const float *params,
+                            uint32_t target);
+
+/* One round of the attack against targets[nt]: crafts each target's vector and
+ * sends it as the attack's plan says (ohm_attack_plan: stamps, silence,
+ * bursts, replays, hello floods) through send(ctx, ...). `rounds` is the run
+ * length. Errors: OHM_ENOMEM, OHM_EINVAL, or the first error of send. */
+int ohm_byz_act(ohm_byz_t *b, const ohm_topology_t *t, uint32_t round, uint32_t rounds,
+                const float *const *recv, const uint32_t *recv_ids, int n, size_t d,
+                const uint32_t *targets, int nt, ohm_byz_send_fn *send, void *ctx);
+
 #endif

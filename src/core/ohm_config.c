@@ -178,10 +178,15 @@ static const key_def_t schema[] = {
     /* [net] */
     INT_RANGE("net.round_timeout_ms", "2000", 1, IMAX, "deadline of one round's receive"),
     INT_RANGE("net.startup_timeout_ms", "30000", 0, IMAX, "wait for neighbours at start-up"),
-    INT_RANGE("net.future_rounds", "4", 0, IMAX, "future rounds buffered per neighbour"),
+    INT_RANGE("net.future_rounds", "4", 0, 256,
+              "future rounds buffered per neighbour; a neighbour that many rounds behind is "
+              "still waited for"),
     INT_RANGE(
         "net.hwm", "32", 16, IMAX,
         "ZeroMQ high-water mark per link, messages (its flow-control credit stalls below 16)"),
+    DBL("net.hold_share", "0.05", B_LO | B_HI, 0, 1,
+        "hold time a neighbour far behind may cost, per second of the run (0 = never hold)"),
+    DBL_GE0("net.hold_burst_s", "5", "hold time a neighbour far behind may cost at once"),
     BOOL("net.insecure", "false", "plain TCP without CURVE (trusted test networks only)"),
     STR("net.key", "", "secret key file (\"\" = keys/peer-<id>.key beside the topology file)"),
     STR("net.run_id", "", "run identifier (\"\" = derived from topology and seed)"),

@@ -1,0 +1,262 @@
+/* ohm_exchange: the network side of a peer's round. Frames from the
+ * transport are decoded and attributed here, then filed by the inbox, which
+ * decides whom to wait for and whether to catch up (docs/protocol.md,
+ * "Control plane"). */
+#include "ohm_peer_impl.h"
+
+#include "ohm_error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ohm_exchange_send(ohm_peer_t *p, uint32_t type, uint32_t round, const float *params,
+                      const uint32_t *ids, int n)
+{
+    if (n == 0) return OHM_OK;
+    ohm_wire_msg_t m = {.version = OHM_WIRE_VERSION,
+                        .type = type,
+                        .run = p->run_id,
+                        .from = p->id,
+                        .round = round,
+                        .fp = p->fp,
+                        .count = params ? (uint32_t)p->P : 0};
+    size_t cap = ohm_wire_max_size(m.count), len = 0;
+    uint8_t *buf = malloc(cap);
+    int rc = buf ? ohm_wire_encode(&m, params, buf, cap, &len)
+                 : ohm_error_set(OHM_ENOMEM, "message buffer of %zu bytes", cap);
+    if (rc) {
+        free(buf);
+        p->send_failures++;
+        return rc;
+    }
+    ohm_transport_send_all(p->tr, ids, n, buf, len); /* refusals are counted there */
+    return OHM_OK;
+}
+
+static ohm_drop_t drop_reason_of(int rc)
+{
+    switch (rc) {
+    case OHM_ETRUNC:
+        return OHM_DROP_TRUNCATED;
+    case OHM_EUNSUPPORTED:
+        return OHM_DROP_VERSION;
+    case OHM_ESTALE:
+        return OHM_DROP_OTHER_RUN;
+    case OHM_ESHAPE:
+        return OHM_DROP_SHAPE;
+    case OHM_ERANGE:
+        return OHM_DROP_RANGE;
+    case OHM_ETOOBIG:
+        return OHM_DROP_TOO_BIG;
+    default:
+        return OHM_DROP_MALFORMED;
+    }
+}
+
+/* Decodes, attributes and checks one frame, then hands it to the inbox: only
+ * a frame that passed every check (decode, run, shape, sender, finiteness)
+ * counts as evidence of its round. */
+static void handle_frame(ohm_peer_t *p, ohm_frame_t *f)
+{
+    uint32_t auth = ohm_frame_peer(f);
+    int ai = auth == OHM_PEER_UNKNOWN ? -1 : ohm_inbox_index(p->inbox, auth);
+    ohm_wire_msg_t m;
+    int rc = ohm_wire_decode(ohm_frame_data(f), ohm_frame_size(f), &p->expect, &m);
+    if (rc) {
+        ohm_inbox_drop(p->inbox, ai, drop_reason_of(rc));
+        ohm_frame_destroy(&f);
+        return;
+    }
+    if (auth != OHM_PEER_UNKNOWN && auth != m.from) {
+        ohm_inbox_drop(p->inbox, ai, OHM_DROP_SPOOFED);
+        ohm_frame_destroy(&f);
+        return;
+    }
+    int i = ohm_inbox_index(p->inbox, m.from);
+    if (i < 0) {
+        ohm_inbox_drop(p->inbox, -1, OHM_DROP_NOT_NEIGHBOUR);
+        ohm_frame_destroy(&f);
+        return;
+    }
+    /* A frame read after our link to it reconnected: the neighbour is back. */
+    if (ohm_inbox_cut(p->inbox, i) && ohm_transport_link_up(p->tr, m.from))
+        ohm_inbox_link_up(p->inbox, i);
+    ohm_inbox_msg_t im = {.type = m.type, .round = m.round, .valid = 0};
+    if (m.type == OHM_MSG_MODEL) im.valid = ohm_wire_check_params(&m) == OHM_OK;
+    int reply = ohm_inbox_feed(p->inbox, i, &im, f);
+    if (reply) ohm_exchange_send(p, OHM_MSG_HELLO, p->round, NULL, &m.from, 1);
+}
+
+/* Links whose connection dropped (the neighbour's process ended, or the
+ * network gave up on it): not waited for, from now on, until heard again in
+ * step over a reconnected link. */
+static void links_lost(ohm_peer_t *p)
+{
+    uint32_t id;
+    while (ohm_transport_lost(p->tr, &id)) {
+        int i = ohm_inbox_index(p->inbox, id);
+        if (i < 0) continue;
+        p->links_lost++;
+        if (ohm_inbox_link_lost(p->inbox, i))
+            fprintf(stderr, "ohmpeer %u: link to %u lost at round %u; not waiting for it\n", p->id,
+                    id, p->round);
+    }
+}
+
+/* What ohm_transport_recv handed out: a frame, or (NULL) news of lost links. */
+static void dispatch(ohm_peer_t *p, ohm_frame_t *f)
+{
+    if (f)
+        handle_frame(p, f);
+    else
+        links_lost(p);
+}
+
+/* Handles frames until done(p) holds or the deadline (monotonic seconds)
+ * passes. OHM_EINTR when a stop was requested, a transport error as is. */
+static int receive_until(ohm_peer_t *p, double deadline, int (*done)(const ohm_peer_t *))
+{
+    while (!done(p)) {
+        if (ohm_peer_stop_requested) return OHM_EINTR;
+        int left = (int)((deadline - ohm_peer_now()) * 1000.0);
+        if (left <= 0) break;
+        ohm_frame_t *f = NULL;
+        int rc = ohm_transport_recv(p->tr, left, &f);
+        if (rc == OHM_ETIMEOUT) break;
+        if (rc == OHM_EINTR) continue;
+        if (rc) return rc;
+        dispatch(p, f);
+    }
+    return OHM_OK;
+}
+
+static int all_heard(const ohm_peer_t *p)
+{
+    return ohm_inbox_all_heard(p->inbox);
+}
+
+static int all_arrived(const ohm_peer_t *p)
+{
+    return ohm_inbox_waiting(p->inbox) == 0;
+}
+
+static int not_holding(const ohm_peer_t *p)
+{
+    return ohm_inbox_holding(p->inbox, ohm_peer_now()) == 0;
+}
+
+int ohm_exchange_barrier(ohm_peer_t *p)
+{
+    int rc = ohm_exchange_send(p, OHM_MSG_HELLO, p->round, NULL, p->nb_ids, p->nn);
+    if (rc) return rc;
+    double deadline = ohm_peer_now() + p->s.startup_timeout_ms / 1000.0;
+    p->startup_deadline = deadline + p->s.timeout_ms / 1000.0;
+    rc = receive_until(p, deadline, all_heard);
+    if (rc) return rc;
+    uint32_t *unheard = calloc((size_t)p->nn + 1, sizeof *unheard);
+    if (!unheard) return ohm_error_set(OHM_ENOMEM, "barrier");
+    int k = ohm_inbox_end_barrier(p->inbox, unheard, p->nn);
+    for (int i = 0; i < k; i++)
+        fprintf(stderr, "ohmpeer %u: neighbour %u not heard at start-up; going on without it\n",
+                p->id, unheard[i]);
+    free(unheard);
+    return OHM_OK;
+}
+
+/* p->view[i]: neighbour i's parameters of this round, in place in its frame or
+ * copied (unaligned payload), or NULL. They were checked on arrival. */
+static void take_views(ohm_peer_t *p)
+{
+    for (int i = 0; i < p->nn; i++) {
+        ohm_frame_t *f = ohm_inbox_model(p->inbox, i);
+        p->view[i] = NULL;
+        if (!f) continue;
+        ohm_wire_msg_t m;
+        if (ohm_wire_decode(ohm_frame_data(f), ohm_frame_size(f), &p->expect, &m) != OHM_OK)
+            continue; /* decoded on arrival: cannot fail on the same bytes */
+        p->view[i] = ohm_wire_params_in_place(&m);
+        if (!p->view[i]) {
+            ohm_wire_read_params(&m, p->nb_vec[i]);
+            p->view[i] = p->nb_vec[i];
+        }
+    }
+}
+
+int ohm_exchange_round(ohm_peer_t *p)
+{
+    double deadline = ohm_peer_now() + p->s.timeout_ms / 1000.0;
+    /* During the start-up window, neighbours that said hello may still be held
+     * by their own barrier (waiting for a peer that is slow or absent), and
+     * their neighbours by them: wait as long as the start-up allows instead of
+     * marking them down and racing ahead of the whole graph. */
+    if (p->startup_deadline > deadline) deadline = p->startup_deadline;
+    int rc = receive_until(p, deadline, all_arrived);
+    if (rc) return rc;
+    /* Late only if we were still waiting for it when the deadline passed;
+     * decided before the drain below, so a neighbour heard again there is
+     * waited for next round. */
+    if (!all_arrived(p)) p->timed_out++;
+    ohm_inbox_deadline(p->inbox);
+    /* Take what is already queued without waiting: this is how a neighbour that
+     * is down is heard again. Bounded, so a flood cannot hold the round. */
+    for (int k = 0; k < 4 * p->nn + 4; k++) {
+        ohm_frame_t *f = NULL;
+        if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK) break;
+        dispatch(p, f);
+    }
+    uint32_t down[64];
+    int nd = ohm_inbox_close(p->inbox, down, 64);
+    for (int i = 0; i < nd && i < 64; i++)
+        fprintf(stderr,
+                "ohmpeer %u: neighbour %u missed round %u's deadline; not waiting for it "
+                "until it delivers in step\n",
+                p->id, down[i], p->round);
+    take_views(p);
+    return OHM_OK;
+}
+
+void ohm_exchange_advance(ohm_peer_t *p, uint32_t r)
+{
+    p->round = r;
+    ohm_inbox_advance(p->inbox, r);
+}
+
+void ohm_exchange_catch_up(ohm_peer_t *p)
+{
+    int64_t t = ohm_inbox_catch_up(p->inbox);
+    if (t < 0) return;
+    fprintf(stderr,
+            "ohmpeer %u: catching up from round %u to %" PRId64
+            " (proved by at least %d of its neighbours)\n",
+            p->id, p->round, t, ohm_inbox_quorum(p->inbox));
+    p->skipped += (uint64_t)t - p->round;
+    ohm_exchange_advance(p, (uint32_t)t);
+}
+
+int ohm_exchange_hold(ohm_peer_t *p)
+{
+    double t0 = ohm_peer_now();
+    if (ohm_inbox_hold_begin(p->inbox, t0) == 0) return OHM_OK;
+    /* At most half a round deadline: the neighbours in step with us wait for
+     * our next model a whole deadline, and must not give up on us. */
+    p->held++;
+    int rc = receive_until(p, t0 + p->s.timeout_ms / 2000.0, not_holding);
+    double t1 = ohm_peer_now();
+    p->hold_s += t1 - t0;
+    uint32_t spent[64];
+    int k = ohm_inbox_hold_end(p->inbox, t1, spent, 64);
+    for (int i = 0; i < k && i < 64; i++)
+        fprintf(stderr,
+                "ohmpeer %u: round %u: neighbour %u is still far behind and has used its hold "
+                "budget; holding for it again as the budget refills\n",
+                p->id, p->round, spent[i]);
+    return rc;
+}
+
+int ohm_exchange_byz_send(void *ctx, uint32_t type, uint32_t round, const float *params,
+                          uint32_t target)
+{
+    return ohm_exchange_send(ctx, type, round, params, &target, 1);
+}

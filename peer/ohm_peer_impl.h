@@ -1,0 +1,133 @@
+/* ohm_peer_impl: the peer's state, shared by the files that make up the peer
+ * (internal to peer/; nothing outside it includes this):
+ *   ohm_peer.c      set-up and tear-down (topology, data, model, keys, sockets)
+ *   ohm_round.c     the round loop: adapt, send, receive, combine, write back
+ *   ohm_exchange.c  messages: send, receive with deadlines, barrier, catch-up
+ *   ohm_records.c   metrics lines, snapshots, checkpoints and resume
+ *   ohm_inbox.c     per-neighbour protocol state (its own unit, no peer state)
+ *   ohm_settings.c  the configuration resolved into typed fields */
+#ifndef OHM_PEER_IMPL_H
+#define OHM_PEER_IMPL_H
+
+#include "ohm_analog.h"
+#include "ohm_byzantine.h"
+#include "ohm_data.h"
+#include "ohm_inbox.h"
+#include "ohm_metrics.h"
+#include "ohm_model.h"
+#include "ohm_peer.h"
+#include "ohm_robust.h"
+#include "ohm_settings.h"
+#include "ohm_topology.h"
+#include "ohm_transport.h"
+#include "ohm_wire.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OHM_EVAL_CHUNK 1000
+
+struct ohm_peer {
+    const ohm_config_t *cfg;
+    ohm_settings_t s;
+    ohm_peer_opts_t o;
+    ohm_topology_t *topo;
+    const ohm_peer_info_t *self;
+    int npeers;
+    uint32_t id;
+    char path_ckpt[4096], path_metrics[4096];
+    /* learning */
+    ohm_data_t *data;
+    ohm_model_t *model;
+    ohm_analog_ctx_t actx;
+    ohm_batchbuf_t *trainbuf, *evalbuf;
+    ohm_sampler_t sampler;
+    uint32_t *idx;
+    int32_t *flipped; /* labelflip's label copy */
+    size_t P;
+    float *own, *psi, *out, *tmp;
+    const float **rows;
+    double *weights;
+    ohm_rule_params_t rule;
+    /* byzantine */
+    ohm_byz_t *byz;
+    /* network: neighbour i of the inbox is nb_ids[i] */
+    ohm_transport_t *tr;
+    ohm_inbox_t *inbox;
+    int nn;
+    uint32_t *nb_ids;
+    double *nb_w;       /* a_self,j: the weight this peer gives to neighbour j's model */
+    int *nb_byz;        /* per the topology (only Byzantine peers use it: they collude) */
+    float **nb_vec;     /* where a neighbour's parameters are copied when unaligned */
+    const float **view; /* this round's parameters per neighbour (NULL: none) */
+    ohm_wire_expect_t expect;
+    uint64_t run_id, fp;
+    /* progress */
+    uint32_t round;
+    double loss_sum;
+    long loss_n;
+    double t_start;
+    double startup_deadline; /* until then, a neighbour heard at start-up is waited for */
+    float *t_compute, *t_wait, *t_combine, *t_round;
+    ohm_metrics_t *metrics;
+    uint64_t rule_discarded, rule_clipped, rule_fallbacks;
+    uint64_t skipped;       /* rounds jumped over by catching up */
+    uint64_t links_lost;    /* connections to neighbours that dropped */
+    uint64_t held;          /* rounds started late because a quorum of neighbours was behind */
+    uint64_t timed_out;     /* rounds whose receive ended at the deadline */
+    uint64_t send_failures; /* messages that could not be encoded or handed to the transport */
+    double hold_s;
+    int last_missing; /* neighbours without a valid model in the last round */
+};
+
+/* Set by ohm_peer_request_stop (a signal handler). */
+extern volatile sig_atomic_t ohm_peer_stop_requested;
+
+/* Monotonic seconds. */
+double ohm_peer_now(void);
+
+/* ---- ohm_exchange.c ---- */
+
+/* Encodes a message of `type` for `round` (params NULL for hello/bye) and sends
+ * it to ids[n]. Errors: OHM_ENOMEM, encode errors; a link that refuses is counted
+ * by the transport, not an error. */
+int ohm_exchange_send(ohm_peer_t *p, uint32_t type, uint32_t round, const float *params,
+                      const uint32_t *ids, int n);
+
+/* Start-up barrier: hello to every neighbour, wait (bounded) until every one
+ * was heard. OHM_EINTR on a stop request, transport errors as is. */
+int ohm_exchange_barrier(ohm_peer_t *p);
+
+/* Receives this round's models until every neighbour waited for delivered or
+ * the deadline passed, then closes the round's accounting and sets p->view. */
+int ohm_exchange_round(ohm_peer_t *p);
+
+/* Jumps ahead when a quorum of neighbours proved later rounds (docs/protocol.md,
+ * "Control plane"). */
+void ohm_exchange_catch_up(ohm_peer_t *p);
+/* Before a round: receives without computing (at most half a round deadline)
+ * while a neighbour is far behind, so that it can come near. */
+int ohm_exchange_hold(ohm_peer_t *p);
+
+/* Moves to round r, taking the models buffered for it. */
+void ohm_exchange_advance(ohm_peer_t *p, uint32_t r);
+
+/* ohm_byz_send_fn for a Byzantine peer (ctx is the peer). */
+int ohm_exchange_byz_send(void *ctx, uint32_t type, uint32_t round, const float *params,
+                          uint32_t target);
+
+/* ---- ohm_records.c ---- */
+
+/* Writes the metrics line of round `done` (the final one when final != 0; `timed`
+ * rounds have timings); a snapshot when configured. */
+int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed);
+
+/* Writes the checkpoint atomically. */
+int ohm_records_checkpoint(ohm_peer_t *p);
+
+/* Restores from the checkpoint when there is one (a missing one is logged and
+ * the run starts at round 0). Errors name the file and section. */
+int ohm_records_resume(ohm_peer_t *p);
+
+#endif

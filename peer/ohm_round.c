@@ -1,0 +1,203 @@
+/* ohm_round: the synchronous round loop of one peer (docs/design.md, "One
+ * round of one peer").
+ *
+ * Per round r:
+ *   atc:       psi = local steps from w;  send psi;  w = Rule(psi, psi_j)
+ *   cta:       send w;  phi = Rule(w, w_j);  w = local steps from phi
+ *   consensus: send w;  psi = local steps from w;  w = Rule(w, w_j) + (psi - w)
+ * Receiving, waiting and catching up are the exchange's (ohm_exchange.c);
+ * what the peer records is ohm_records.c's. */
+#include "ohm_peer_impl.h"
+
+#include "ohm_error.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+volatile sig_atomic_t ohm_peer_stop_requested;
+
+void ohm_peer_request_stop(void)
+{
+    ohm_peer_stop_requested = 1;
+}
+
+double ohm_peer_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* local_steps mini-batch steps on the tiles. */
+static int adapt(ohm_peer_t *p)
+{
+    float lr = (float)ohm_settings_lr(&p->s, p->round);
+    int flip = p->byz && ohm_byz_trains(p->byz);
+    for (int s = 0; s < p->s.local_steps; s++) {
+        ohm_sampler_next(&p->sampler, p->data, p->idx, p->s.batch);
+        const ohm_batch_t *b = ohm_data_train_batch(p->data, p->trainbuf, p->idx, p->s.batch);
+        ohm_batch_t fb;
+        if (flip && b->y) {
+            /* labelflip trains on y -> C-1-y and is otherwise honest. */
+            int C = ohm_data_outputs(p->data);
+            for (int i = 0; i < b->n; i++)
+                p->flipped[i] = C - 1 - b->y[i];
+            fb = *b;
+            fb.y = p->flipped;
+            b = &fb;
+        }
+        double loss = 0;
+        int rc = p->s.weight_decay > 0
+                     ? ohm_model_decay(p->model, 1.0f - lr * (float)p->s.weight_decay)
+                     : OHM_OK;
+        if (!rc) rc = ohm_model_train_step(p->model, b, lr, &loss);
+        if (rc) return rc;
+        p->loss_sum += loss;
+        p->loss_n++;
+    }
+    return OHM_OK;
+}
+
+/* out = Rule(own, received) with the weights of the neighbours that delivered;
+ * the weight of those that did not goes to self so the weights still sum to 1.
+ * A rule that cannot run on what arrived (too few inputs for its b) keeps our
+ * own model and is counted; running out of memory is an error. */
+static int combine(ohm_peer_t *p, const float *own)
+{
+    int k = 0;
+    double wself = 1.0;
+    p->rows[k] = own;
+    p->weights[k++] = 0; /* filled below */
+    for (int i = 0; i < p->nn; i++) {
+        wself -= p->nb_w[i];
+        if (p->view[i]) {
+            p->rows[k] = p->view[i];
+            p->weights[k++] = p->nb_w[i];
+        } else {
+            wself += p->nb_w[i];
+        }
+    }
+    p->weights[0] = wself;
+    p->last_missing = p->nn - (k - 1);
+    ohm_rule_stats_t st = {0};
+    int rc = ohm_robust_aggregate(&p->rule, p->rows, p->weights, k, p->P, p->out, &st);
+    if (rc == OHM_ROBUST_ENOMEM)
+        return ohm_error_set(OHM_ENOMEM, "rule %s: out of memory", ohm_rule_name(p->rule.rule));
+    if (rc != OHM_ROBUST_OK) {
+        if (p->rule_fallbacks++ == 0)
+            fprintf(stderr,
+                    "ohmpeer %u: round %u: rule %s cannot run on %d inputs with b = %d; keeping "
+                    "the own model (counted as rule_fallbacks)\n",
+                    p->id, p->round, ohm_rule_name(p->rule.rule), k, p->rule.b);
+        memcpy(p->out, own, sizeof(float) * p->P);
+        return OHM_OK;
+    }
+    p->rule_discarded += (uint64_t)st.discarded;
+    p->rule_clipped += (uint64_t)st.clipped;
+    return OHM_OK;
+}
+
+/* A Byzantine peer's round: observe the honest neighbours, then send each
+ * target what the attack crafts for it (and whatever its control-plane attack
+ * adds: hellos, lies about rounds, silence, bursts). */
+static int byzantine_round(ohm_peer_t *p)
+{
+    int rc = ohm_exchange_round(p);
+    if (rc && rc != OHM_EINTR) return rc;
+    const float **recv = p->rows;
+    uint32_t ids[p->nn + 1];
+    int n = 0;
+    for (int i = 0; i < p->nn; i++)
+        if (p->view[i] && !p->nb_byz[i]) {
+            recv[n] = p->view[i];
+            ids[n++] = p->nb_ids[i];
+        }
+    int src = ohm_byz_act(p->byz, p->topo, p->round, p->s.rounds, recv, ids, n, p->P, p->nb_ids,
+                          p->nn, ohm_exchange_byz_send, p);
+    return src ? src : rc;
+}
+
+static int honest_round(ohm_peer_t *p, double *tc, double *tw, double *tb)
+{
+    double t0 = ohm_peer_now();
+    int rc;
+    if (p->s.order == OHM_ORDER_ATC) {
+        if ((rc = adapt(p))) return rc;
+        ohm_model_get_params(p->model, p->own);
+        if ((rc = ohm_exchange_send(p, OHM_MSG_MODEL, p->round, p->own, p->nb_ids, p->nn)))
+            return rc;
+    } else {
+        ohm_model_get_params(p->model, p->own);
+        if ((rc = ohm_exchange_send(p, OHM_MSG_MODEL, p->round, p->own, p->nb_ids, p->nn)))
+            return rc;
+        if (p->s.order == OHM_ORDER_CONSENSUS) { /* the gradient at our own current point */
+            if ((rc = adapt(p))) return rc;
+            ohm_model_get_params(p->model, p->psi);
+        }
+    }
+    double t1 = ohm_peer_now();
+    int stop = ohm_exchange_round(p);
+    if (stop && stop != OHM_EINTR) return stop;
+    double t2 = ohm_peer_now();
+    if ((rc = combine(p, p->own))) return rc;
+    if (p->s.order == OHM_ORDER_CONSENSUS)
+        for (size_t i = 0; i < p->P; i++)
+            p->out[i] += p->psi[i] - p->own[i];
+    ohm_model_set_params(p->model, p->out, p->s.writeback);
+    double t3 = ohm_peer_now();
+    if (p->s.order == OHM_ORDER_CTA && (rc = adapt(p))) /* adapt from the combined point */
+        return rc;
+    double t4 = ohm_peer_now();
+    *tc = (t1 - t0) + (t4 - t3);
+    *tw = t2 - t1;
+    *tb = t3 - t2;
+    return stop;
+}
+
+int ohm_peer_run(ohm_peer_t *p)
+{
+    p->t_start = ohm_peer_now();
+    int rc = OHM_OK;
+    if (p->o.resume && (rc = ohm_records_resume(p))) return rc;
+    if ((rc = ohm_exchange_barrier(p)) == OHM_EINTR) goto finish;
+    if (rc) return rc;
+    int byz_sender = p->byz && !ohm_byz_trains(p->byz);
+    uint32_t timed = 0;
+    while (p->round < p->s.rounds) {
+        ohm_exchange_catch_up(p);
+        double t0 = ohm_peer_now(), tc = 0, tw = 0, tb = 0;
+        int r = ohm_exchange_hold(p);
+        if (!r) r = byz_sender ? byzantine_round(p) : honest_round(p, &tc, &tw, &tb);
+        if (r && r != OHM_EINTR) {
+            rc = r;
+            goto finish;
+        }
+        if (timed < p->s.rounds) {
+            p->t_round[timed] = (float)(ohm_peer_now() - t0);
+            p->t_compute[timed] = (float)tc;
+            p->t_wait[timed] = (float)tw;
+            p->t_combine[timed] = (float)tb;
+            timed++;
+        }
+        ohm_exchange_advance(p, p->round + 1);
+        int last = p->round == p->s.rounds;
+        if (!last && p->round % p->s.eval_every == 0 &&
+            (rc = ohm_records_metrics(p, p->round, 0, timed)))
+            goto finish;
+        if (!last && p->s.checkpoint_every && p->round % p->s.checkpoint_every == 0 &&
+            (rc = ohm_records_checkpoint(p)))
+            goto finish;
+        if (r == OHM_EINTR || ohm_peer_stop_requested) {
+            rc = OHM_EINTR;
+            goto finish;
+        }
+    }
+    rc = ohm_records_metrics(p, p->round, 1, timed);
+finish:;
+    int bye = ohm_exchange_send(p, OHM_MSG_BYE, p->round, NULL, p->nb_ids, p->nn);
+    if (bye) fprintf(stderr, "ohmpeer %u: could not send bye: %s\n", p->id, ohm_error_detail());
+    int ck = ohm_records_checkpoint(p);
+    if (ck && rc == OHM_OK) rc = ck;
+    return rc;
+}

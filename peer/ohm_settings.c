@@ -1,0 +1,63 @@
+/* ohm_settings: typed run settings, resolved once from the configuration. */
+#include "ohm_settings.h"
+
+#include "ohm_error.h"
+#include "ohm_inbox.h"
+#include "ohm_model.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Index of v in names[n]; the schema admitted only these values. */
+static int pick(const char *v, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) return i;
+    return -1;
+}
+
+int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
+{
+    static const char *const orders[] = {"atc", "cta", "consensus"};
+    static const char *const schedules[] = {"const", "invsqrt"};
+    memset(s, 0, sizeof *s);
+    s->rounds = (uint32_t)ohm_config_int(c, "train.rounds");
+    s->eval_every = (uint32_t)ohm_config_int(c, "train.eval_every");
+    s->checkpoint_every = (uint32_t)ohm_config_int(c, "train.checkpoint_every");
+    s->local_steps = (int)ohm_config_int(c, "train.local_steps");
+    s->snapshots = ohm_config_bool(c, "train.snapshots");
+    s->seed = (uint64_t)ohm_config_int(c, "train.seed");
+    s->batch = (int)ohm_config_int(c, "optimizer.batch");
+    s->lr = ohm_config_double(c, "optimizer.lr");
+    s->weight_decay = ohm_config_double(c, "optimizer.weight_decay");
+    s->schedule = (ohm_schedule_t)pick(ohm_config_str(c, "optimizer.schedule"), schedules, 2);
+    s->order = (ohm_order_t)pick(ohm_config_str(c, "aggregate.order"), orders, 3);
+    s->writeback = strcmp(ohm_config_str(c, "aggregate.writeback"), "pulsed") == 0 ? OHM_WB_PULSED
+                                                                                   : OHM_WB_EXACT;
+    s->future = (int)ohm_config_int(c, "net.future_rounds");
+    s->timeout_ms = (int)ohm_config_int(c, "net.round_timeout_ms");
+    s->startup_timeout_ms = (int)ohm_config_int(c, "net.startup_timeout_ms");
+    s->hwm = (int)ohm_config_int(c, "net.hwm");
+    s->insecure = ohm_config_bool(c, "net.insecure");
+    s->hold_share = ohm_config_double(c, "net.hold_share");
+    s->hold_burst_s = ohm_config_double(c, "net.hold_burst_s");
+    s->test_subset = (size_t)ohm_config_int(c, "data.test_subset");
+    /* The schema bounds what it can; these are checked here so a change of the
+     * schema cannot make the loop run with an unchecked value. */
+    if ((int)s->order < 0 || (int)s->schedule < 0)
+        return ohm_error_set(OHM_EINVAL, "aggregate.order or optimizer.schedule: unknown value");
+    if (s->future > OHM_INBOX_MAX_FUTURE)
+        return ohm_error_set(OHM_EINVAL, "net.future_rounds = %d: at most %d", s->future,
+                             OHM_INBOX_MAX_FUTURE);
+    if (s->weight_decay > 0 && strcmp(ohm_config_str(c, "optimizer.name"), "digital") != 0)
+        return ohm_error_set(OHM_EINVAL,
+                             "optimizer.weight_decay = %g: weight decay applies to the digital "
+                             "optimizer only (optimizer.name = %s)",
+                             s->weight_decay, ohm_config_str(c, "optimizer.name"));
+    return OHM_OK;
+}
+
+double ohm_settings_lr(const ohm_settings_t *s, uint32_t r)
+{
+    return s->schedule == OHM_SCHEDULE_INVSQRT ? s->lr / sqrt((double)r + 1.0) : s->lr;
+}

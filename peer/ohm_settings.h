@@ -1,0 +1,49 @@
+/* ohm_settings: the run configuration a peer's loop needs, resolved once at
+ * start into typed fields, so the round loop never looks a key up by name. */
+#ifndef OHM_SETTINGS_H
+#define OHM_SETTINGS_H
+
+#include "ohm_config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* aggregate.order (docs/design.md, "One round of one peer"). */
+typedef enum {
+    OHM_ORDER_ATC,       /* adapt, send, combine */
+    OHM_ORDER_CTA,       /* send, combine, adapt */
+    OHM_ORDER_CONSENSUS, /* send, adapt at the own point, combine + (psi - w) */
+} ohm_order_t;
+
+/* optimizer.schedule */
+typedef enum { OHM_SCHEDULE_CONST, OHM_SCHEDULE_INVSQRT } ohm_schedule_t;
+
+typedef struct {
+    /* [train] */
+    uint32_t rounds, eval_every, checkpoint_every;
+    int local_steps;
+    int snapshots;
+    uint64_t seed;
+    /* [optimizer] */
+    int batch;
+    double lr, weight_decay;
+    ohm_schedule_t schedule;
+    /* [aggregate] */
+    ohm_order_t order;
+    int writeback; /* OHM_WB_EXACT or OHM_WB_PULSED */
+    /* [net] */
+    int future, timeout_ms, startup_timeout_ms, hwm, insecure;
+    double hold_share, hold_burst_s;
+    /* [data] */
+    size_t test_subset;
+} ohm_settings_t;
+
+/* Reads every field from cfg (already validated by its schema). Errors:
+ * OHM_EINVAL for a combination the schema cannot express (the detail names
+ * the keys). */
+int ohm_settings_resolve(const ohm_config_t *cfg, ohm_settings_t *s);
+
+/* The step size of round r (0-based) under the schedule. */
+double ohm_settings_lr(const ohm_settings_t *s, uint32_t r);
+
+#endif
