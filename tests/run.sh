@@ -27,7 +27,7 @@ case "$mode" in
     rm -rf build-fuzz
     CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false -Dbench=false >/dev/null
     meson compile -C build-fuzz
-    for f in wire topology config; do
+    for f in wire topology config inbox; do
       mkdir -p "build-fuzz/corpus-$f"
       echo "fuzzing $f for ${secs}s"
       "./build-fuzz/tests/fuzz_$f" -max_total_time="$secs" -print_final_stats=0 \
