@@ -151,13 +151,11 @@ int ohm_byz_act(ohm_byz_t *b, const ohm_topology_t *t, uint32_t round, uint32_t 
         if (plan.replay && b->history_round[rs] == plan.replay_round) replay = b->history + rs * d;
         if (plan.replay && !replay) plan.models = 0; /* nothing of that round to replay */
     }
+    /* Models first, then the hellos: a flood must not push the attacker's own
+     * model out of its send queue (it would only be a silent peer then). */
     for (int i = 0; i < nt && rc == OHM_OK; i++) {
-        for (int h = 0; h < plan.hellos && rc == OHM_OK; h++)
-            rc =
-                send(ctx, OHM_MSG_HELLO, ohm_attack_hello_stamp(&b->a, round, h), NULL, targets[i]);
-        if (plan.models == 0 || rc) continue;
         const float *vec = replay;
-        if (!vec) {
+        if (plan.models > 0 && !vec) {
             if ((rc = ohm_byz_craft(b, t, targets[i], round, recv, recv_ids, n, d, b->out))) break;
             vec = b->out;
         }
@@ -166,6 +164,9 @@ int ohm_byz_act(ohm_byz_t *b, const ohm_topology_t *t, uint32_t round, uint32_t 
             if (stamp < plan.stamp) break; /* would wrap past the largest round */
             rc = send(ctx, OHM_MSG_MODEL, stamp, vec, targets[i]);
         }
+        for (int h = 0; h < plan.hellos && rc == OHM_OK; h++)
+            rc =
+                send(ctx, OHM_MSG_HELLO, ohm_attack_hello_stamp(&b->a, round, h), NULL, targets[i]);
     }
     return rc;
 }

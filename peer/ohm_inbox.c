@@ -21,6 +21,7 @@ typedef struct {
     int heard;    /* heard since start (start-up barrier) */
     int cut;      /* our link to it dropped and has not come back */
     int finished; /* said bye */
+    int ignored;  /* never waited or held for */
     int got;      /* a model of the current round arrived (valid or not) */
     int valid;    /* ... and it is kept in cur */
     int late;     /* still waited for when the deadline passed */
@@ -255,10 +256,16 @@ int ohm_inbox_cut(const ohm_inbox_t *ib, int i)
     return ib->nb[i].cut;
 }
 
+void ohm_inbox_ignore(ohm_inbox_t *ib, int i)
+{
+    assert(i >= 0 && i < ib->n);
+    ib->nb[i].ignored = 1;
+}
+
 int ohm_inbox_all_heard(const ohm_inbox_t *ib)
 {
     for (int i = 0; i < ib->n; i++)
-        if (!ib->nb[i].heard) return 0;
+        if (!ib->nb[i].heard && !ib->nb[i].ignored) return 0;
     return 1;
 }
 
@@ -312,8 +319,8 @@ int ohm_inbox_waits_for(const ohm_inbox_t *ib, int i)
     /* Not when it is ahead (its model of this round was sent before its later
      * frames: if it is not here it was lost), nor when it is further behind
      * than the window (it catches up once it sees our rounds). */
-    return b->live && !b->got && !b->cut && !b->finished && b->pos <= r && b->pos + ib->lag >= r &&
-           r >= b->probation_until;
+    return b->live && !b->ignored && !b->got && !b->cut && !b->finished && b->pos <= r &&
+           b->pos + ib->lag >= r && r >= b->probation_until;
 }
 
 int ohm_inbox_waiting(const ohm_inbox_t *ib)

@@ -117,6 +117,11 @@ int ohm_inbox_link_lost(ohm_inbox_t *ib, int i);
 void ohm_inbox_link_up(ohm_inbox_t *ib, int i);
 int ohm_inbox_cut(const ohm_inbox_t *ib, int i);
 
+/* Never wait or hold for neighbour i (a Byzantine peer's fellow attackers:
+ * they send only once their own round is received, so waiting for each other
+ * would cost both a deadline every round). Its frames are filed as usual. */
+void ohm_inbox_ignore(ohm_inbox_t *ib, int i);
+
 /* Start-up barrier: whether every neighbour has been heard. */
 int ohm_inbox_all_heard(const ohm_inbox_t *ib);
 /* Ends the barrier: neighbours never heard are down (not waited for until they

@@ -262,6 +262,9 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
                            .hold_min_s = p->s.timeout_ms / 2000.0,
                            .release = release_frame};
     if ((rc = ohm_inbox_new(&io, p->nb_ids, p->nn, &p->inbox))) goto fail;
+    /* A Byzantine peer does not wait for its fellow attackers (they collude). */
+    for (int i = 0; p->self->byzantine && i < p->nn; i++)
+        if (p->nb_byz[i]) ohm_inbox_ignore(p->inbox, i);
     p->own = malloc(sizeof(float) * p->P);
     p->psi = malloc(sizeof(float) * p->P);
     p->out = malloc(sizeof(float) * p->P);

@@ -310,3 +310,100 @@ Test(attack, isolation_makes_the_target_keep_its_model)
         moved += fabs(out[c] - xt[c]);
     cr_expect(moved > 1.0);
 }
+
+/* ----------------------------------------------------- control-plane attacks */
+
+Test(attack, control_plane_specs_parse_and_refuse_bad_keys)
+{
+    ohm_attack_params_t p = parsed("roundlie:shift=-50,nan=1");
+    cr_expect_eq(p.kind, OHM_ATTACK_ROUNDLIE);
+    cr_expect_eq(p.shift, -50);
+    cr_expect_eq(p.shift_set, 1);
+    cr_expect_eq(p.nan, 1);
+    p = parsed("stale:lag=3,restamp=1");
+    cr_expect_eq(p.lag, 3);
+    cr_expect_eq(p.restamp, 1);
+    p = parsed("hello-flood:count=5");
+    cr_expect_eq(p.count, 5);
+    p = parsed("mute-then-burst:mute=2,burst=4");
+    cr_expect_eq(p.mute, 2);
+    cr_expect_eq(p.burst, 4);
+    p = parsed("mute-then-burst");
+    cr_expect_eq(p.mute, 3, "default mute");
+    cr_expect_eq(p.burst, 8, "default burst");
+    const char *bad[] = {"stale:lag=0",         "stale:shift=3",      "roundlie:nan=2",
+                         "hello-flood:count=x", "roundlie:shift=1.5", "gaussian:lag=3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char err[200] = "";
+        cr_expect_eq(ohm_attack_parse(bad[i], &p, err, sizeof err), OHM_ATTACK_EARGS, "%s", bad[i]);
+        cr_expect_neq(err[0], '\0', "%s: no reason given", bad[i]);
+    }
+}
+
+Test(attack, plans_follow_their_formulas)
+{
+    ohm_attack_plan_t pl;
+    ohm_attack_params_t p = parsed("gaussian");
+    ohm_attack_plan(&p, 7, 100, &pl);
+    cr_expect(pl.models == 1 && pl.stamp == 7 && !pl.replay && pl.hellos == 0);
+    p = parsed("crash");
+    ohm_attack_plan(&p, 7, 100, &pl);
+    cr_expect_eq(pl.models, 0);
+    /* roundlie: near the end of the run by default, else round + shift (>= 0) */
+    p = parsed("roundlie");
+    ohm_attack_plan(&p, 7, 8000, &pl);
+    cr_expect_eq(pl.stamp, 7990);
+    ohm_attack_plan(&p, 7995, 8000, &pl);
+    cr_expect_eq(pl.stamp, 7997, "never behind round + 2");
+    p = parsed("roundlie:shift=-50");
+    ohm_attack_plan(&p, 70, 8000, &pl);
+    cr_expect_eq(pl.stamp, 20);
+    ohm_attack_plan(&p, 10, 8000, &pl);
+    cr_expect_eq(pl.stamp, 0);
+    /* stale: honest-looking until lag rounds have passed, then replays */
+    p = parsed("stale:lag=3");
+    ohm_attack_plan(&p, 2, 100, &pl);
+    cr_expect(!pl.replay && pl.stamp == 2);
+    ohm_attack_plan(&p, 10, 100, &pl);
+    cr_expect(pl.replay && pl.replay_round == 7 && pl.stamp == 7);
+    p = parsed("stale:lag=3,restamp=1");
+    ohm_attack_plan(&p, 10, 100, &pl);
+    cr_expect(pl.replay && pl.replay_round == 7 && pl.stamp == 10);
+    /* mute-then-burst: mute silent rounds, then 1 + burst models at once */
+    p = parsed("mute-then-burst:mute=2,burst=4");
+    int sent[6];
+    for (uint32_t r = 0; r < 6; r++) {
+        ohm_attack_plan(&p, r, 100, &pl);
+        sent[r] = pl.models;
+    }
+    int want[6] = {0, 0, 5, 0, 0, 5};
+    cr_expect_arr_eq(sent, want, sizeof sent);
+    /* hello-flood: count hellos, stamped in [0, round], reproducibly */
+    p = parsed("hello-flood:count=50");
+    ohm_attack_plan(&p, 40, 100, &pl);
+    cr_expect_eq(pl.hellos, 50);
+    int distinct = 0;
+    for (int k = 0; k < 50; k++) {
+        uint32_t s = ohm_attack_hello_stamp(&p, 40, k);
+        cr_expect_leq(s, 40);
+        cr_expect_eq(s, ohm_attack_hello_stamp(&p, 40, k));
+        distinct += k == 0 || s != ohm_attack_hello_stamp(&p, 40, k - 1);
+    }
+    cr_expect_gt(distinct, 25, "the stamps look random");
+}
+
+Test(attack, control_plane_values_are_the_honest_mean_or_nan)
+{
+    float a[3] = {1, 2, 3}, b[3] = {3, 4, 5}, out[3];
+    const float *h[2] = {a, b};
+    ohm_attack_view_t v = {.honest = h, .n_honest = 2};
+    const double mean[3] = {2, 3, 4};
+    const char *specs[] = {"roundlie", "stale", "hello-flood", "mute-then-burst"};
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(craft(specs[i], &v, 3, out), OHM_ATTACK_OK);
+        expect_vec(out, mean, 3, 0);
+    }
+    cr_assert_eq(craft("roundlie:nan=1", &v, 3, out), OHM_ATTACK_OK);
+    for (int c = 0; c < 3; c++)
+        cr_expect(isnan(out[c]));
+}

@@ -128,6 +128,23 @@ Test(keys, readable_secret_refused)
     cr_expect_eq(ohm_keys_read_secret(kp, pub, sec), OHM_OK, "owner-only read is fine");
 }
 
+Test(keys, secret_owned_by_another_user_refused)
+{
+    if (geteuid() != 0) cr_skip_test("needs root to give the file to another user; skipped");
+    uint8_t pub[32], sec[32];
+    cr_assert_eq(ohm_keys_generate(pub, sec), OHM_OK);
+    char prefix[300], kp[320];
+    path_of(prefix, sizeof prefix, "peer-2");
+    cr_assert_eq(ohm_keys_write(prefix, pub, sec), OHM_OK);
+    snprintf(kp, sizeof kp, "%s.key", prefix);
+    cr_assert_eq(chown(kp, 65534, 65534), 0); /* nobody */
+    cr_expect_eq(ohm_keys_read_secret(kp, pub, sec), OHM_EPERM);
+    cr_expect(strstr(ohm_error_detail(), "65534") && strstr(ohm_error_detail(), kp),
+              "detail names the file and its owner: %s", ohm_error_detail());
+    cr_assert_eq(chown(kp, 0, 0), 0);
+    cr_expect_eq(ohm_keys_read_secret(kp, pub, sec), OHM_OK);
+}
+
 static void write_file(const char *path, const char *text, mode_t mode)
 {
     FILE *f = fopen(path, "w");

@@ -698,3 +698,135 @@ Test(peer_security, hostile_neighbour_is_survived_and_counted, .timeout = 120)
     ohm_transport_destroy(&t);
     ohm_test_rmdir(dir);
 }
+
+/* ---- the round hijack ---------------------------------------------------- */
+
+#define HIJACK_PEERS 4
+#define HIJACK_ROUNDS 3000
+#define HIJACK_STAMP (HIJACK_ROUNDS - 10) /* near the end of the run */
+
+/* A transport holding peer `as`'s real key pair, aimed at peer `to`. */
+static ohm_transport_t *impersonator(const peers_t *ps, int as, int to, size_t max_msg)
+{
+    char bind[64], ep[64];
+    snprintf(bind, sizeof bind, "tcp://%s:*", ps->host);
+    endpoint_of(ps, to, ep, sizeof ep);
+    ohm_transport_opts_t o = {.bind = bind,
+                              .max_msg_size = max_msg,
+                              .hwm = 1000,
+                              .public_key = ps->pub[as],
+                              .secret_key = ps->sec[as]};
+    ohm_transport_t *t = NULL;
+    cr_assert_eq(ohm_transport_new(&o, &t), 0, "%s", ohm_error_detail());
+    cr_assert_eq(ohm_transport_add_peer(t, (uint32_t)to, ep, ps->pub[to]), 0, "%s",
+                 ohm_error_detail());
+    return t;
+}
+
+/* The hijack: a NaN model and a finite one, both stamped near the last round,
+ * sent to peer 0 with peer 1's own key pair. */
+static void send_hijack(ohm_transport_t *t, const char *topo, uint32_t count, uint64_t fp)
+{
+    float *p = malloc(sizeof(float) * count);
+    cr_assert(p);
+    fields_t f = {.v = OHM_WIRE_VERSION,
+                  .type = OHM_MSG_MODEL,
+                  .run = run_id_of(topo),
+                  .from = 1,
+                  .round = HIJACK_STAMP,
+                  .fp = fp,
+                  .n = count};
+    for (uint32_t i = 0; i < count; i++)
+        p[i] = NAN;
+    send_model(t, &f, p);
+    for (uint32_t i = 0; i < count; i++)
+        p[i] = 0.01f * (float)(i % 7);
+    f.round = HIJACK_STAMP + 1;
+    send_model(t, &f, p);
+    free(p);
+}
+
+/* Every peer ran every round, skipping none. */
+static void expect_whole_run(const char *out)
+{
+    for (int i = 0; i < HIJACK_PEERS; i++) {
+        double round = 0, skipped = -1;
+        cr_assert_eq(ohm_test_final(out, i, "round", &round), 0, "peer %d: no final line", i);
+        ohm_test_final(out, i, "rounds_skipped", &skipped);
+        cr_expect_eq((int)round, HIJACK_ROUNDS, "peer %d ended at round %g", i, round);
+        cr_expect_eq(skipped, 0, "peer %d skipped %g rounds", i, skipped);
+    }
+}
+
+Test(peer_security, hijack_with_a_neighbours_key_skips_nothing, .timeout = 240)
+{
+    char dir[128], topo[256];
+    ohm_test_tmpdir(dir, sizeof dir, "hijack");
+    peers_t ps;
+    const int edges[HIJACK_PEERS][2] = {{0, 1}, {1, 2}, {2, 3}, {3, 0}};
+    write_topology(dir, HIJACK_PEERS, edges, HIJACK_PEERS, &ps);
+    snprintf(topo, sizeof topo, "%s/net.topo", dir);
+    uint32_t count;
+    uint64_t fp;
+    model_shape(&count, &fp);
+    const char *extra[] = {"train.rounds=" STR(HIJACK_ROUNDS), "train.eval_every=1000",
+                           "train.checkpoint_every=0",         "net.round_timeout_ms=5000",
+                           "net.startup_timeout_ms=20000",     NULL};
+    const char *sets[40];
+    join_sets(sets, 40, extra);
+
+    /* 1. Next to the real peer 1: the impersonator's session is refused
+     *    (one key, one session) and counted. */
+    char out[256];
+    snprintf(out, sizeof out, "%s/beside", dir);
+    mkdir(out, 0755);
+    pid_t pids[HIJACK_PEERS];
+    for (int i = 0; i < HIJACK_PEERS; i++)
+        pids[i] = ohm_test_peer(topo, i, out, sets, 0);
+    double r = 0, t0 = mono_s();
+    while ((ohm_test_last(out, 0, "round", &r) || r < 1000) && mono_s() - t0 < 60)
+        usleep(20000);
+    ohm_transport_t *imp = impersonator(&ps, 1, 0, ohm_wire_max_size(count));
+    send_hijack(imp, topo, count, fp);
+    usleep(300000);
+    ohm_transport_destroy(&imp);
+    for (int i = 0; i < HIJACK_PEERS; i++) {
+        int st = ohm_test_wait(pids[i], 120000);
+        if (st) ohm_test_show_log(out, i);
+        cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
+    }
+    expect_whole_run(out);
+    char line[16384];
+    cr_assert_eq(final_line(out, 0, line, sizeof line), 0);
+    const char *rd = strstr(line, "\"recv_dropped\":");
+    cr_assert_not_null(rd, "no recv_dropped in %s", line);
+    cr_expect_geq(counter(rd, "duplicate_session"), 1, "the second session was not refused: %s",
+                  rd);
+
+    /* 2. Before the real peer 1 starts, the impersonator holds its key: its
+     *    frames reach peer 0's protocol, which must not believe them. */
+    snprintf(out, sizeof out, "%s/before", dir);
+    mkdir(out, 0755);
+    for (int i = 0; i < HIJACK_PEERS; i++)
+        if (i != 1) pids[i] = ohm_test_peer(topo, i, out, sets, 0);
+    usleep(500000);
+    imp = impersonator(&ps, 1, 0, ohm_wire_max_size(count));
+    send_hijack(imp, topo, count, fp);
+    usleep(500000);
+    ohm_transport_destroy(&imp);
+    usleep(300000);
+    pids[1] = ohm_test_peer(topo, 1, out, sets, 0);
+    for (int i = 0; i < HIJACK_PEERS; i++) {
+        int st = ohm_test_wait(pids[i], 120000);
+        if (st) ohm_test_show_log(out, i);
+        cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
+    }
+    expect_whole_run(out);
+    char obj[1024];
+    cr_assert_eq(final_line(out, 0, line, sizeof line), 0);
+    cr_assert_eq(neighbour_obj(line, 1, obj, sizeof obj), 0);
+    cr_log_info("hijack before peer 1 started: peer 0's record of neighbour 1: %s", obj);
+    cr_expect_geq(counter(obj, "nonfinite") + counter(obj, "future"), 1,
+                  "the hijack frames never reached peer 0's protocol: %s", obj);
+    ohm_test_rmdir(dir);
+}

@@ -5,13 +5,17 @@
 #include "ohm_keys.h"
 #include "ohm_transport.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 typedef struct {
@@ -512,4 +516,145 @@ Test(transport, lost_links_are_reported)
     cr_expect(got, "nothing delivered after the neighbour came back");
     ohm_transport_destroy(&b);
     ohm_transport_destroy(&a);
+}
+
+/* ------------------------------------------------ visitors, drops, sessions */
+
+/* Host and port of a bound "tcp://127.0.0.1:PORT" endpoint. */
+static int port_of(const char *ep)
+{
+    const char *c = strrchr(ep, ':');
+    cr_assert_not_null(c);
+    return atoi(c + 1);
+}
+
+/* A raw TCP client: connects, sends len bytes (may be 0), closes. */
+static void raw_tcp_visit(int port, const char *bytes, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (len) cr_expect_eq(write(fd, bytes, len), (ssize_t)len);
+    usleep(50000);
+    close(fd);
+}
+
+/* Receives (nothing is expected) for about ms, so the monitor's news is read. */
+static void settle(ohm_transport_t *t, int ms)
+{
+    for (int i = 0; i < ms / 50; i++)
+        expect_nothing(t, 50);
+}
+
+Test(transport, every_visitor_of_a_curve_peer_is_counted)
+{
+    pair_t srv = new_pair(), good = new_pair();
+    uint32_t id = 1;
+    ohm_transport_t *s = open_t("tcp://127.0.0.1:*", 1 << 20, 100, &srv, 1, &good, &id);
+    const char *ep = ohm_transport_endpoint(s);
+    /* a plain ZeroMQ client (no CURVE) */
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    cr_assert_eq(zmq_connect(push, ep), 0);
+    zmq_send(push, "plain", 5, ZMQ_DONTWAIT);
+    /* raw TCP: garbage, and a connection that says nothing */
+    raw_tcp_visit(port_of(ep), "GET / HTTP/1.0\r\n\r\n", 18);
+    raw_tcp_visit(port_of(ep), "", 0);
+    settle(s, 600);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    settle(s, 300);
+    ohm_transport_stats_t st;
+    ohm_transport_stats(s, &st);
+    cr_log_info("visitors: %lu accepted, %lu ok, %lu protocol, %lu auth, %lu other, %lu gone",
+                (unsigned long)st.accepted, (unsigned long)st.handshake_ok,
+                (unsigned long)st.handshake_failed_protocol,
+                (unsigned long)st.handshake_failed_auth, (unsigned long)st.handshake_failed_other,
+                (unsigned long)st.disconnected);
+    cr_expect_geq(st.accepted, 3, "three visitors knocked");
+    cr_expect_eq(st.handshake_ok, 0, "none was admitted");
+    cr_expect_geq(st.handshake_failed_protocol + st.handshake_failed_other, 2,
+                  "the plain ZeroMQ and the garbage handshakes failed");
+    cr_expect_geq(st.disconnected, 2);
+    cr_expect_eq(st.msgs_recv, 0);
+    ohm_transport_destroy(&s);
+}
+
+Test(transport, multipart_and_oversized_frames_are_counted)
+{
+    pair_t srv = new_pair(), cli = new_pair();
+    uint32_t id = 4;
+    /* CURVE: ZeroMQ's own limit has headroom for its framing, so a frame a few
+     * bytes over max reaches the transport's exact check. */
+    ohm_transport_t *s = open_t("tcp://127.0.0.1:*", 1024, 100, &srv, 1, &cli, &id);
+    ohm_transport_t *c = open_t("tcp://127.0.0.1:*", 1024, 100, &cli, 0, NULL, NULL);
+    cr_assert_eq(ohm_transport_add_peer(c, 4, ohm_transport_endpoint(s), srv.pub), OHM_OK);
+    char big[1030];
+    memset(big, 'x', sizeof big);
+    send_bytes(c, 4, big, sizeof big);
+    send_bytes(c, 4, "fits", 4);
+    ohm_frame_t *f = must_recv(s, 5000);
+    cr_expect_eq(ohm_frame_size(f), 4, "the oversized one was dropped");
+    ohm_frame_destroy(&f);
+    ohm_transport_destroy(&c);
+
+    /* a multi-part message from a plain ZeroMQ peer of a plain transport */
+    ohm_transport_t *p = plain();
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    cr_assert_eq(zmq_connect(push, ohm_transport_endpoint(p)), 0);
+    zmq_send(push, "part1", 5, ZMQ_SNDMORE);
+    zmq_send(push, "part2", 5, 0);
+    zmq_send(push, "single", 6, 0);
+    f = must_recv(p, 5000);
+    cr_expect_eq(ohm_frame_size(f), 6);
+    ohm_frame_destroy(&f);
+    int zero = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    ohm_transport_stats_t st;
+    ohm_transport_stats(s, &st);
+    cr_expect_eq(st.drop_oversized, 1);
+    ohm_transport_stats(p, &st);
+    cr_expect_eq(st.drop_multipart, 1);
+    ohm_transport_destroy(&p);
+    ohm_transport_destroy(&s);
+}
+
+Test(transport, one_key_holds_one_session)
+{
+    pair_t srv = new_pair(), k = new_pair();
+    uint32_t id = 7;
+    ohm_transport_t *s = open_t("tcp://127.0.0.1:*", 1 << 20, 100, &srv, 1, &k, &id);
+    ohm_transport_t *real = open_t("tcp://127.0.0.1:*", 1 << 20, 100, &k, 0, NULL, NULL);
+    ohm_transport_t *twin = open_t("tcp://127.0.0.1:*", 1 << 20, 100, &k, 0, NULL, NULL);
+    cr_assert_eq(ohm_transport_add_peer(real, 0, ohm_transport_endpoint(s), srv.pub), OHM_OK);
+    send_bytes(real, 0, "real", 4);
+    ohm_frame_t *f = must_recv(s, 5000);
+    cr_expect_eq(ohm_frame_size(f), 4);
+    ohm_frame_destroy(&f);
+    /* an impersonator with the same key pair, next to the real session */
+    cr_assert_eq(ohm_transport_add_peer(twin, 0, ohm_transport_endpoint(s), srv.pub), OHM_OK);
+    send_bytes(twin, 0, "twin", 4);
+    expect_nothing(s, 500);
+    send_bytes(real, 0, "real2", 5);
+    f = must_recv(s, 5000);
+    cr_expect_eq(ohm_frame_size(f), 5, "the first session still holds the key");
+    ohm_frame_destroy(&f);
+    ohm_transport_stats_t st;
+    ohm_transport_stats(s, &st);
+    cr_expect_eq(st.drop_session, 1);
+    /* the first session ends: the key is free for the next one */
+    ohm_transport_destroy(&real);
+    settle(s, 300);
+    send_bytes(twin, 0, "next", 4);
+    f = must_recv(s, 5000);
+    cr_expect_eq(ohm_frame_size(f), 4);
+    cr_expect_eq(ohm_frame_peer(f), 7);
+    ohm_frame_destroy(&f);
+    ohm_transport_destroy(&twin);
+    ohm_transport_destroy(&s);
 }

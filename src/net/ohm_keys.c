@@ -44,15 +44,24 @@ int ohm_keys_decode(const char *z85, uint8_t key[OHM_KEY_BYTES])
     if (!z85 || strnlen(z85, 41) != 40)
         return ohm_error_set(OHM_EINVAL, "key: expected 40 Z85 characters, got %zu",
                              z85 ? strnlen(z85, 1000) : 0);
+    /* The key may be a secret one: every temporary copy is wiped. */
     uint8_t tmp[OHM_KEY_BYTES];
-    if (!zmq_z85_decode(tmp, z85)) return ohm_error_set(OHM_EINVAL, "key: not valid Z85 text");
-    /* Z85 groups can spell values above 2^32; only the canonical spelling of
-     * the decoded bytes is a key. */
     char back[41];
-    ohm_keys_encode(tmp, back);
-    if (memcmp(back, z85, 40) != 0) return ohm_error_set(OHM_EINVAL, "key: not valid Z85 text");
-    memcpy(key, tmp, OHM_KEY_BYTES);
-    return OHM_OK;
+    int rc = OHM_OK;
+    if (!zmq_z85_decode(tmp, z85)) {
+        rc = ohm_error_set(OHM_EINVAL, "key: not valid Z85 text");
+    } else {
+        /* Z85 groups can spell values above 2^32; only the canonical spelling
+         * of the decoded bytes is a key. */
+        ohm_keys_encode(tmp, back);
+        if (memcmp(back, z85, 40) != 0)
+            rc = ohm_error_set(OHM_EINVAL, "key: not valid Z85 text");
+        else
+            memcpy(key, tmp, OHM_KEY_BYTES);
+    }
+    sodium_memzero(tmp, sizeof tmp);
+    sodium_memzero(back, sizeof back);
+    return rc;
 }
 
 /* Writes text to PATH atomically with mode `mode`: a temp file created
@@ -121,7 +130,15 @@ int ohm_keys_read_secret(const char *path, uint8_t pub[OHM_KEY_BYTES], uint8_t s
         close(fd);
         return ohm_error_set(OHM_EIO, "%s: not a regular file", path);
     }
-    /* Checked on the open file, so a swap of the name after the check is moot. */
+    /* Checked on the open file, so a swap of the name after the check is moot.
+     * A secret someone else owns could be replaced by them at any time. */
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        return ohm_error_set(OHM_EPERM,
+                             "%s: secret key file is owned by uid %u, not by this user (uid %u); "
+                             "refusing a secret key another user controls",
+                             path, (unsigned)st.st_uid, (unsigned)geteuid());
+    }
     if (st.st_mode & 077) {
         close(fd);
         return ohm_error_set(OHM_EPERM,

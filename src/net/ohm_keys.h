@@ -19,8 +19,9 @@ int ohm_keys_generate(uint8_t pub[OHM_KEY_BYTES], uint8_t sec[OHM_KEY_BYTES]);
 int ohm_keys_write(const char *prefix, const uint8_t pub[OHM_KEY_BYTES],
                    const uint8_t sec[OHM_KEY_BYTES]);
 
-/* Reads a secret key file; refuses (OHM_EPERM, naming the file and its mode) a file
- * with any group/other permission. The public key is derived from the secret.
+/* Reads a secret key file; refuses (OHM_EPERM, naming the file and its mode or
+ * owner) a file with any group/other permission or owned by another user. The
+ * public key is derived from the secret; temporary copies are wiped.
  * Errors: OHM_EIO (cannot open/read), OHM_EAUTH (content is not a key). */
 int ohm_keys_read_secret(const char *path, uint8_t pub[OHM_KEY_BYTES], uint8_t sec[OHM_KEY_BYTES]);
 

@@ -1,0 +1,204 @@
+/* Integration: real Byzantine peer processes, declared in the topology, next
+ * to honest ones on a ring and on an Erdos-Renyi graph. Value attacks (the
+ * robust rules' business) and control-plane attacks (lies about rounds,
+ * replays, hello floods, silence then bursts: the protocol's business). In
+ * every run each honest peer must finish every round without skipping any
+ * (rounds_skipped = 0), with accuracy within ACC_BOUND of the attack-free run
+ * on the same graph and rule, and the time an attacker can cost it bounded:
+ * deadlines missed because of it at most a logarithmic number of times, holds
+ * within their budget (docs/protocol.md, "Control plane"). */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ohm_error.h"
+#include "ohm_testproc.h"
+#include "ohm_topology.h"
+
+#define ROUNDS 100
+#define ACC_BOUND 0.05
+#define HOLD_BURST_S 1.0
+#define HOLD_SHARE 0.05
+
+typedef struct {
+    int n;
+    int byz[64];
+    double acc_mean;
+    double wall_max;
+} run_t;
+
+/* Runs every peer of topology `topo` (honest and Byzantine) into a fresh
+ * folder under dir with the common settings plus `extra`, and checks what
+ * holds in every run: each honest peer exits 0 after all rounds, none skipped,
+ * and the time an attacker can cost it is bounded. */
+static run_t run(const char *dir, const char *name, const char *topo, const char *const *extra)
+{
+    char out[512];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    const char *sets[48] = {"data.name=synthetic",
+                            "data.dim=16",
+                            "data.classes=4",
+                            "data.train_size=2400",
+                            "data.test_size=400",
+                            "model.hidden=16",
+                            "optimizer.lr=0.1",
+                            "optimizer.batch=16",
+                            "train.rounds=100",
+                            "train.eval_every=50",
+                            "train.checkpoint_every=0",
+                            "net.insecure=true",
+                            "net.round_timeout_ms=1500",
+                            "net.startup_timeout_ms=5000",
+                            "net.hold_burst_s=1",
+                            "net.hold_share=0.05"};
+    int k = 0;
+    while (sets[k])
+        k++;
+    for (int i = 0; extra && extra[i] && k < 47; i++)
+        sets[k++] = extra[i];
+    sets[k] = NULL;
+
+    ohm_topology_t *t = NULL;
+    cr_assert_eq(ohm_topology_load(topo, &t), 0, "%s", ohm_error_detail());
+    run_t r = {.n = ohm_topology_size(t)};
+    for (int i = 0; i < r.n; i++)
+        r.byz[i] = ohm_topology_peer(t, (uint32_t)i)->byzantine;
+    ohm_topology_destroy(&t);
+
+    pid_t pids[64];
+    for (int i = 0; i < r.n; i++)
+        pids[i] = ohm_test_peer(topo, i, out, sets, 0);
+    for (int i = 0; i < r.n; i++) {
+        int st = ohm_test_wait(pids[i], 300000);
+        if (st != 0) ohm_test_show_log(out, i);
+        cr_assert_eq(st, 0, "%s: peer %d%s exit status %d", name, i, r.byz[i] ? " (Byzantine)" : "",
+                     st);
+    }
+    int honest = 0;
+    for (int i = 0; i < r.n; i++) {
+        if (r.byz[i]) continue;
+        double acc = 0, round = 0, skipped = -1, timed_out = -1, hold = -1, wall = 0;
+        cr_assert_eq(ohm_test_final(out, i, "test_acc", &acc), 0, "%s: peer %d: no final line",
+                     name, i);
+        ohm_test_final(out, i, "round", &round);
+        ohm_test_final(out, i, "rounds_skipped", &skipped);
+        ohm_test_final(out, i, "rounds_timed_out", &timed_out);
+        ohm_test_final(out, i, "hold_s", &hold);
+        ohm_test_final(out, i, "wall_s", &wall);
+        cr_expect_eq((int)round, ROUNDS, "%s: peer %d ended at round %g", name, i, round);
+        cr_expect_eq(skipped, 0, "%s: peer %d skipped %g rounds", name, i, skipped);
+        /* A neighbour that misses deadlines gets a probation that doubles:
+         * log2(ROUNDS) + 2 misses at most per attacker, two attackers here at
+         * most, plus the start-up. */
+        cr_expect_leq(timed_out, 2 * (log2(ROUNDS) + 2) + 1, "%s: peer %d waited out %g deadlines",
+                      name, i, timed_out);
+        /* Holds: the burst and the refill, per attacker. */
+        cr_expect_leq(hold, 2 * (HOLD_BURST_S + HOLD_SHARE * wall) + 0.5,
+                      "%s: peer %d held %.2f s in %.1f s", name, i, hold, wall);
+        if (wall > r.wall_max) r.wall_max = wall;
+        r.acc_mean += acc;
+        honest++;
+    }
+    r.acc_mean /= honest;
+    cr_log_info("%s: %d honest peers, mean accuracy %.4f, slowest %.1f s", name, honest, r.acc_mean,
+                r.wall_max);
+    return r;
+}
+
+static void topology(const char *dir, const char *name, const char *kind, int n, int byz,
+                     const char *attack, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s.topo", dir, name);
+    ohm_test_topology(path, kind, n, byz, attack, 3);
+}
+
+static void expect_close(const run_t *attacked, const run_t *clean, const char *what)
+{
+    cr_expect_geq(attacked->acc_mean, clean->acc_mean - ACC_BOUND,
+                  "%s: honest accuracy %.4f, attack-free %.4f", what, attacked->acc_mean,
+                  clean->acc_mean);
+}
+
+/* The control-plane attacks on a ring of 8 with one Byzantine peer, at the
+ * default aggregate.b = 0: the protocol alone must hold. */
+Test(peer_byzantine, ring_control_plane_attacks, .timeout = 900)
+{
+    char dir[128], topo[512];
+    ohm_test_tmpdir(dir, sizeof dir, "byzring");
+    topology(dir, "clean", "ring", 8, 0, NULL, topo, sizeof topo);
+    run_t clean = run(dir, "clean", topo, NULL);
+    static const char *const attacks[] = {
+        "roundlie",              /* valid models stamped near the end of the run */
+        "roundlie:nan=1",        /* the same with NaN parameters */
+        "roundlie:shift=-60",    /* stamped far behind: held for within budget */
+        "stale:lag=10",          /* replays of its rounds of 10 rounds ago */
+        "hello-flood:count=200", /* with a send queue that lets them through (below) */
+        "mute-then-burst:mute=3,burst=6",
+    };
+    for (size_t a = 0; a < sizeof attacks / sizeof *attacks; a++) {
+        char name[64];
+        snprintf(name, sizeof name, "ring-%zu", a);
+        topology(dir, name, "ring", 8, 1, attacks[a], topo, sizeof topo);
+        const char *deep[] = {"net.hwm=1024", NULL};
+        run_t r = run(dir, name, topo, strncmp(attacks[a], "hello", 5) ? NULL : deep);
+        expect_close(&r, &clean, attacks[a]);
+    }
+    ohm_test_rmdir(dir);
+}
+
+/* roundlie again at the correct b (trimmed mean, b = 1), against the
+ * attack-free run with the same rule. */
+Test(peer_byzantine, ring_roundlie_at_the_correct_b, .timeout = 600)
+{
+    char dir[128], topo[512];
+    ohm_test_tmpdir(dir, sizeof dir, "byzringb");
+    const char *rule[] = {"aggregate.rule=trimmed-mean", "aggregate.b=1", NULL};
+    topology(dir, "clean", "ring", 8, 0, NULL, topo, sizeof topo);
+    run_t clean = run(dir, "clean", topo, rule);
+    topology(dir, "roundlie", "ring", 8, 1, "roundlie", topo, sizeof topo);
+    run_t r = run(dir, "roundlie", topo, rule);
+    expect_close(&r, &clean, "roundlie, b = 1");
+    ohm_test_rmdir(dir);
+}
+
+/* Two Byzantine peers on ER(12, 0.7): value attacks under IOS with the exact
+ * b, and the round lie at b = 0 and at the exact b. */
+Test(peer_byzantine, er_value_and_control_plane_attacks, .timeout = 900)
+{
+    char dir[128], topo[512];
+    ohm_test_tmpdir(dir, sizeof dir, "byzer");
+    const char *ios[] = {"aggregate.rule=ios", "aggregate.b=2", NULL};
+    topology(dir, "clean", "er", 12, 0, NULL, topo, sizeof topo);
+    run_t clean_ios = run(dir, "clean-ios", topo, ios);
+    run_t clean = run(dir, "clean-weighted", topo, NULL);
+    static const char *const value[] = {"signflip", "gaussian"};
+    for (int a = 0; a < 2; a++) {
+        char name[64];
+        snprintf(name, sizeof name, "er-%s", value[a]);
+        topology(dir, name, "er", 12, 2, value[a], topo, sizeof topo);
+        run_t r = run(dir, name, topo, ios);
+        expect_close(&r, &clean_ios, value[a]);
+    }
+    topology(dir, "er-roundlie", "er", 12, 2, "roundlie", topo, sizeof topo);
+    run_t r0 = run(dir, "er-roundlie-b0", topo, NULL);
+    expect_close(&r0, &clean, "roundlie, b = 0");
+    run_t r2 = run(dir, "er-roundlie-b2", topo, ios);
+    expect_close(&r2, &clean_ios, "roundlie, b = 2");
+    ohm_test_rmdir(dir);
+}
+
+/* The runs start a dozen processes each: one test at a time. */
+int main(int argc, char *argv[])
+{
+    struct criterion_test_set *tests = criterion_initialize();
+    criterion_options.jobs = 1;
+    int result = 0;
+    if (criterion_handle_args(argc, argv, true)) result = !criterion_run_all_tests(tests);
+    criterion_finalize(tests);
+    return result;
+}
