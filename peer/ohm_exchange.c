@@ -1,7 +1,7 @@
 /* ohm_exchange: the network side of a peer's round. Frames from the
  * transport are decoded and attributed here, then filed by the inbox, which
- * decides whom to wait for and whether to catch up (docs/protocol.md,
- * "Control plane"). */
+ * decides whom to wait for and whether to catch up
+ * (docs/protocol.md, section "Control plane"). */
 #include "ohm_peer_impl.h"
 
 #include "ohm_error.h"
@@ -187,9 +187,9 @@ static void take_views(ohm_peer_t *p)
 int ohm_exchange_round(ohm_peer_t *p)
 {
     double deadline = ohm_peer_now() + p->s.timeout_ms / 1000.0;
-    /* During the start-up window, neighbours that said hello may still be held
-     * by their own barrier (waiting for a peer that is slow or absent), and
-     * their neighbours by them: wait as long as the start-up allows instead of
+    /* During the start-up window, neighbours may still be held by their own
+     * barrier (waiting for a peer that is slow or absent), and their
+     * neighbours by them: wait as long as the start-up allows instead of
      * marking them down and racing ahead of the whole graph. */
     if (p->startup_deadline > deadline) deadline = p->startup_deadline;
     int rc = receive_until(p, deadline, all_arrived);

@@ -1,5 +1,5 @@
 /* ohm_inbox: the per-neighbour protocol state of one peer (see ohm_inbox.h and
- * docs/protocol.md, "Control plane"). Pure bookkeeping: no sockets, no clock,
+ * docs/protocol.md, section "Control plane"). Pure bookkeeping: no sockets, no clock,
  * so every transition is unit-tested with synthetic frames. */
 #include "ohm_inbox.h"
 

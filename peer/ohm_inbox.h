@@ -1,5 +1,5 @@
 /* ohm_inbox: what one peer knows about each of its in-neighbours, and what
- * the round loop may conclude from it (docs/protocol.md, "Control plane").
+ * the round loop may conclude from it (docs/protocol.md, section "Control plane").
  *
  * The round loop feeds every frame that survived decoding and attribution,
  * with its type, round and whether its parameters are finite; the inbox files
@@ -150,7 +150,7 @@ int ohm_inbox_close(ohm_inbox_t *ib, uint32_t *down, int cap);
  * rounds ahead and before the end of the run; else -1. */
 int64_t ohm_inbox_catch_up(const ohm_inbox_t *ib);
 
-/* Holding (docs/protocol.md, "Holding for a neighbour behind"): before its
+/* Holding (docs/protocol.md, section "Control plane"): before its
  * next round the loop receives without computing while a neighbour is far
  * behind, so that it can come near. Without holds, a neighbour that fell
  * behind (after a partition, say) and cannot catch up (its other neighbours

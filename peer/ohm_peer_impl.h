@@ -103,8 +103,8 @@ int ohm_exchange_barrier(ohm_peer_t *p);
  * the deadline passed, then closes the round's accounting and sets p->view. */
 int ohm_exchange_round(ohm_peer_t *p);
 
-/* Jumps ahead when a quorum of neighbours proved later rounds (docs/protocol.md,
- * "Control plane"). */
+/* Jumps ahead when a quorum of neighbours proved later rounds
+ * (docs/protocol.md, section "Control plane"). */
 void ohm_exchange_catch_up(ohm_peer_t *p);
 /* Before a round: receives without computing (at most half a round deadline)
  * while a neighbour is far behind, so that it can come near. */

@@ -1,5 +1,5 @@
-/* ohm_round: the synchronous round loop of one peer (docs/design.md, "One
- * round of one peer").
+/* ohm_round: the synchronous round loop of one peer
+ * (docs/design.md, section "One round").
  *
  * Per round r:
  *   atc:       psi = local steps from w;  send psi;  w = Rule(psi, psi_j)

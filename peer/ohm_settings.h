@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* aggregate.order (docs/design.md, "One round of one peer"). */
+/* aggregate.order (docs/design.md, section "One round"). */
 typedef enum {
     OHM_ORDER_ATC,       /* adapt, send, combine */
     OHM_ORDER_CTA,       /* send, combine, adapt */

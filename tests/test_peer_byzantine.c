@@ -6,7 +6,7 @@
  * (rounds_skipped = 0), with accuracy within ACC_BOUND of the attack-free run
  * on the same graph and rule, and the time an attacker can cost it bounded:
  * deadlines missed because of it at most a logarithmic number of times, holds
- * within their budget (docs/protocol.md, "Control plane"). */
+ * within their budget (docs/protocol.md, section "Control plane"). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <math.h>
