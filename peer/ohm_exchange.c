@@ -223,9 +223,27 @@ void ohm_exchange_advance(ohm_peer_t *p, uint32_t r)
     ohm_inbox_advance(p->inbox, r);
 }
 
+/* Takes the frames that are already here or still arriving back to back: at
+ * most `max` of them, until none came for quiet_ms, and within total_ms. */
+static void drain(ohm_peer_t *p, int max, int quiet_ms, int total_ms)
+{
+    double end = ohm_peer_now() + total_ms / 1000.0;
+    for (int k = 0; k < max && ohm_peer_now() < end; k++) {
+        ohm_frame_t *f = NULL;
+        if (ohm_transport_recv(p->tr, quiet_ms, &f) != OHM_OK) break;
+        dispatch(p, f);
+    }
+}
+
 void ohm_exchange_catch_up(ohm_peer_t *p)
 {
     int64_t t = ohm_inbox_catch_up(p->inbox);
+    if (t < 0) return;
+    /* What the neighbours queued for us while we were away (a restart, a
+     * partition) arrives first, oldest first: take it all before choosing the
+     * round, so that the jump goes to their latest proven round in one step. */
+    drain(p, (p->s.hwm + 4) * (p->nn + 1), 100, 2000);
+    t = ohm_inbox_catch_up(p->inbox);
     if (t < 0) return;
     fprintf(stderr,
             "ohmpeer %u: catching up from round %u to %" PRId64

@@ -540,16 +540,3 @@ Test(netns, partition_and_rejoin, .fini = fini)
               "peer 5 not back in step within 5 s of the heal (round %d, %.1f s)", j5, d5);
     ohm_test_rmdir(dir);
 }
-
-/* The tests of this suite start many processes each: run them one at a time
- * (Criterion's parallel runner also leaks a little memory inside itself when
- * such tests overlap, which fails sanitized builds). */
-int main(int argc, char *argv[])
-{
-    struct criterion_test_set *tests = criterion_initialize();
-    criterion_options.jobs = 1;
-    int result = 0;
-    if (criterion_handle_args(argc, argv, true)) result = !criterion_run_all_tests(tests);
-    criterion_finalize(tests);
-    return result;
-}

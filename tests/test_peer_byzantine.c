@@ -191,14 +191,3 @@ Test(peer_byzantine, er_value_and_control_plane_attacks, .timeout = 900)
     expect_close(&r2, &clean_ios, "roundlie, b = 2");
     ohm_test_rmdir(dir);
 }
-
-/* The runs start a dozen processes each: one test at a time. */
-int main(int argc, char *argv[])
-{
-    struct criterion_test_set *tests = criterion_initialize();
-    criterion_options.jobs = 1;
-    int result = 0;
-    if (criterion_handle_args(argc, argv, true)) result = !criterion_run_all_tests(tests);
-    criterion_finalize(tests);
-    return result;
-}

@@ -35,13 +35,14 @@
 typedef struct {
     char host[16];
     int port;
-    uint8_t pub[3][OHM_KEY_BYTES], sec[3][OHM_KEY_BYTES];
+    uint8_t pub[8][OHM_KEY_BYTES], sec[8][OHM_KEY_BYTES];
 } peers_t;
 
 /* Writes DIR/net.topo: n peers with fresh CURVE keys in DIR/keys and the given
  * undirected edges ("0-1" pairs), on fresh loopback endpoints. */
 static void write_topology(const char *dir, int n, const int (*edges)[2], int nedges, peers_t *ps)
 {
+    cr_assert_leq(n, 8, "peers_t holds 8 key pairs");
     char path[512];
     ohm_test_endpoints(ps->host, &ps->port, n);
     snprintf(path, sizeof path, "%s/keys", dir);

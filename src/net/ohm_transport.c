@@ -63,6 +63,8 @@ struct ohm_transport {
     char endpoint[256];
     void *srv_mon; /* PAIR reading the receiving socket's monitor */
     int *owner_fd; /* per admitted key: the socket of its session, -1 none */
+    uint8_t *open_fd; /* open_fd[s]: socket s is an open connection (monitor events) */
+    int n_open_fd;
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv, send_dropped;
     uint64_t drop_multipart, drop_oversized, drop_session;
     uint64_t accepted, hs_ok, hs_protocol, hs_auth, hs_other, disconnected;
@@ -392,6 +394,7 @@ void ohm_transport_destroy(ohm_transport_t **tp)
     free(t->allowed);
     free(t->allowed_ids);
     free(t->owner_fd);
+    free(t->open_fd);
     free(t->links);
     free(t->items);
     free(t);
@@ -640,6 +643,30 @@ static void release_fd(ohm_transport_t *t, int fd)
         if (t->owner_fd[i] == fd) t->owner_fd[i] = -1;
 }
 
+/* Records whether socket fd is an open connection (grows the table; an fd
+ * the table cannot hold is simply never known as open). */
+static void mark_fd(ohm_transport_t *t, int fd, int open)
+{
+    if (fd < 0 || fd >= 1 << 20) return;
+    if (fd >= t->n_open_fd) {
+        if (!open) return;
+        int n = t->n_open_fd ? t->n_open_fd : 64;
+        while (n <= fd)
+            n *= 2;
+        uint8_t *g = realloc(t->open_fd, (size_t)n);
+        if (!g) return;
+        memset(g + t->n_open_fd, 0, (size_t)(n - t->n_open_fd));
+        t->open_fd = g;
+        t->n_open_fd = n;
+    }
+    t->open_fd[fd] = (uint8_t)open;
+}
+
+static int fd_open(const ohm_transport_t *t, int fd)
+{
+    return fd >= 0 && fd < t->n_open_fd && t->open_fd[fd];
+}
+
 /* Reads the receiving socket's monitor: counts every visitor and frees the
  * session slots of connections that ended. */
 static void read_server_events(ohm_transport_t *t)
@@ -668,10 +695,12 @@ static void read_server_events(ohm_transport_t *t)
         case ZMQ_EVENT_ACCEPTED:
             t->accepted++;
             release_fd(t, value);
+            mark_fd(t, value, 1);
             break;
         case ZMQ_EVENT_DISCONNECTED:
             t->disconnected++;
             release_fd(t, value);
+            mark_fd(t, value, 0);
             break;
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             t->hs_ok++;
@@ -693,7 +722,10 @@ static void read_server_events(ohm_transport_t *t)
 
 /* One key, one session: the first session of a key that delivers a frame
  * holds the key until its connection ends; frames of any other session with
- * the same key meanwhile are refused (0). */
+ * the same key meanwhile are refused (0). The last frames of a connection
+ * that has already ended are still read after its end: they are delivered
+ * (they were authenticated) but claim nothing, or a dead session would hold
+ * the key for good. */
 static int own_session(ohm_transport_t *t, zmq_msg_t *m, uint32_t peer)
 {
     if (!t->owner_fd || peer == OHM_PEER_UNKNOWN) return 1;
@@ -703,7 +735,8 @@ static int own_session(ohm_transport_t *t, zmq_msg_t *m, uint32_t peer)
     int fd = zmq_msg_get(m, ZMQ_SRCFD);
     if (a < 0 || fd < 0) return 1;
     if (t->owner_fd[a] == fd) return 1;
-    if (t->owner_fd[a] >= 0) read_server_events(t); /* has the first session ended? */
+    read_server_events(t); /* has the first session ended? is this one open? */
+    if (!fd_open(t, fd)) return 1;
     if (t->owner_fd[a] >= 0) return 0;
     t->owner_fd[a] = fd;
     return 1;
