@@ -6,28 +6,26 @@
 #include "ohm_transport.h"
 
 #include "ohm_error.h"
+#include "ohm_sessions.h"
+#include "ohm_zap.h"
 
 #include <assert.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "ohmpeer"
 /* CURVE wraps each message in a MESSAGE command (name, nonce, MAC, flags);
  * ZeroMQ's size limit sees that wrapper, so it gets this much headroom and
  * recv enforces the exact plaintext bound. */
 #define CURVE_OVERHEAD 64
-#define ZAP_MAX_FRAMES 8
 /* Liveness of a link to a neighbour (see ohm_transport_add_peer). */
 #define HEARTBEAT_IVL_MS 1000
 #define HEARTBEAT_TIMEOUT_MS 3000
@@ -48,28 +46,16 @@ struct ohm_transport {
     int hwm;
     size_t max_msg_size;
     int secure;
-    uint8_t *keys; /* sodium_malloc'd: public key, then secret key */
-    /* ZAP admission list, read by the handler thread, immutable after new. */
-    int n_allowed;
-    uint8_t (*allowed)[OHM_KEY_BYTES];
-    uint32_t *allowed_ids;
-    void *zap;
-    pthread_t zap_thread;
-    int zap_running;
+    uint8_t *keys;            /* sodium_malloc'd: public key, then secret key */
+    ohm_zap_t *zap;           /* admits the listed CURVE keys (secure mode) */
+    ohm_sessions_t *sessions; /* visitors of pull, one session per key */
     link_t *links;
     int n_links, cap_links;
     int watch;             /* report lost links (ohm_transport_opts_t.watch_links) */
-    zmq_pollitem_t *items; /* recv's poll set: pull, then each link's monitor */
+    zmq_pollitem_t *items; /* recv's poll set: pull, its monitor, each link's monitor */
     char endpoint[256];
-    void *srv_mon; /* PAIR reading the receiving socket's monitor */
-    int *owner_fd; /* per admitted key: the socket of its session, -1 none */
-    uint8_t *open_fd; /* open_fd[s]: socket s is an open connection (monitor events) */
-    int n_open_fd;
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv, send_dropped;
     uint64_t drop_multipart, drop_oversized, drop_session;
-    uint64_t accepted, hs_ok, hs_protocol, hs_auth, hs_other, disconnected;
-    /* ZAP refusals by reason, written by the handler thread */
-    _Atomic uint64_t zap_unknown_key, zap_mechanism, zap_domain, zap_malformed;
 };
 
 struct ohm_frame {
@@ -146,103 +132,6 @@ static const char *net_reason(int err)
     }
 }
 
-/* ---------------------------------------------------------------- ZAP */
-
-static int frame_is(zmq_msg_t *m, const char *s)
-{
-    size_t n = strlen(s);
-    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
-}
-
-static int send_str(void *sock, const char *s, int more)
-{
-    return zmq_send(sock, s, strlen(s), more ? ZMQ_SNDMORE : 0);
-}
-
-/* Answers one ZAP request (RFC 27): the mechanism must be CURVE and the
- * client's key one of the admitted ones, which maps it to a peer id. */
-static void zap_answer(ohm_transport_t *t, zmq_msg_t *part, int n)
-{
-    const char *status = "400", *text = "unknown key";
-    char user[16] = "";
-    _Atomic uint64_t *reason = &t->zap_unknown_key;
-    int malformed = n < 6; /* n < 0: too many frames, -n of them kept */
-    if (n < 0) n = -n;
-    /* Request frames: version, request id, domain, address, identity, mechanism,
-     * credentials (the client's public key for CURVE). */
-    if (malformed || !frame_is(&part[0], "1.0")) {
-        status = "500";
-        text = "malformed ZAP request";
-        reason = &t->zap_malformed;
-    } else if (!frame_is(&part[2], ZAP_DOMAIN)) {
-        text = "wrong domain";
-        reason = &t->zap_domain;
-    } else if (n != 7 || !frame_is(&part[5], "CURVE") || zmq_msg_size(&part[6]) != OHM_KEY_BYTES) {
-        text = "CURVE required";
-        reason = &t->zap_mechanism;
-    } else {
-        const uint8_t *key = zmq_msg_data(&part[6]);
-        for (int i = 0; i < t->n_allowed; i++)
-            if (sodium_memcmp(key, t->allowed[i], OHM_KEY_BYTES) == 0) {
-                status = "200";
-                text = "OK";
-                snprintf(user, sizeof user, "%" PRIu32, t->allowed_ids[i]);
-                break;
-            }
-    }
-    if (status[0] != '2') atomic_fetch_add(reason, 1);
-    /* Version, request id (echoed), status, text, user id, empty metadata. */
-    send_str(t->zap, "1.0", 1);
-    if (n >= 2)
-        zmq_send(t->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
-    else
-        send_str(t->zap, "", 1);
-    send_str(t->zap, status, 1);
-    send_str(t->zap, text, 1);
-    send_str(t->zap, user, 1);
-    send_str(t->zap, "", 0);
-}
-
-/* Serves ZAP requests until the context is shut down (ETERM). */
-static void *zap_main(void *arg)
-{
-    ohm_transport_t *t = arg;
-    for (;;) {
-        zmq_msg_t part[ZAP_MAX_FRAMES];
-        int n = 0, more = 1, term = 0, overflow = 0;
-        while (more) {
-            if (n == ZAP_MAX_FRAMES) {
-                /* Not a request libzmq would send: keep the first frames for
-                 * the reply's request id, discard the rest. */
-                zmq_msg_t extra;
-                zmq_msg_init(&extra);
-                term = zmq_msg_recv(&extra, t->zap, 0) < 0 && errno != EINTR;
-                more = !term && zmq_msg_more(&extra);
-                zmq_msg_close(&extra);
-                overflow = 1;
-                if (term) break;
-                continue;
-            }
-            zmq_msg_init(&part[n]);
-            if (zmq_msg_recv(&part[n], t->zap, 0) < 0) {
-                zmq_msg_close(&part[n]);
-                if (errno == EINTR) continue;
-                term = 1;
-                break;
-            }
-            more = zmq_msg_more(&part[n]);
-            n++;
-        }
-        if (!term) zap_answer(t, part, overflow ? -n : n);
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&part[i]);
-        if (term) break;
-    }
-    zmq_close(t->zap);
-    t->zap = NULL;
-    return NULL;
-}
-
 /* ---------------------------------------------------------------- life */
 
 static int setup_security(ohm_transport_t *t, const ohm_transport_opts_t *o)
@@ -260,27 +149,11 @@ static int setup_security(ohm_transport_t *t, const ohm_transport_opts_t *o)
     else
         crypto_scalarmult_base(t->keys, o->secret_key);
     sodium_mprotect_readonly(t->keys);
-    t->n_allowed = o->n_allowed;
-    t->owner_fd = malloc(sizeof *t->owner_fd * (o->n_allowed > 0 ? (size_t)o->n_allowed : 1));
-    if (!t->owner_fd) return ohm_error_set(OHM_ENOMEM, "transport: sessions");
-    for (int i = 0; i < o->n_allowed; i++)
-        t->owner_fd[i] = -1;
-    size_t n = o->n_allowed > 0 ? (size_t)o->n_allowed : 1;
-    t->allowed = calloc(n, OHM_KEY_BYTES);
-    t->allowed_ids = calloc(n, sizeof *t->allowed_ids);
-    if (!t->allowed || !t->allowed_ids) return ohm_error_set(OHM_ENOMEM, "transport: key list");
-    if (o->n_allowed > 0) {
-        memcpy(t->allowed, o->allowed_keys, (size_t)o->n_allowed * OHM_KEY_BYTES);
-        memcpy(t->allowed_ids, o->allowed_ids, (size_t)o->n_allowed * sizeof *t->allowed_ids);
-    }
     /* The handler binds before the PULL socket so no client is ever admitted
      * without it. */
-    t->zap = zmq_socket(t->ctx, ZMQ_REP);
-    if (!t->zap || set_int(t->zap, ZMQ_LINGER, 0) || zmq_bind(t->zap, ZAP_ENDPOINT))
-        return ohm_error_set(OHM_ENET, "transport: ZAP handler: %s", zmq_strerror(errno));
-    if (pthread_create(&t->zap_thread, NULL, zap_main, t) != 0)
-        return ohm_error_set(OHM_ENOMEM, "transport: cannot start the ZAP thread");
-    t->zap_running = 1;
+    int rc =
+        ohm_zap_new(t->ctx, ZAP_DOMAIN, o->n_allowed, o->allowed_keys, o->allowed_ids, &t->zap);
+    if (rc) return ohm_error_set(rc, "transport: %s", ohm_error_detail());
     return OHM_OK;
 }
 
@@ -305,16 +178,9 @@ static int bind_pull(ohm_transport_t *t, const ohm_transport_opts_t *o)
     if (rc) return ohm_error_set(OHM_ENET, "transport: socket options: %s", zmq_strerror(errno));
     /* Every visitor is counted, admitted or not: the monitor sees connections
      * and handshakes that never deliver a frame. */
-    char addr[96];
-    snprintf(addr, sizeof addr, "inproc://ohm-server-%p", (void *)t);
-    if (zmq_socket_monitor(
-            t->pull, addr,
-            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
-        !(t->srv_mon = zmq_socket(t->ctx, ZMQ_PAIR)) || set_int(t->srv_mon, ZMQ_LINGER, 0) ||
-        zmq_connect(t->srv_mon, addr) != 0)
-        return ohm_error_set(OHM_ENET, "transport: monitor: %s", zmq_strerror(errno));
+    int rc2 = ohm_sessions_new(t->ctx, t->pull, t->secure ? o->n_allowed : 0,
+                               t->secure ? o->allowed_ids : NULL, &t->sessions);
+    if (rc2) return ohm_error_set(rc2, "transport: %s", ohm_error_detail());
     if (zmq_bind(t->pull, o->bind) != 0) {
         int err = errno;
         char num[300], why[300] = "";
@@ -345,10 +211,6 @@ int ohm_transport_new(const ohm_transport_opts_t *o, ohm_transport_t **out)
     t->watch = o->watch_links;
     t->max_msg_size = o->max_msg_size;
     t->secure = o->secret_key != NULL;
-    atomic_init(&t->zap_unknown_key, 0);
-    atomic_init(&t->zap_mechanism, 0);
-    atomic_init(&t->zap_domain, 0);
-    atomic_init(&t->zap_malformed, 0);
     int rc = OHM_OK;
     t->ctx = zmq_ctx_new();
     if (!t->ctx) rc = ohm_error_set(OHM_ENET, "transport: zmq context: %s", zmq_strerror(errno));
@@ -367,11 +229,8 @@ void ohm_transport_destroy(ohm_transport_t **tp)
     if (!tp || !*tp) return;
     ohm_transport_t *t = *tp;
     *tp = NULL;
-    if (t->pull) {
-        if (t->srv_mon) zmq_socket_monitor(t->pull, NULL, 0);
-        zmq_close(t->pull);
-    }
-    if (t->srv_mon) zmq_close(t->srv_mon);
+    ohm_sessions_destroy(&t->sessions);
+    if (t->pull) zmq_close(t->pull);
     for (int i = 0; i < t->n_links; i++) {
         if (t->links[i].mon) {
             zmq_socket_monitor(t->links[i].sock, NULL, 0);
@@ -380,21 +239,14 @@ void ohm_transport_destroy(ohm_transport_t **tp)
         zmq_close(t->links[i].sock);
     }
     if (t->ctx) {
-        /* Wakes the ZAP thread's blocking recv with ETERM; it closes its
+        /* Wakes the ZAP thread's blocking receive with ETERM; it closes its
          * socket and returns, after which the context can end. */
         zmq_ctx_shutdown(t->ctx);
-        if (t->zap_running)
-            pthread_join(t->zap_thread, NULL);
-        else if (t->zap)
-            zmq_close(t->zap);
+        ohm_zap_destroy(&t->zap);
         while (zmq_ctx_term(t->ctx) != 0 && errno == EINTR) {
         }
     }
     if (t->keys) sodium_free(t->keys); /* wipes before freeing */
-    free(t->allowed);
-    free(t->allowed_ids);
-    free(t->owner_fd);
-    free(t->open_fd);
     free(t->links);
     free(t->items);
     free(t);
@@ -635,113 +487,6 @@ static uint32_t peer_of(ohm_transport_t *t, zmq_msg_t *m)
     return (uint32_t)v;
 }
 
-/* Frees the session slot held by socket fd: that connection ended, or the
- * number was reused by a new connection (so the old one ended). */
-static void release_fd(ohm_transport_t *t, int fd)
-{
-    for (int i = 0; t->owner_fd && i < t->n_allowed; i++)
-        if (t->owner_fd[i] == fd) t->owner_fd[i] = -1;
-}
-
-/* Records whether socket fd is an open connection (grows the table; an fd
- * the table cannot hold is simply never known as open). */
-static void mark_fd(ohm_transport_t *t, int fd, int open)
-{
-    if (fd < 0 || fd >= 1 << 20) return;
-    if (fd >= t->n_open_fd) {
-        if (!open) return;
-        int n = t->n_open_fd ? t->n_open_fd : 64;
-        while (n <= fd)
-            n *= 2;
-        uint8_t *g = realloc(t->open_fd, (size_t)n);
-        if (!g) return;
-        memset(g + t->n_open_fd, 0, (size_t)(n - t->n_open_fd));
-        t->open_fd = g;
-        t->n_open_fd = n;
-    }
-    t->open_fd[fd] = (uint8_t)open;
-}
-
-static int fd_open(const ohm_transport_t *t, int fd)
-{
-    return fd >= 0 && fd < t->n_open_fd && t->open_fd[fd];
-}
-
-/* Reads the receiving socket's monitor: counts every visitor and frees the
- * session slots of connections that ended. */
-static void read_server_events(ohm_transport_t *t)
-{
-    for (;;) {
-        zmq_msg_t ev, where;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, t->srv_mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return;
-        }
-        /* first frame: 16-bit event id and 32-bit value (a socket for these
-         * events); second: the endpoint */
-        uint16_t what = 0;
-        int32_t value = -1;
-        if (zmq_msg_size(&ev) >= 6) {
-            memcpy(&what, zmq_msg_data(&ev), sizeof what);
-            memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, sizeof value);
-        }
-        int more = zmq_msg_more(&ev);
-        zmq_msg_close(&ev);
-        zmq_msg_init(&where);
-        if (more) zmq_msg_recv(&where, t->srv_mon, 0);
-        zmq_msg_close(&where);
-        switch (what) {
-        case ZMQ_EVENT_ACCEPTED:
-            t->accepted++;
-            release_fd(t, value);
-            mark_fd(t, value, 1);
-            break;
-        case ZMQ_EVENT_DISCONNECTED:
-            t->disconnected++;
-            release_fd(t, value);
-            mark_fd(t, value, 0);
-            break;
-        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-            t->hs_ok++;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            t->hs_protocol++;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            t->hs_auth++;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            t->hs_other++;
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-/* One key, one session: the first session of a key that delivers a frame
- * holds the key until its connection ends; frames of any other session with
- * the same key meanwhile are refused (0). The last frames of a connection
- * that has already ended are still read after its end: they are delivered
- * (they were authenticated) but claim nothing, or a dead session would hold
- * the key for good. */
-static int own_session(ohm_transport_t *t, zmq_msg_t *m, uint32_t peer)
-{
-    if (!t->owner_fd || peer == OHM_PEER_UNKNOWN) return 1;
-    int a = -1;
-    for (int i = 0; i < t->n_allowed && a < 0; i++)
-        if (t->allowed_ids[i] == peer) a = i;
-    int fd = zmq_msg_get(m, ZMQ_SRCFD);
-    if (a < 0 || fd < 0) return 1;
-    if (t->owner_fd[a] == fd) return 1;
-    read_server_events(t); /* has the first session ended? is this one open? */
-    if (!fd_open(t, fd)) return 1;
-    if (t->owner_fd[a] >= 0) return 0;
-    t->owner_fd[a] = fd;
-    return 1;
-}
-
 int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
 {
     assert(t && out);
@@ -763,7 +508,8 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
         zmq_pollitem_t *it = t->n_links > 0 && t->watch ? t->items : fixed;
         int nit = 0;
         it[nit++] = (zmq_pollitem_t){.socket = t->pull, .events = ZMQ_POLLIN};
-        it[nit++] = (zmq_pollitem_t){.socket = t->srv_mon, .events = ZMQ_POLLIN};
+        it[nit++] =
+            (zmq_pollitem_t){.socket = ohm_sessions_monitor(t->sessions), .events = ZMQ_POLLIN};
         if (it != fixed)
             for (int i = 0; i < t->n_links; i++)
                 it[nit++] = (zmq_pollitem_t){.socket = t->links[i].mon, .events = ZMQ_POLLIN};
@@ -771,7 +517,7 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
         int rc = did_poll ? zmq_poll(it, nit, wait) : 1;
         int err = errno;
         if (did_poll && rc > 0) {
-            if (it[1].revents & ZMQ_POLLIN) read_server_events(t);
+            if (it[1].revents & ZMQ_POLLIN) ohm_sessions_read(t->sessions);
             int lost = 0;
             for (int i = 2; i < nit; i++)
                 if (it[i].revents & ZMQ_POLLIN) lost |= read_events(&t->links[i - 2]);
@@ -812,7 +558,9 @@ int ohm_transport_recv(ohm_transport_t *t, int timeout_ms, ohm_frame_t **out)
             continue;
         }
         f->peer = peer_of(t, &f->msg);
-        if (!own_session(t, &f->msg, f->peer)) {
+        /* One key, one session (ohm_sessions.h). */
+        if (f->peer != OHM_PEER_UNKNOWN &&
+            !ohm_sessions_admit(t->sessions, f->peer, zmq_msg_get(&f->msg, ZMQ_SRCFD))) {
             t->drop_session++;
             continue;
         }
@@ -853,25 +601,27 @@ void ohm_frame_destroy(ohm_frame_t **fp)
 void ohm_transport_stats(ohm_transport_t *t, ohm_transport_stats_t *s)
 {
     assert(t && s);
-    /* The monitor's news since the last receive (a refused visitor sends no frame). */
-    read_server_events(t);
+    ohm_sessions_counts_t v;
+    ohm_sessions_counts(t->sessions, &v);
+    ohm_zap_counts_t z = {0};
+    if (t->zap) ohm_zap_counts(t->zap, &z);
     *s = (ohm_transport_stats_t){.bytes_sent = t->bytes_sent,
                                  .bytes_recv = t->bytes_recv,
                                  .msgs_sent = t->msgs_sent,
                                  .msgs_recv = t->msgs_recv,
                                  .send_dropped = t->send_dropped,
-                                 .zap_unknown_key = atomic_load(&t->zap_unknown_key),
-                                 .zap_mechanism = atomic_load(&t->zap_mechanism),
-                                 .zap_domain = atomic_load(&t->zap_domain),
-                                 .zap_malformed = atomic_load(&t->zap_malformed),
+                                 .zap_unknown_key = z.unknown_key,
+                                 .zap_mechanism = z.mechanism,
+                                 .zap_domain = z.domain,
+                                 .zap_malformed = z.malformed,
                                  .drop_multipart = t->drop_multipart,
                                  .drop_oversized = t->drop_oversized,
                                  .drop_session = t->drop_session,
-                                 .accepted = t->accepted,
-                                 .handshake_ok = t->hs_ok,
-                                 .handshake_failed_protocol = t->hs_protocol,
-                                 .handshake_failed_auth = t->hs_auth,
-                                 .handshake_failed_other = t->hs_other,
-                                 .disconnected = t->disconnected};
-    s->auth_refused = s->zap_unknown_key + s->zap_mechanism + s->zap_domain + s->zap_malformed;
+                                 .accepted = v.accepted,
+                                 .handshake_ok = v.handshake_ok,
+                                 .handshake_failed_protocol = v.failed_protocol,
+                                 .handshake_failed_auth = v.failed_auth,
+                                 .handshake_failed_other = v.failed_other,
+                                 .disconnected = v.disconnected};
+    s->auth_refused = z.unknown_key + z.mechanism + z.domain + z.malformed;
 }
