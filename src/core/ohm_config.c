@@ -1,9 +1,11 @@
-/* ohm_config: one schema table, an INI reader, overrides, writer and printer.
+/* ohm_config: the schema table, presets, the INI reader, overrides and getters
+ * (the writer and the printers are ohm_config_print.c).
  *
  * Every value is validated when it is set, so the getters never fail: a typo
  * in a config file stops the run at start-up with FILE:LINE instead of
  * training for an hour on a default. */
 #include "ohm_config.h"
+#include "ohm_config_impl.h"
 
 #include "ohm_error.h"
 
@@ -16,21 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-enum ktype { K_INT, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_LIST };
-
-/* Bound flags: which of lo/hi apply and whether they are excluded. */
-enum { B_LO = 1, B_HI = 2, B_LO_OPEN = 4, B_HI_OPEN = 8 };
-
-typedef struct {
-    const char *name; /* "section.key" */
-    enum ktype type;
-    const char *def;     /* default, as it would be written in a file */
-    const char *allowed; /* enum: "a|b|c" */
-    unsigned bounds;     /* B_* flags; for a list they bound each element */
-    double lo, hi;
-    const char *doc;
-} key_def_t;
 
 #define INT_RANGE(n, d, l, h, doc)                                                                 \
     {                                                                                              \
@@ -59,9 +46,6 @@ typedef struct {
     {                                                                                              \
         n, K_LIST, d, NULL, B_LO | B_HI, l, h, doc                                                 \
     }
-
-/* Ints are used as C ints by their consumers, so INT_MAX caps the unbounded ones. */
-#define IMAX ((double)INT_MAX)
 
 /* At most this many elements in an int-list value (hidden layers). */
 #define LIST_MAX 16
@@ -237,12 +221,6 @@ static const preset_t presets[] = {
       "device.asymmetry_convention=aihwkit", NULL}},
 };
 
-typedef struct {
-    char *text; /* canonical text (strings, enums, lists; also what is written) */
-    long i;     /* int, bool */
-    double d;   /* double */
-} value_t;
-
 struct ohm_config {
     value_t v[NKEYS];
 };
@@ -257,7 +235,7 @@ static int find_key(const char *name)
 }
 
 /* Length of the "section" part of a schema name. */
-static size_t section_len(const char *name)
+size_t ohm_config_section_len(const char *name)
 {
     const char *dot = strchr(name, '.');
     assert(dot);
@@ -267,7 +245,8 @@ static size_t section_len(const char *name)
 static int section_known(const char *s, size_t n)
 {
     for (size_t k = 0; k < NKEYS; k++)
-        if (section_len(schema[k].name) == n && memcmp(schema[k].name, s, n) == 0) return 1;
+        if (ohm_config_section_len(schema[k].name) == n && memcmp(schema[k].name, s, n) == 0)
+            return 1;
     return 0;
 }
 
@@ -277,66 +256,11 @@ static void section_names(char *buf, size_t cap)
     size_t len = 0;
     buf[0] = '\0';
     for (size_t k = 0; k < NKEYS && len < cap; k++) {
-        size_t sl = section_len(schema[k].name);
-        if (k > 0 && section_len(schema[k - 1].name) == sl &&
+        size_t sl = ohm_config_section_len(schema[k].name);
+        if (k > 0 && ohm_config_section_len(schema[k - 1].name) == sl &&
             memcmp(schema[k - 1].name, schema[k].name, sl) == 0)
             continue;
         len += (size_t)snprintf(buf + len, cap - len, " %.*s", (int)sl, schema[k].name);
-    }
-}
-
-static const char *type_name(enum ktype t)
-{
-    switch (t) {
-    case K_INT:
-        return "int";
-    case K_DOUBLE:
-        return "double";
-    case K_BOOL:
-        return "bool";
-    case K_STR:
-        return "string";
-    case K_ENUM:
-        return "enum";
-    case K_LIST:
-        return "int-list";
-    }
-    return "?";
-}
-
-/* Shortest decimal text that reads back as exactly `d`. */
-static void format_double(char *buf, size_t cap, double d)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) break;
-    }
-}
-
-/* "1..32", ">= 0", "> 0", "(-1, 1)" or "any": the allowed values of a numeric
- * key. `brief` leaves out the implicit INT_MAX cap of ints (schema table). */
-static void format_bounds(const key_def_t *k, char *buf, size_t cap, int brief)
-{
-    char lo[32], hi[32];
-    format_double(lo, sizeof lo, k->lo);
-    if (k->type == K_DOUBLE)
-        format_double(hi, sizeof hi, k->hi);
-    else
-        snprintf(hi, sizeof hi, "%.0f", k->hi);
-    unsigned b = k->bounds;
-    if (brief && k->type == K_INT && k->hi >= IMAX) b &= ~(unsigned)B_HI;
-    if ((b & B_LO) && (b & B_HI)) {
-        if (!(b & (B_LO_OPEN | B_HI_OPEN)))
-            snprintf(buf, cap, "%s..%s", lo, hi);
-        else
-            snprintf(buf, cap, "%c%s, %s%c", (b & B_LO_OPEN) ? '(' : '[', lo, hi,
-                     (b & B_HI_OPEN) ? ')' : ']');
-    } else if (b & B_LO) {
-        snprintf(buf, cap, "%s %s", (b & B_LO_OPEN) ? ">" : ">=", lo);
-    } else if (b & B_HI) {
-        snprintf(buf, cap, "%s %s", (b & B_HI_OPEN) ? "<" : "<=", hi);
-    } else {
-        snprintf(buf, cap, "any");
     }
 }
 
@@ -383,7 +307,7 @@ static int parse_value(const key_def_t *k, const char *text, const char *where, 
         if (rc == OHM_EINVAL)
             return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' is not an integer", where, k->name,
                                  text);
-        format_bounds(k, range, sizeof range, 0);
+        ohm_config_format_bounds(k, range, sizeof range, 0);
         if (rc == OHM_ERANGE || !in_bounds(k, (double)v))
             return ohm_error_set(OHM_ERANGE, "%s: %s: %.64s is out of range (%s)", where, k->name,
                                  text, range);
@@ -399,12 +323,12 @@ static int parse_value(const key_def_t *k, const char *text, const char *where, 
         if (!*text || end == text || *end || isnan(v) || (isinf(v) && errno != ERANGE))
             return ohm_error_set(OHM_EINVAL, "%s: %s: '%.64s' is not a finite number", where,
                                  k->name, text);
-        format_bounds(k, range, sizeof range, 0);
+        ohm_config_format_bounds(k, range, sizeof range, 0);
         if ((errno == ERANGE && fabs(v) > 1.0) || !in_bounds(k, v))
             return ohm_error_set(OHM_ERANGE, "%s: %s: %.64s is out of range (%s)", where, k->name,
                                  text, range);
         out->d = v;
-        format_double(canon, sizeof canon, v);
+        ohm_config_format_double(canon, sizeof canon, v);
         keep = canon;
         break;
     }
@@ -446,7 +370,7 @@ static int parse_value(const key_def_t *k, const char *text, const char *where, 
     }
     case K_LIST: {
         /* "a, b, c" of integers in bounds; "" or "0" alone is the empty list. */
-        format_bounds(k, range, sizeof range, 0);
+        ohm_config_format_bounds(k, range, sizeof range, 0);
         size_t len = 0, count = 0;
         const char *p = text;
         canon[0] = '\0';
@@ -882,179 +806,21 @@ int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int 
     return n;
 }
 
-/* ---- writer and schema printer ---------------------------------------------------- */
+/* ---- for the printers (ohm_config_impl.h) ------------------------------------------ */
 
-/* The allowed values of a key, as printed in the table and in written configs. */
-static void format_allowed(const key_def_t *k, char *buf, size_t cap)
+size_t ohm_config_key_count(void)
 {
-    switch (k->type) {
-    case K_BOOL:
-        snprintf(buf, cap, "true|false");
-        break;
-    case K_STR:
-        snprintf(buf, cap, "text");
-        break;
-    case K_ENUM:
-        snprintf(buf, cap, "%s", k->allowed);
-        break;
-    case K_INT:
-    case K_DOUBLE:
-        format_bounds(k, buf, cap, 1);
-        break;
-    case K_LIST: {
-        char r[64];
-        format_bounds(k, r, sizeof r, 1);
-        snprintf(buf, cap, "%s each", r);
-        break;
-    }
-    }
+    return NKEYS;
 }
 
-static void write_string(FILE *f, const char *s)
+const key_def_t *ohm_config_key(size_t k)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
+    assert(k < NKEYS);
+    return &schema[k];
 }
 
-int ohm_config_write(const ohm_config_t *cfg, FILE *f)
+const char *ohm_config_text_at(const ohm_config_t *cfg, size_t k)
 {
-    assert(cfg && f);
-    fprintf(f, "# ohmpeer configuration: every key, resolved. `ohmpeer config` documents them.\n");
-    size_t prev = 0;
-    const char *prev_name = NULL;
-    for (size_t k = 0; k < NKEYS; k++) {
-        const key_def_t *d = &schema[k];
-        size_t sl = section_len(d->name);
-        if (!prev_name || sl != prev || memcmp(prev_name, d->name, sl) != 0)
-            fprintf(f, "\n[%.*s]\n", (int)sl, d->name);
-        prev = sl;
-        prev_name = d->name;
-        char allowed[160];
-        format_allowed(d, allowed, sizeof allowed);
-        fprintf(f, "# %s [%s: %s; default %s]\n%s = ", d->doc, type_name(d->type), allowed,
-                d->def[0] ? d->def : "\"\"", d->name + sl + 1);
-        const value_t *v = &cfg->v[k];
-        if (d->type == K_STR)
-            write_string(f, v->text);
-        else if (d->type == K_LIST && !v->text[0])
-            fputs("0", f);
-        else
-            fputs(v->text, f);
-        fputc('\n', f);
-    }
-    if (fflush(f) || ferror(f))
-        return ohm_error_set(OHM_EIO, "writing config: %s", strerror(errno));
-    return OHM_OK;
-}
-
-/* Splits an enum list at '|' into lines of at most `w` characters. Returns the
- * length of the next piece of `s` and sets *next. */
-static size_t wrap_piece(const char *s, size_t w, const char **next)
-{
-    size_t n = strlen(s);
-    if (n <= w) {
-        *next = s + n;
-        return n;
-    }
-    size_t cut = 0;
-    for (size_t i = 0; i < n && i < w; i++)
-        if (s[i] == '|') cut = i + 1;
-    if (cut == 0) cut = w;
-    *next = s + cut;
-    return cut;
-}
-
-void ohm_config_print_schema(FILE *f)
-{
-    enum { ALLOWED_W = 28 };
-    size_t wk = strlen("key"), wd = strlen("default");
-    for (size_t k = 0; k < NKEYS; k++) {
-        size_t sl = section_len(schema[k].name);
-        size_t kl = strlen(schema[k].name) - sl - 1;
-        size_t dl = schema[k].def[0] ? strlen(schema[k].def) : 2;
-        if (kl > wk) wk = kl;
-        if (dl > wd) wd = dl;
-    }
-    fprintf(f, "%-11s %-*s %-8s %-*s %-*s %s\n", "section", (int)wk, "key", "type", (int)wd,
-            "default", ALLOWED_W, "allowed", "doc");
-    for (size_t k = 0; k < NKEYS; k++) {
-        const key_def_t *d = &schema[k];
-        size_t sl = section_len(d->name);
-        char allowed[160];
-        format_allowed(d, allowed, sizeof allowed);
-        const char *next;
-        size_t piece = wrap_piece(allowed, ALLOWED_W, &next);
-        char sec[40];
-        snprintf(sec, sizeof sec, "[%.*s]", (int)sl, d->name);
-        fprintf(f, "%-11s %-*s %-8s %-*s %-*.*s %s\n", sec, (int)wk, d->name + sl + 1,
-                type_name(d->type), (int)wd, d->def[0] ? d->def : "\"\"", ALLOWED_W, (int)piece,
-                allowed, d->doc);
-        while (*next) {
-            const char *s = next;
-            piece = wrap_piece(s, ALLOWED_W, &next);
-            fprintf(f, "%-11s %-*s %-8s %-*s %.*s\n", "", (int)wk, "", "", (int)wd, "", (int)piece,
-                    s);
-        }
-    }
-}
-
-/* Writes `s` for a markdown table cell: '|' would end the cell and '<' could
- * open an HTML tag, so both are escaped. */
-static void md_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '|')
-            fputs("\\|", f);
-        else if (*s == '<')
-            fputs("&lt;", f);
-        else
-            fputc(*s, f);
-    }
-}
-
-void ohm_config_print_markdown(FILE *f)
-{
-    fputs(
-        "# Configuration\n\n"
-        "<!-- Generated by `ohmpeer config --markdown` from the schema in src/core/ohm_config.c;\n"
-        "     regenerate with `ninja -C build docs`, do not edit by hand. -->\n\n"
-        "A run is configured by an INI file (`--config FILE`) and `--set section.key=value`\n"
-        "overrides, applied after the file. Every key has a default; an unknown section or key,\n"
-        "a malformed number or a value outside its allowed set is an error naming `FILE:LINE`\n"
-        "(or `--set`). `ohmpeer config` prints the same table as text, and every checkpoint\n"
-        "keeps the resolved configuration.\n",
-        f);
-    for (size_t k = 0; k < NKEYS; k++) {
-        const key_def_t *d = &schema[k];
-        size_t sl = section_len(d->name);
-        if (k == 0 || section_len(schema[k - 1].name) != sl ||
-            memcmp(schema[k - 1].name, d->name, sl) != 0)
-            fprintf(f,
-                    "\n## [%.*s]\n\n| key | type | default | allowed | meaning |\n"
-                    "|---|---|---|---|---|\n",
-                    (int)sl, d->name);
-        char allowed[160];
-        format_allowed(d, allowed, sizeof allowed);
-        fprintf(f, "| `%s` | %s | `%s` | ", d->name + sl + 1, type_name(d->type),
-                d->def[0] ? d->def : "\"\"");
-        if (d->type == K_ENUM || d->type == K_BOOL) {
-            fputc('`', f);
-            for (const char *c = allowed; *c; c++) {
-                if (*c == '|')
-                    fputs("`, `", f);
-                else
-                    fputc(*c, f);
-            }
-            fputc('`', f);
-        } else {
-            md_text(f, allowed);
-        }
-        fputs(" | ", f);
-        md_text(f, d->doc);
-        fputs(" |\n", f);
-    }
+    assert(cfg && k < NKEYS);
+    return cfg->v[k].text;
 }
