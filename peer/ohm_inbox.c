@@ -394,14 +394,17 @@ int ohm_inbox_quorum(const ohm_inbox_t *ib)
     return q <= L ? q : 0;
 }
 
-/* The evidence of the reachable neighbours that have any, sorted ascending
- * into e[]; returns their number. */
+/* The evidence of the reachable neighbours that have any and no unforgiven
+ * strike, sorted ascending into e[]; returns their number. A neighbour that
+ * missed deadlines while waited for (a silent attacker that then bursts models
+ * stamped ahead, say) gives no evidence for catching up, though it still
+ * counts among the reachable ones: it cannot complete a quorum. */
 static int evidence(const ohm_inbox_t *ib, int64_t *e)
 {
     int k = 0;
     for (int i = 0; i < ib->n; i++) {
         const nbr_t *b = &ib->nb[i];
-        if (b->cut || b->finished || b->evid < 0) continue;
+        if (b->cut || b->finished || b->evid < 0 || b->strikes > 0) continue;
         int j = k++;
         for (; j > 0 && e[j - 1] > b->evid; j--)
             e[j] = e[j - 1];

@@ -483,3 +483,20 @@ Test(inbox, rejects_bad_options)
     o.release = NULL;
     cr_expect_neq(ohm_inbox_new(&o, &id, 1, &ib), 0);
 }
+
+Test(inbox, a_neighbour_with_a_strike_cannot_complete_a_catch_up_quorum)
+{
+    /* A ring: the attacker went silent (a strike), then bursts models stamped
+     * ahead while the honest neighbour is legitimately two rounds ahead. */
+    ohm_inbox_t *ib = started(2, 4, 0, 1000, 10);
+    model(ib, 1, 10);
+    ohm_inbox_deadline(ib);
+    ohm_inbox_close(ib, NULL, 0); /* neighbour 0 missed it: a strike */
+    cr_assert_eq(stats(ib, 0).strikes, 1);
+    ohm_inbox_advance(ib, 11);
+    model(ib, 0, 20); /* its burst */
+    model(ib, 1, 13); /* the honest neighbour, ahead */
+    cr_expect_eq(ohm_inbox_quorum(ib), 2, "it still counts among the reachable");
+    cr_expect_eq(ohm_inbox_catch_up(ib), -1, "but gives no evidence");
+    done(&ib);
+}
