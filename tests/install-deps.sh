@@ -3,7 +3,7 @@
 # Does nothing when everything is already installed (so repeated runs are quick).
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config
-      libzmq3-dev libsodium-dev libmsgpack-dev libcriterion-dev zlib1g-dev libopenblas-dev
+      libzmq3-dev libsodium-dev libmsgpack-dev libcriterion-dev zlib1g-dev libopenblas-dev liblapacke-dev
       dataset-fashion-mnist python3 gnuplot-nox clang iproute2 openssh-server openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do

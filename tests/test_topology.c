@@ -7,6 +7,8 @@
 #include <zmq.h>
 
 #include "ohm_error.h"
+#include "ohm_rng.h"
+#include "ohm_topo_internal.h"
 #include "ohm_topology.h"
 
 static int parse(const char *s, ohm_topology_t **t)
@@ -40,6 +42,15 @@ static void z85_key(char out[41], uint8_t fill)
     for (int i = 0; i < 32; i++)
         k[i] = (uint8_t)(fill + 7 * i);
     cr_assert_not_null(zmq_z85_encode(out, k, 32));
+}
+
+/* The spectral gap (must succeed); *estimate tells how it was found. */
+static double gap_of(const ohm_topology_t *t, int *estimate)
+{
+    ohm_topo_gap_t g;
+    cr_assert_eq(ohm_topology_spectral_gap(t, &g), 0, "spectral gap: %s", ohm_error_detail());
+    if (estimate) *estimate = g.estimate;
+    return g.gap;
 }
 
 static uint64_t round_trip_digest(const ohm_topology_t *t)
@@ -191,7 +202,7 @@ Test(topology, single_peer_is_valid)
     ohm_topology_t *t = must_parse("peer 0 tcp://localhost:7000\n");
     cr_assert_eq(ohm_topology_size(t), 1);
     cr_assert_eq(ohm_topology_weight(t, 0, 0), 1);
-    cr_assert_eq(ohm_topology_spectral_gap(t), 1);
+    cr_assert_eq(gap_of(t, NULL), 1);
     ohm_topology_destroy(&t);
 }
 
@@ -460,8 +471,9 @@ Test(topology, spectral_gap_ring8_metropolis)
     }
     ohm_topology_t *t = must_parse(text);
     double expect = 1 - (1.0 / 3 + 2.0 / 3 * cos(2 * M_PI / 8));
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), expect, 1e-12);
-    cr_assert_not(ohm_topology_gap_is_estimate(t));
+    int est = 1;
+    cr_assert_float_eq(gap_of(t, &est), expect, 1e-12);
+    cr_assert_not(est);
     ohm_topology_destroy(&t);
 }
 
@@ -471,7 +483,7 @@ Test(topology, spectral_gap_path_and_complete)
     peers_text(text, sizeof text, 3);
     strcat(text, "edge 0 1\nedge 1 2\n");
     ohm_topology_t *t = must_parse(text); /* eigenvalues 1, 2/3, 0 */
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), 1.0 / 3, 1e-12);
+    cr_assert_float_eq(gap_of(t, NULL), 1.0 / 3, 1e-12);
     ohm_topology_destroy(&t);
 
     peers_text(text, sizeof text, 7);
@@ -482,7 +494,7 @@ Test(topology, spectral_gap_path_and_complete)
             snprintf(text + l, sizeof text - l, "edge %d %d\n", i, j);
         }
     t = must_parse(text);
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), 1.0, 1e-12);
+    cr_assert_float_eq(gap_of(t, NULL), 1.0, 1e-12);
     ohm_topology_destroy(&t);
 }
 
@@ -499,8 +511,9 @@ Test(topology, spectral_gap_star_uniform_is_reversible)
     }
     ohm_topology_t *t = must_parse(text);
     cr_assert_not(ohm_topology_is_symmetric(t));
-    cr_assert_not(ohm_topology_gap_is_estimate(t));
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), 0.5, 1e-12);
+    int est = 1;
+    cr_assert_float_eq(gap_of(t, &est), 0.5, 1e-12);
+    cr_assert_not(est);
     ohm_topology_destroy(&t);
 }
 
@@ -516,8 +529,9 @@ Test(topology, spectral_gap_non_reversible_by_power_iteration)
                  (i + 1) % 5, i, (i + 1) % 5, (i + 1) % 5, i);
     }
     ohm_topology_t *t = must_parse(text);
-    cr_assert(ohm_topology_gap_is_estimate(t));
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), 1 - cos(M_PI / 5), 1e-8);
+    int est = 0;
+    cr_assert_float_eq(gap_of(t, &est), 1 - cos(M_PI / 5), 1e-8);
+    cr_assert(est);
     ohm_topology_destroy(&t);
 
     /* A pure cyclic shift never mixes: gap 0. */
@@ -525,7 +539,7 @@ Test(topology, spectral_gap_non_reversible_by_power_iteration)
     strcat(text, "edge 0 1\nedge 1 2\nedge 2 0\nweight 0 1 1\nweight 1 2 1\nweight 2 0 1\n"
                  "weight 1 0 0\nweight 2 1 0\nweight 0 2 0\n");
     t = must_parse(text);
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), 0, 1e-9);
+    cr_assert_float_eq(gap_of(t, NULL), 0, 1e-9);
     ohm_topology_destroy(&t);
 }
 
@@ -542,8 +556,9 @@ Test(topology, spectral_gap_large_graph_is_estimated)
         snprintf(text + l, cap - l, "edge 0 %d\n", i);
     }
     ohm_topology_t *t = must_parse(text);
-    cr_assert(ohm_topology_gap_is_estimate(t));
-    cr_assert_float_eq(ohm_topology_spectral_gap(t), 1.0 / n, 1e-9);
+    int est = 0;
+    cr_assert_float_eq(gap_of(t, &est), 1.0 / n, 1e-9);
+    cr_assert(est);
     ohm_topology_destroy(&t);
     free(text);
 }
@@ -595,4 +610,73 @@ Test(topology, digest_ignores_spelling)
     cr_assert_eq(ohm_topology_digest(a), ohm_topology_digest(b));
     ohm_topology_destroy(&a);
     ohm_topology_destroy(&b);
+}
+
+/* ---- edits (keys, bind endpoints) ---- */
+
+Test(topology, edit_without_changes_keeps_the_digest)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "weights uniform\n"
+             "peer 0 tcp://h:1 bind=tcp://*:1\npeer 1 tcp://h:2 role=byzantine attack=signflip\n"
+             "peer 2 tcp://h:3 rule=median b=2\npeer 3 tcp://h:4\n"
+             "edge 0 1 w=0.125\nedge 1 2\nedge 2 3\nedge 3 0\n"
+             "weight 2 3 0.3333333333333333\nweight 3 2 0.1\n");
+    ohm_topology_t *t = must_parse(text), *u = NULL;
+    cr_assert_eq(ohm_topology_edit(t, NULL, "e.topo", &u), 0, "%s", ohm_error_detail());
+    cr_assert_eq(ohm_topology_digest(u), ohm_topology_digest(t));
+    cr_assert_str_eq(ohm_topology_scheme(u), "uniform");
+    cr_assert_float_eq(ohm_topology_weight(u, 3, 2), 0.1, 1e-17);
+    ohm_topology_destroy(&u);
+    ohm_topology_destroy(&t);
+}
+
+Test(topology, edit_sets_keys_and_bind)
+{
+    char text[512];
+    peers_text(text, sizeof text, 3);
+    strcat(text, "edge 0 1\nedge 1 2\nedge 2 0\n");
+    ohm_topology_t *t = must_parse(text), *u = NULL;
+    uint8_t keys[3][32];
+    ohm_topo_edit_t ed[3] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 32; k++)
+            keys[i][k] = (uint8_t)(31 * i + k);
+        ed[i].key = keys[i];
+    }
+    ed[1].bind = "tcp://0.0.0.0:5001";
+    cr_assert_eq(ohm_topology_edit(t, ed, "e.topo", &u), 0, "%s", ohm_error_detail());
+    for (int i = 0; i < 3; i++) {
+        const ohm_peer_info_t *p = ohm_topology_peer(u, (uint32_t)i);
+        cr_assert(p->has_key);
+        cr_assert_eq(memcmp(p->key, keys[i], 32), 0, "peer %d's key", i);
+        cr_assert_str_eq(p->endpoint, ohm_topology_peer(t, (uint32_t)i)->endpoint);
+        cr_assert_eq(ohm_topology_peer(t, (uint32_t)i)->has_key, 0, "the original changed");
+    }
+    cr_assert_null(ohm_topology_peer(u, 0)->bind);
+    cr_assert_str_eq(ohm_topology_peer(u, 1)->bind, "tcp://0.0.0.0:5001");
+    cr_assert_neq(ohm_topology_digest(u), ohm_topology_digest(t));
+    cr_assert_eq(round_trip_digest(u), ohm_topology_digest(u));
+    ohm_topology_destroy(&u);
+    ohm_topology_destroy(&t);
+}
+
+Test(topology, edit_is_validated_like_a_file)
+{
+    char text[512];
+    peers_text(text, sizeof text, 3);
+    strcat(text, "edge 0 1\nedge 1 2\n");
+    ohm_topology_t *t = must_parse(text), *u = NULL;
+    uint8_t key[32] = {1, 2, 3};
+    ohm_topo_edit_t ed[3] = {{.key = key}, {0}, {.key = key}};
+    cr_assert_eq(ohm_topology_edit(t, ed, "e.topo", &u), OHM_EINVAL);
+    cr_assert_null(u);
+    cr_assert(strstr(ohm_error_detail(), "e.topo") && strstr(ohm_error_detail(), "same public key"),
+              "detail '%s'", ohm_error_detail());
+    ohm_topo_edit_t bad[3] = {{0}, {.bind = "tcp://no such host:1"}, {0}};
+    cr_assert_eq(ohm_topology_edit(t, bad, "e.topo", &u), OHM_EPARSE);
+    cr_assert(strstr(ohm_error_detail(), "peer 1: bad bind endpoint"), "detail '%s'",
+              ohm_error_detail());
+    ohm_topology_destroy(&t);
 }

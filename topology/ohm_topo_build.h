@@ -36,6 +36,11 @@ int ohm_topo_build_scheme(ohm_topo_build_t *b, const char *scheme, int line);
  * whatever the outcome. Caller owns *out. */
 int ohm_topo_build_finish(ohm_topo_build_t **b, int end_line, ohm_topology_t **out);
 
+/* Sets the error detail "NAME:LINE: reason" ("NAME: reason" for line 0) and
+ * returns code: the parser's errors name the file as the builder's do. */
+int ohm_topo_build_error(const ohm_topo_build_t *b, int line, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Syntax check of an attack spec "name[:k=v,...]"; 0 if fine, else writes why. */
 int ohm_topo_check_attack(const char *spec, char *why, size_t whylen);
 

@@ -90,18 +90,23 @@ int ohm_topology_is_doubly_stochastic(const ohm_topology_t *t);
 int ohm_topology_byzantine_count(const ohm_topology_t *t);
 int ohm_topology_byzantine_neighbors(const ohm_topology_t *t, uint32_t id);
 
-/* Spectral gap 1 - |lambda_2| of the weight matrix A (|lambda_2|: the second
- * largest eigenvalue modulus, the eigenvalue 1 of the consensus direction
- * removed once). Exact (dense symmetric eigenvalues) when A is reversible
- * (pi_i a_ij = pi_j a_ji for some pi > 0: every symmetric A, Metropolis and
- * uniform weights) and N <= OHM_TOPO_DENSE_MAX; otherwise a power-iteration
- * estimate, see ohm_topology_gap_is_estimate. 1 for a single peer. */
-double ohm_topology_spectral_gap(const ohm_topology_t *t);
-
 #define OHM_TOPO_DENSE_MAX 1024
 
-/* 1 when ohm_topology_spectral_gap returns a power-iteration estimate. */
-int ohm_topology_gap_is_estimate(const ohm_topology_t *t);
+/* The spectral gap of the combination weights, and how it was found. */
+typedef struct {
+    double gap;         /* 1 - |lambda_2|, in [0, 1]; 1 for a single peer */
+    int estimate;       /* 1: a power-iteration estimate, 0: exact */
+    const char *method; /* static text: "LAPACK dsyevr", "power iteration", ... */
+} ohm_topo_gap_t;
+
+/* Spectral gap 1 - |lambda_2| of the weight matrix A (|lambda_2|: the second
+ * largest eigenvalue modulus, the eigenvalue 1 of the consensus direction
+ * removed once). Exact (dense symmetric eigenvalues, by LAPACK when built in)
+ * when A is reversible (pi_i a_ij = pi_j a_ji for some pi > 0: every symmetric
+ * A, Metropolis and uniform weights) and N <= OHM_TOPO_DENSE_MAX; otherwise a
+ * power-iteration estimate. Errors: OHM_ENOMEM (the dense matrix of up to
+ * 1024 x 1024 doubles), OHM_ERANGE (LAPACK reported a failure). */
+int ohm_topology_spectral_gap(const ohm_topology_t *t, ohm_topo_gap_t *out);
 
 /* Writes the topology in the file format (loadable by ohm_topology_parse; the
  * digest survives the round trip). Errors: OHM_EIO. */
@@ -110,6 +115,19 @@ int ohm_topology_write(const ohm_topology_t *t, FILE *f);
 /* A stable 64-bit digest of the topology's content (ids, endpoints, keys,
  * roles, edges, weights), independent of how the file spelled it. */
 uint64_t ohm_topology_digest(const ohm_topology_t *t);
+
+/* What ohm_topology_edit changes of one peer; NULL fields keep the original. */
+typedef struct {
+    const uint8_t *key; /* new CURVE public key (32 bytes) */
+    const char *bind;   /* new bind endpoint, tcp://HOST:PORT */
+} ohm_topo_edit_t;
+
+/* A copy of t whose peers' keys and bind endpoints are replaced as edits[id]
+ * says (edits: NULL or one entry per peer), checked like a parsed file (a key
+ * held by two peers, a bad bind endpoint are errors); `name` prefixes error
+ * details. Caller owns *out. Errors: those of ohm_topology_parse. */
+int ohm_topology_edit(const ohm_topology_t *t, const ohm_topo_edit_t *edits, const char *name,
+                      ohm_topology_t **out);
 
 /* Generators. */
 typedef struct {

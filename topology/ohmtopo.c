@@ -1,12 +1,17 @@
-/* ohmtopo: generate topology files and check them.
+/* ohmtopo: generate topology files, check them, show them as JSON, and add
+ * keys or bind endpoints to them.
  *
  *   ohmtopo gen KIND -n N [options] [-o FILE]
  *   ohmtopo check FILE
+ *   ohmtopo show --json [--gap] FILE
+ *   ohmtopo edit FILE [--keys DIR] [--bind HOST] [-o FILE]
  *
- * Exit status: 0 on success, 1 when `check` finds the file invalid (or cannot
- * read it), 2 on any other error: usage, generator parameters, writing -o. */
+ * Exit status: 0 on success, 1 when `check`, `show` or `edit` find the file
+ * invalid (or cannot read it, or a key), 2 on any other error: usage,
+ * generator parameters, writing -o. */
 #include "ohm_error.h"
 #include "ohm_topology.h"
+#include "ohmtopo_show.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -15,12 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ohmtopo gen KIND -n N [options] [-o FILE]\n"
             "       ohmtopo check FILE\n"
+            "       ohmtopo show --json [--gap] FILE\n"
+            "       ohmtopo edit FILE [--keys DIR] [--bind HOST] [-o FILE]\n"
             "\n"
             "gen: writes a connected topology (stdout without -o).\n"
             "  KIND                ring | torus | complete | er | exp | star | clusters\n"
@@ -43,7 +51,17 @@ static void usage(FILE *f)
             "  -o FILE             output file (written whole, then renamed into place)\n"
             "\n"
             "check: validates FILE and prints peers, edges, degrees, the spectral gap of the\n"
-            "  combination weights and the Byzantine placement; exit 0 if valid, 1 if not.\n",
+            "  combination weights and the Byzantine placement; exit 0 if valid, 1 if not.\n"
+            "\n"
+            "show --json: FILE as one JSON object (peers with endpoint, host, port, bind, key,\n"
+            "  role, attack, rule, b, neighbours and weights; edges; Byzantine placement;\n"
+            "  --gap adds the spectral gap); exit 0, or 1 if FILE is invalid.\n"
+            "\n"
+            "edit: writes FILE again (stdout without -o) with, for every peer,\n"
+            "  --keys DIR          key= read from DIR/peer-<id>.pub (ohmpeer keygen writes it)\n"
+            "  --bind HOST         bind=tcp://HOST:<the port of its endpoint>, e.g. 0.0.0.0\n"
+            "  the result is checked like any topology; exit 0, 1 if FILE, a key or the result\n"
+            "  is invalid.\n",
             OHM_TOPO_MAX_PEERS);
 }
 
@@ -79,6 +97,43 @@ static void write_command(FILE *f, int argc, char **argv)
             fputc((unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c, f);
     }
     fputc('\n', f);
+}
+
+/* Writes t (after the command line as a comment) to stdout, or to `out` beside
+ * the target and renamed into place, so a reader never sees half a file.
+ * Returns 0, or 2 after an error message. */
+static int write_topology(const ohm_topology_t *t, const char *out, int argc, char **argv)
+{
+    if (!out) {
+        write_command(stdout, argc, argv);
+        if (ohm_topology_write(t, stdout) || fflush(stdout)) {
+            fprintf(stderr, "ohmtopo: writing stdout: %s\n", strerror(errno));
+            return 2;
+        }
+        return 0;
+    }
+    size_t len = strlen(out) + 32;
+    char *tmp = malloc(len);
+    FILE *f = NULL;
+    if (tmp) {
+        snprintf(tmp, len, "%s.tmp.%ld", out, (long)getpid());
+        f = fopen(tmp, "w");
+    }
+    int status = 0;
+    if (!f) {
+        fprintf(stderr, "ohmtopo: %s: %s\n", out, tmp ? strerror(errno) : "out of memory");
+        status = 2;
+    } else {
+        write_command(f, argc, argv);
+        int wrc = ohm_topology_write(t, f);
+        if (fclose(f) || wrc || rename(tmp, out)) {
+            fprintf(stderr, "ohmtopo: writing %s: %s\n", out, strerror(errno));
+            remove(tmp);
+            status = 2;
+        }
+    }
+    free(tmp);
+    return status;
 }
 
 static int known_option(const char *a)
@@ -192,36 +247,7 @@ static int cmd_gen(int argc, char **argv)
         return 2;
     }
 
-    int status = 0;
-    if (!out) {
-        write_command(stdout, argc, argv);
-        if (ohm_topology_write(t, stdout) || fflush(stdout)) {
-            fprintf(stderr, "ohmtopo: writing stdout: %s\n", strerror(errno));
-            status = 2;
-        }
-    } else {
-        /* Write beside the target and rename, so a reader never sees half a file. */
-        size_t len = strlen(out) + 32;
-        char *tmp = malloc(len);
-        FILE *f = NULL;
-        if (tmp) {
-            snprintf(tmp, len, "%s.tmp.%ld", out, (long)getpid());
-            f = fopen(tmp, "w");
-        }
-        if (!f) {
-            fprintf(stderr, "ohmtopo: %s: %s\n", out, strerror(errno));
-            status = 2;
-        } else {
-            write_command(f, argc, argv);
-            int wrc = ohm_topology_write(t, f);
-            if (fclose(f) || wrc || rename(tmp, out)) {
-                fprintf(stderr, "ohmtopo: writing %s: %s\n", out, strerror(errno));
-                remove(tmp);
-                status = 2;
-            }
-        }
-        free(tmp);
-    }
+    int status = write_topology(t, out, argc, argv);
     ohm_topology_destroy(&t);
     return status;
 }
@@ -276,8 +302,16 @@ static int cmd_check(int argc, char **argv)
     print_pairs("degrees (peer:degree):", ids, vals, n);
     printf("weights: %s; %s; %s\n", ohm_topology_scheme(t), sym ? "symmetric" : "not symmetric",
            ds ? "doubly stochastic" : "row stochastic only");
-    printf("spectral gap: %.6g (%s)\n", ohm_topology_spectral_gap(t),
-           ohm_topology_gap_is_estimate(t) ? "power-iteration estimate" : "exact");
+    ohm_topo_gap_t gap;
+    int status = 0;
+    if (ohm_topology_spectral_gap(t, &gap)) {
+        fprintf(stderr, "ohmtopo: spectral gap: %s\n", ohm_error_detail());
+        printf("spectral gap: not computed (see the error)\n");
+        status = 2;
+    } else {
+        printf("spectral gap: %.6g (%s, %s)\n", gap.gap, gap.estimate ? "estimate" : "exact",
+               gap.method);
+    }
     int nb_byz = ohm_topology_byzantine_count(t);
     printf("byzantine: %d of %d peers", nb_byz, n);
     for (int i = 0; i < n; i++) {
@@ -304,7 +338,93 @@ static int cmd_check(int argc, char **argv)
     free(ids);
     free(vals);
     ohm_topology_destroy(&t);
-    return fflush(stdout) ? 1 : 0;
+    return fflush(stdout) ? 2 : status;
+}
+
+/* Reads DIR/peer-<id>.pub: one 40-character Z85 public key (a newline may follow). */
+static int read_pub(const char *dir, int id, uint8_t key[32])
+{
+    char path[PATH_MAX], text[64];
+    snprintf(path, sizeof path, "%s/peer-%d.pub", dir, id);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "ohmtopo: edit: peer %d: %s: %s\n", id, path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    if (n != 40 || !zmq_z85_decode(key, text)) {
+        fprintf(stderr, "ohmtopo: edit: peer %d: %s is not a 40-character Z85 public key\n", id,
+                path);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_edit(int argc, char **argv)
+{
+    const char *path = NULL, *keys = NULL, *bind_host = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--keys") && has)
+            keys = argv[++i];
+        else if (!strcmp(a, "--bind") && has)
+            bind_host = argv[++i];
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && has)
+            out = argv[++i];
+        else if (a[0] == '-' && a[1])
+            return bad("edit: unknown option or missing value '%s'", a);
+        else if (path)
+            return bad("edit: one FILE only ('%s' and '%s')", path, a);
+        else
+            path = a;
+    }
+    if (!path) return bad("edit: missing FILE");
+    if (!keys && !bind_host) return bad("edit: nothing to change (--keys DIR, --bind HOST)");
+    ohm_topology_t *t = NULL;
+    if (ohm_topology_load(path, &t)) {
+        fprintf(stderr, "ohmtopo: invalid: %s\n", ohm_error_detail());
+        return 1;
+    }
+    int n = ohm_topology_size(t), status = 1;
+    ohm_topo_edit_t *ed = calloc((size_t)n, sizeof *ed);
+    uint8_t(*kv)[32] = calloc((size_t)n, sizeof *kv);
+    char(*bv)[300] = calloc((size_t)n, sizeof *bv);
+    ohm_topology_t *u = NULL;
+    if (!ed || !kv || !bv) {
+        fprintf(stderr, "ohmtopo: edit: out of memory\n");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (keys) {
+            if (read_pub(keys, i, kv[i])) goto done;
+            ed[i].key = kv[i];
+        }
+        if (bind_host) {
+            const char *ep = ohm_topology_peer(t, (uint32_t)i)->endpoint;
+            snprintf(bv[i], sizeof bv[i], "tcp://%s:%s", bind_host, strrchr(ep, ':') + 1);
+            ed[i].bind = bv[i];
+        }
+    }
+    if (ohm_topology_edit(t, ed, path, &u)) {
+        fprintf(stderr, "ohmtopo: edit: %s\n", ohm_error_detail());
+        goto done;
+    }
+    status = write_topology(u, out, argc, argv);
+done:
+    ohm_topology_destroy(&u);
+    free(ed);
+    free(kv);
+    free(bv);
+    ohm_topology_destroy(&t);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -320,5 +440,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "gen") == 0) return cmd_gen(argc, argv);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
+    if (strcmp(cmd, "show") == 0) return ohmtopo_show(argc, argv);
+    if (strcmp(cmd, "edit") == 0) return cmd_edit(argc, argv);
     return bad("unknown command '%s'", cmd);
 }

@@ -1,6 +1,7 @@
 /* libFuzzer target for the topology parser: any bytes must give OK or an
  * error code with a detail, never a crash; whatever loads must have rows
- * summing to 1 and survive write -> parse with the same digest and text. */
+ * summing to 1 and survive write -> parse (and an empty edit) with the same
+ * digest and text. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,9 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fabs(s - 1) > 1e-6) abort();
     }
     if (n <= 64) {
-        double gap = ohm_topology_spectral_gap(t);
-        if (!(gap >= 0 && gap <= 1)) abort();
+        ohm_topo_gap_t g;
+        if (ohm_topology_spectral_gap(t, &g) || !(g.gap >= 0 && g.gap <= 1)) abort();
     }
+    ohm_topology_t *e = NULL; /* an edit that changes nothing keeps the digest */
+    if (ohm_topology_edit(t, NULL, "edit", &e) || ohm_topology_digest(e) != ohm_topology_digest(t))
+        abort();
+    ohm_topology_destroy(&e);
     size_t la, lb;
     char *a = written(t, &la);
     ohm_topology_t *u = NULL;
