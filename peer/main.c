@@ -5,6 +5,7 @@
  *   ohmpeer flatness --checkpoint F [...]
  *   ohmpeer config            (every configuration key with its default and doc)
  *   ohmpeer config --markdown (the same as a markdown page: docs/config.md)
+ *   ohmpeer config --get SECTION.KEY [--config C] [--set s.k=v]...   (a resolved value)
  */
 #include "ohm_cli.h"
 #include "ohm_config.h"
@@ -30,6 +31,8 @@ static void usage(FILE *f)
             "[--set k=v]...\n"
             "       ohmpeer config        print every configuration key, its default and meaning\n"
             "       ohmpeer config --markdown   the same as markdown (docs/config.md)\n"
+            "       ohmpeer config --get SECTION.KEY [--config FILE] [--set k=v]...\n"
+            "                             print the value a run with these options would use\n"
             "       ohmpeer --version\n"
             "\n"
             "run: one peer of the topology. The id comes from --id, else from SLURM_PROCID.\n"
@@ -149,13 +152,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && !strcmp(argv[1], "keygen")) return ohm_cli_keygen(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "flatness")) return ohm_cli_flatness(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "config")) {
-        if (argc >= 3 && !strcmp(argv[2], "--markdown"))
-            ohm_config_print_markdown(stdout);
-        else
-            ohm_config_print_schema(stdout);
-        return 0;
-    }
+    if (argc >= 2 && !strcmp(argv[1], "config")) return ohm_cli_config(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
     if (argc < 2) {
         usage(stderr);

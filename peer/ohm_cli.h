@@ -10,4 +10,8 @@ int ohm_cli_keygen(int argc, char **argv);
  * measures. */
 int ohm_cli_flatness(int argc, char **argv);
 
+/* ohmpeer config [--get SECTION.KEY]... [--config C] [--set k=v]...: the schema table, or
+ * the resolved value of each asked key, one per line. */
+int ohm_cli_config(int argc, char **argv);
+
 #endif

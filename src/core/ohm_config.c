@@ -791,6 +791,13 @@ int ohm_config_bool(const ohm_config_t *cfg, const char *key)
     return (int)get(cfg, key, K_BOOL, K_BOOL)->i;
 }
 
+const char *ohm_config_text(const ohm_config_t *cfg, const char *key)
+{
+    assert(cfg && key);
+    int k = find_key(key);
+    return k < 0 ? NULL : cfg->v[k].text;
+}
+
 int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max)
 {
     /* The text is canonical ("" or "a,b,c") and validated, so this cannot fail to parse. */

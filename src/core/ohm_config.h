@@ -42,6 +42,11 @@ long ohm_config_int(const ohm_config_t *cfg, const char *key);
 double ohm_config_double(const ohm_config_t *cfg, const char *key);
 int ohm_config_bool(const ohm_config_t *cfg, const char *key);
 
+/* The value of "section.key" as text, in the canonical form the config writer
+ * uses ("true", "0.05", "256,128"; strings unquoted), or NULL when the key is
+ * not in the schema. The text lives until the key is set again. */
+const char *ohm_config_text(const ohm_config_t *cfg, const char *key);
+
 /* Parses an integer-list key ("256,128"; "" or "0" means an empty list) into
  * out[max]; returns the count, or -1 if more than max. Validated at set time. */
 int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max);
