@@ -258,3 +258,31 @@ float *ohm_test_params(const char *dir, int id, size_t *n)
     ohm_ckpt_destroy(&ck);
     return w;
 }
+
+char *ohm_test_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m) {
+        fclose(f);
+        return NULL;
+    }
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    fclose(f);
+    return buf;
+}
+
+int ohm_test_file_has(const char *path, const char *needle)
+{
+    char *s = ohm_test_slurp(path);
+    int yes = s && strstr(s, needle) != NULL;
+    free(s);
+    return yes;
+}

@@ -48,6 +48,12 @@ int ohm_test_last(const char *dir, int id, const char *key, double *v);
  * a malloc'd array of *n floats (caller frees), or NULL with the reason on stderr. */
 float *ohm_test_params(const char *dir, int id, size_t *n);
 
+/* The whole file as a malloc'd NUL-terminated string (caller frees), or NULL. */
+char *ohm_test_slurp(const char *path);
+
+/* 1 if the file exists and contains needle. */
+int ohm_test_file_has(const char *path, const char *needle);
+
 /* Prints the last lines of a peer's log (for failing tests). */
 void ohm_test_show_log(const char *dir, int id);
 

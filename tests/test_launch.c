@@ -1,11 +1,12 @@
-/* Integration: the launcher (ohm-launch) locally and over ssh, the errors a
- * peer gives for a taken port or an unknown host, and the SLURM topology
- * recipe. The ssh tests start a private sshd on a random loopback port with
+/* Integration: the launcher (ohm-launch) locally and over ssh, from the build
+ * tree and installed, what it reports when a peer fails (also after a
+ * restart), the tools it asks (ohmpeer config --get, ohmtopo show --json and
+ * edit), the errors a peer gives for a taken port or an unknown host, and the
+ * SLURM topology recipe. The ssh tests start a private sshd on a random loopback port with
  * its own host key and an authorized_keys file in a scratch folder; they are
  * skipped when sshd is not installed or cannot start. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <criterion/options.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -27,30 +28,6 @@
 #define SSHD "/usr/sbin/sshd"
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    fclose(f);
-    return buf;
-}
-
-static int file_has(const char *path, const char *needle)
-{
-    char *s = slurp(path);
-    int yes = s && strstr(s, needle) != NULL;
-    free(s);
-    return yes;
-}
 
 /* The number after "key": in a JSON text, or NAN. */
 static double json_number(const char *text, const char *key)
@@ -158,9 +135,16 @@ static pid_t spawn_launch(const char *log, const char *topo, const char *out,
     return ohm_test_spawn((char *const *)argv, log);
 }
 
+/* Runs argv to completion (stdout and stderr into log); returns its exit status. */
+static int run_cmd(const char *const *argv, const char *log)
+{
+    unlink(log);
+    return ohm_test_wait(ohm_test_spawn((char *const *)argv, log), 60000);
+}
+
 static void show(const char *path)
 {
-    char *s = slurp(path);
+    char *s = ohm_test_slurp(path);
     if (s) fprintf(stderr, "---- %s ----\n%s\n", path, s);
     free(s);
 }
@@ -169,7 +153,7 @@ static void check_summary(const char *out, int peers, int rounds)
 {
     char path[400];
     snprintf(path, sizeof path, "%s/summary.json", out);
-    char *s = slurp(path);
+    char *s = ohm_test_slurp(path);
     cr_assert_not_null(s, "%s missing", path);
     static const char *const keys[] = {
         "\"rounds\"",         "\"peers\"",  "\"honest_acc_mean\"", "\"honest_acc_min\"",
@@ -207,7 +191,7 @@ Test(launch, local_ring_writes_summary, .timeout = 120)
     check_summary(out, 4, 40);
     char path[400];
     snprintf(path, sizeof path, "%s/summary.md", out);
-    cr_expect(file_has(path, "honest accuracy"), "summary.md missing or empty");
+    cr_expect(ohm_test_file_has(path, "honest accuracy"), "summary.md missing or empty");
     ohm_test_rmdir(dir);
 }
 
@@ -233,14 +217,167 @@ Test(launch, failing_peer_stops_the_others, .timeout = 120)
     close(s);
     if (st != 1) show(log);
     cr_assert_eq(st, 1, "ohm-launch exit status %d, expected 1", st);
-    cr_expect(file_has(log, "peer 2 failed"), "the launcher does not name the failed peer");
+    cr_expect(ohm_test_file_has(log, "peer 2 failed"),
+              "the launcher does not name the failed peer");
     char plog[400], ep[64];
     snprintf(plog, sizeof plog, "%s/peer-2.log", out);
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, port + 2);
-    cr_expect(file_has(plog, "peer 2") && file_has(plog, ep) && file_has(plog, "in use"),
+    cr_expect(ohm_test_file_has(plog, "peer 2") && ohm_test_file_has(plog, ep) &&
+                  ohm_test_file_has(plog, "in use"),
               "peer 2's log does not explain the taken port");
     wait_no_procs(out, 10000);
     cr_expect_eq(procs_with(out), 0, "peers of the failed run still running");
+    ohm_test_rmdir(dir);
+}
+
+/* A byte of the killed peer's checkpoint is flipped during the restart delay:
+ * the restarted peer exits 1 on the CRC, and the launcher must say so (exit 1,
+ * the peer and its last log line in summary.json and summary.md), not average
+ * the accuracy over the others as if all had finished. */
+Test(launch, peer_failing_after_restart_fails_the_run, .timeout = 120)
+{
+    char dir[128], topo[256], out[256], log[300], ckpt[300], path[400];
+    ohm_test_tmpdir(dir, sizeof dir, "launch-ckpt");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(log, sizeof log, "%s/launch.log", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/peer-2.ckpt", out);
+    ohm_test_topology(topo, "ring", 4, 0, NULL, 1);
+    const char *extra[] = {
+        "--set",     "train.rounds=1500",         "--set",  "train.eval_every=100",
+        "--set",     "train.checkpoint_every=50", "--kill", "2@300",
+        "--restart", "--restart-delay",           "3",      NULL};
+    pid_t launch = spawn_launch(log, topo, out, extra);
+    int seen = 0;
+    for (int t = 0; t < 3000 && !(seen = ohm_test_file_has(log, "killed peer 2")); t++)
+        usleep(10000);
+    cr_assert(seen, "the launcher never killed peer 2");
+    FILE *f = fopen(ckpt, "r+b");
+    cr_assert_not_null(f, "%s: %s", ckpt, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long mid = ftell(f) / 2;
+    fseek(f, mid, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, mid, SEEK_SET);
+    fputc(c ^ 0xff, f);
+    fclose(f);
+    int st = ohm_test_wait(launch, 90000);
+    show(log);
+    cr_assert(ohm_test_file_has(log, "restarted peer 2"), "peer 2 was not restarted in time");
+    cr_assert_eq(st, 1, "ohm-launch exit status %d, expected 1", st);
+    cr_expect(ohm_test_file_has(log, "peer 2 failed (exit 1 after 1 restart)"),
+              "no failure message");
+    snprintf(path, sizeof path, "%s/summary.json", out);
+    char *s = ohm_test_slurp(path);
+    cr_assert_not_null(s, "%s missing", path);
+    cr_expect_eq((int)json_number(s, "honest_peers"), 4);
+    cr_expect_lt((int)json_number(s, "honest_finished"), 4);
+    cr_expect_eq((int)json_number(s, "exit_status"), 1);
+    const char *fp = strstr(s, "\"failed_peers\"");
+    cr_assert_not_null(fp, "summary.json lacks failed_peers");
+    cr_expect_eq((int)json_number(fp, "peer"), 2, "failed_peers does not name peer 2");
+    cr_expect(strstr(fp, "fails its CRC") != NULL, "failed_peers lacks the last log line");
+    free(s);
+    snprintf(path, sizeof path, "%s/summary.md", out);
+    cr_expect(ohm_test_file_has(path, "of 4 honest peers") &&
+                  ohm_test_file_has(path, "peer 2 failed") &&
+                  ohm_test_file_has(path, "fails its CRC"),
+              "summary.md does not say that peer 2 failed and why");
+    wait_no_procs(out, 10000);
+    ohm_test_rmdir(dir);
+}
+
+/* Interrupted, then continued with --resume in the same folder: every peer
+ * resumes from its checkpoint and the run ends at its last round. */
+Test(launch, resume_continues_an_interrupted_run, .timeout = 150)
+{
+    char dir[128], topo[256], out[256], log[300];
+    ohm_test_tmpdir(dir, sizeof dir, "launch-resume");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(log, sizeof log, "%s/launch.log", dir);
+    ohm_test_topology(topo, "ring", 3, 0, NULL, 1);
+    const char *extra[] = {"--set", "train.rounds=4000", "--set", "train.eval_every=100", NULL};
+    pid_t launch = spawn_launch(log, topo, out, extra);
+    double r = 0;
+    for (int t = 0; t < 3000 && !(ohm_test_last(out, 0, "round", &r) == 0 && r >= 200); t++)
+        usleep(10000);
+    cr_assert_geq(r, 200, "peer 0 never reported round 200");
+    kill(launch, SIGINT);
+    int st = ohm_test_wait(launch, 60000);
+    if (st != 130) show(log);
+    cr_assert_eq(st, 130, "interrupted ohm-launch exit status %d", st);
+    const char *more[] = {"--set", "train.rounds=4000", "--set", "train.eval_every=100", "--resume",
+                          NULL};
+    st = ohm_test_wait(spawn_launch(log, topo, out, more), 120000);
+    if (st) show(log);
+    cr_assert_eq(st, 0, "ohm-launch --resume exit status %d", st);
+    for (int i = 0; i < 3; i++) {
+        char plog[400];
+        snprintf(plog, sizeof plog, "%s/peer-%d.log", out, i);
+        cr_expect(ohm_test_file_has(plog, "resumed from"), "peer %d did not resume", i);
+    }
+    check_summary(out, 3, 4000);
+    ohm_test_rmdir(dir);
+}
+
+/* The entry point finds its package and the binaries from the build tree, from
+ * the source tree, and installed (meson install into a scratch DESTDIR), with
+ * no path given on the command line or in the environment. */
+Test(launch, entry_point_runs_from_build_source_and_install, .timeout = 240)
+{
+    const char *build = getenv("OHM_BUILDDIR"), *inst = getenv("OHM_INSTALLED_LAUNCH");
+    const char *src = getenv("OHM_SRCDIR");
+    cr_assert(build && inst && src, "meson sets OHM_BUILDDIR, OHM_INSTALLED_LAUNCH, OHM_SRCDIR");
+    char dir[128], topo[256], dest[256], log[300], out[300], path[700], installed[600];
+    ohm_test_tmpdir(dir, sizeof dir, "launch-install");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    snprintf(dest, sizeof dest, "%s/dest", dir);
+    snprintf(log, sizeof log, "%s/install.log", dir);
+    ohm_test_topology(topo, "ring", 3, 0, NULL, 1);
+    const char *install[] = {"/usr/bin/env", "meson",   "install",   "-C", build,
+                             "--no-rebuild", "--quiet", "--destdir", dest, NULL};
+    int st = run_cmd(install, log);
+    if (st) show(log);
+    cr_assert_eq(st, 0, "meson install exit status %d", st);
+    snprintf(installed, sizeof installed, "%s%s", dest, inst);
+    char from_build[400], from_src[400], top[400];
+    snprintf(from_build, sizeof from_build, "%s/peer/ohm-launch", build);
+    snprintf(from_src, sizeof from_src, "%s/peer/ohm-launch", src);
+    snprintf(top, sizeof top, "%s/topology/ohmtopo", build);
+    const char *const launchers[] = {installed, from_build, from_src};
+    for (int k = 0; k < 3; k++) {
+        snprintf(out, sizeof out, "%s/run%d", dir, k);
+        snprintf(log, sizeof log, "%s/launch%d.log", dir, k);
+        /* Without OHMPEER/OHMTOPO (meson sets them for tests): the launcher must find the
+         * binaries itself; the source tree's needs them named (build/ may be another). */
+        const char *argv[32] = {"/usr/bin/env", "-u", "OHMPEER", "-u", "OHMTOPO", launchers[k],
+                                "--topology",   topo, "--out",   out,  "--quiet"};
+        int n = 11;
+        if (k == 2) {
+            argv[n++] = "--ohmpeer";
+            argv[n++] = ohm_test_ohmpeer();
+            argv[n++] = "--ohmtopo";
+            argv[n++] = top;
+        }
+        for (int i = 0; run_sets[i]; i++) {
+            argv[n++] = "--set";
+            argv[n++] = run_sets[i];
+        }
+        argv[n++] = "--set";
+        argv[n++] = "train.rounds=20";
+        argv[n] = NULL;
+        st = ohm_test_wait(ohm_test_spawn((char *const *)argv, log), 90000);
+        if (st) show(log);
+        cr_assert_eq(st, 0, "%s exit status %d", launchers[k], st);
+        check_summary(out, 3, 20);
+        snprintf(path, sizeof path, "%s/summary.json", out);
+        char *s = ohm_test_slurp(path);
+        char want[700];
+        snprintf(want, sizeof want, "\"ohmpeer\": \"%s", k == 0 ? dest : "");
+        cr_expect(s && strstr(s, want), "%s did not use its own ohmpeer:\n%s", launchers[k], s);
+        free(s);
+    }
     ohm_test_rmdir(dir);
 }
 
@@ -274,9 +411,9 @@ Test(launch, port_in_use_is_a_clear_error, .timeout = 60)
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, port + 1);
     show(log);
     cr_expect_eq(st, 1, "exit status %d", st);
-    cr_expect(file_has(log, "peer 1"), "no peer id in the error");
-    cr_expect(file_has(log, ep), "no endpoint in the error");
-    cr_expect(file_has(log, "address already in use"), "no reason in the error");
+    cr_expect(ohm_test_file_has(log, "peer 1"), "no peer id in the error");
+    cr_expect(ohm_test_file_has(log, ep), "no endpoint in the error");
+    cr_expect(ohm_test_file_has(log, "address already in use"), "no reason in the error");
     ohm_test_rmdir(dir);
 }
 
@@ -302,9 +439,10 @@ Test(launch, unresolvable_host_is_a_clear_error, .timeout = 60)
         char who[16];
         snprintf(who, sizeof who, "peer %d", ids[k]);
         cr_expect_eq(st, 1, "peer %d exit status %d", ids[k], st);
-        cr_expect(file_has(log, who), "peer %d: no peer id in the error", ids[k]);
-        cr_expect(file_has(log, "tcp://no-such-host.invalid:"), "peer %d: no endpoint", ids[k]);
-        cr_expect(file_has(log, "cannot resolve host"), "peer %d: no reason", ids[k]);
+        cr_expect(ohm_test_file_has(log, who), "peer %d: no peer id in the error", ids[k]);
+        cr_expect(ohm_test_file_has(log, "tcp://no-such-host.invalid:"), "peer %d: no endpoint",
+                  ids[k]);
+        cr_expect(ohm_test_file_has(log, "cannot resolve host"), "peer %d: no reason", ids[k]);
     }
     ohm_test_rmdir(dir);
 }
@@ -370,7 +508,7 @@ Test(launch, slurm_nodelist_topology)
     static const char *const want[] = {"peer 0 tcp://node01:27100", "peer 1 tcp://node01:27101",
                                        "peer 2 tcp://node02:27100", "peer 3 tcp://node02:27101"};
     for (int i = 0; i < 4; i++)
-        cr_expect(file_has(topo, want[i]), "%s lacks '%s'", topo, want[i]);
+        cr_expect(ohm_test_file_has(topo, want[i]), "%s lacks '%s'", topo, want[i]);
     ohm_test_rmdir(dir);
 }
 
@@ -437,14 +575,14 @@ Test(launch, slurm_sbatch_with_stand_in_srun, .timeout = 120)
     int st = ohm_test_wait(ohm_test_spawn((char *const *)argv, log), 90000);
     if (st) show(log);
     cr_assert_eq(st, 0, "ohmpeer.sbatch exit status %d", st);
-    cr_expect(file_has(log, "honest accuracy: mean"), "no summary line");
+    cr_expect(ohm_test_file_has(log, "honest accuracy: mean"), "no summary line");
     for (int i = 0; i < 3; i++) {
         double r = 0;
         cr_expect_eq(ohm_test_final(run, i, "round", &r), 0, "task %d wrote no final line", i);
         cr_expect_eq((int)r, 20);
     }
     snprintf(path, sizeof path, "%s/topology.topo", run);
-    cr_expect(file_has(path, " key=") && file_has(path, " bind=tcp://0.0.0.0:"),
+    cr_expect(ohm_test_file_has(path, " key=") && ohm_test_file_has(path, " bind=tcp://0.0.0.0:"),
               "the recipe's topology lacks keys or bind addresses");
     ohm_test_rmdir(dir);
 }
@@ -584,7 +722,7 @@ Test(launch, ssh_to_localhost, .timeout = 180, .fini = sshd_fini)
     check_summary(out, 3, 30);
     char path[400];
     snprintf(path, sizeof path, "%s/summary.json", out);
-    cr_expect(file_has(path, "\"hosts\""), "summary.json does not say where peers ran");
+    cr_expect(ohm_test_file_has(path, "\"hosts\""), "summary.json does not say where peers ran");
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/peer-%d.log", out, i);
         cr_expect_eq(access(path, R_OK), 0, "no streamed log for peer %d", i);
@@ -600,7 +738,7 @@ Test(launch, ssh_to_localhost, .timeout = 180, .fini = sshd_fini)
     cr_expect_neq(access(path, F_OK), 0, "host A received peer 1's secret key");
     snprintf(path, sizeof path, "%s/keys/peer-2.key", ra);
     cr_expect_eq(access(path, F_OK), 0, "host A lacks peer 2's key");
-    cr_expect(file_has(log, "libzmq5"), "the launcher does not say what the hosts need");
+    cr_expect(ohm_test_file_has(log, "libzmq5"), "the launcher does not say what the hosts need");
     ohm_test_rmdir(dir);
 }
 
@@ -622,7 +760,7 @@ Test(launch, ssh_abort_stops_remote_peers, .timeout = 180, .fini = sshd_fini)
         for (int i = 0; i < 3; i++) {
             char path[400];
             snprintf(path, sizeof path, "%s/peer-%d.pid", i == 1 ? rb : ra, i);
-            char *s = slurp(path);
+            char *s = ohm_test_slurp(path);
             remote[i] = s ? (pid_t)atoi(s) : 0;
             free(s);
             all &= remote[i] > 0 && kill(remote[i], 0) == 0;
@@ -645,19 +783,7 @@ Test(launch, ssh_abort_stops_remote_peers, .timeout = 180, .fini = sshd_fini)
                       (int)remote[i]);
         if (kill(remote[i], 0) == 0) kill(remote[i], SIGKILL);
     }
-    cr_expect(file_has(log, "stopping remote peers"), "the launcher did not say it stops peers");
+    cr_expect(ohm_test_file_has(log, "stopping remote peers"),
+              "the launcher did not say it stops peers");
     ohm_test_rmdir(dir);
-}
-
-/* The tests of this suite start many processes each: run them one at a time
- * (Criterion's parallel runner also leaks a little memory inside itself when
- * such tests overlap, which fails sanitized builds). */
-int main(int argc, char *argv[])
-{
-    struct criterion_test_set *tests = criterion_initialize();
-    criterion_options.jobs = 1;
-    int result = 0;
-    if (criterion_handle_args(argc, argv, true)) result = !criterion_run_all_tests(tests);
-    criterion_finalize(tests);
-    return result;
 }

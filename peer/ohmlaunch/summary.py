@@ -1,0 +1,209 @@
+"""What a run leaves behind: summary.json, summary.md, plots, consensus.csv.
+
+The honest accuracy is averaged over the honest peers that finished; when that
+is fewer than all honest peers, both files say so and name the others with
+what became of them (failed with its last log line, killed, stopped).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from array import array
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def last_log_line(out, pid):
+    """The last non-empty line of OUT/peer-<id>.log, or ''."""
+    try:
+        with open(os.path.join(out, "peer-%d.log" % pid), errors="replace") as f:
+            lines = [l.strip() for l in f.read().splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def failed_how(p):
+    """'exit 1' or 'exit 1 after 2 restarts'."""
+    after = " after %d restart%s" % (p.restarts, "s" if p.restarts > 1 else "") \
+        if p.restarts else ""
+    return "exit %s%s" % (p.exit, after)
+
+
+def fate(p):
+    """What became of a peer that did not finish, in words."""
+    if p.state == "failed":
+        return "failed (%s)" % failed_how(p)
+    if p.state == "killed":
+        return "killed at round %s (--kill), not restarted" % p.killed_at
+    if p.state == "stopped":
+        return "stopped by the launcher at round %d" % p.round
+    return p.state
+
+
+def build(out, peers, rounds, outcome, exit_status, args, extra=None):
+    """The summary as a dict (summary.json) and the markdown lines (summary.md)."""
+    honest = [p for p in peers.values() if not p.byzantine]
+    final = {p.pid: p.final_row() for p in peers.values()}
+    done = [p for p in honest if p.state == "finished" and final[p.pid]
+            and final[p.pid].get("test_acc") is not None]
+    accs = {p.pid: final[p.pid]["test_acc"] for p in done}
+    vals = list(accs.values())
+    finals = [r for r in final.values() if r]
+    failed = [{"peer": p.pid, "exit": p.exit, "restarts": p.restarts,
+               "last_log_line": last_log_line(out, p.pid)}
+              for p in sorted(peers.values(), key=lambda q: q.pid) if p.state == "failed"]
+    summary = {
+        "rounds": rounds,
+        "peers": len(peers),
+        "honest_peers": len(honest),
+        "honest_finished": len(done),
+        "byzantine": sorted(p.pid for p in peers.values() if p.byzantine),
+        "honest_acc_mean": mean(vals) if vals else None,
+        "honest_acc_min": min(vals) if vals else None,
+        "honest_acc_max": max(vals) if vals else None,
+        "finished": sorted(pid for pid, r in final.items() if r and peers[pid].state == "finished"),
+        "failed_peers": failed,
+        "status": {str(p.pid): p.state for p in sorted(peers.values(), key=lambda q: q.pid)},
+        "kills": [{"peer": p.pid, "round": p.killed_at, "restarts": p.restarts}
+                  for p in sorted(peers.values(), key=lambda q: q.pid) if p.killed_at is not None],
+        "exit_status": exit_status,
+        "wall_s": round(outcome.wall, 3),
+        "final_acc": {str(k): v for k, v in sorted(accs.items())},
+        "round_ms_median": mean([r["round_ms_median"] for r in finals
+                                 if "round_ms_median" in r]) if finals else None,
+        "rss_max_kb": max([r.get("rss_max_kb", 0) for r in finals] or [0]),
+        "bytes_sent": sum(r.get("bytes_sent", 0) for r in finals),
+        "msgs_dropped": sum(r.get("msgs_dropped", 0) for r in finals),
+        "topology": args.topology,
+        "config": args.config,
+        "set": args.set,
+    }
+    if summary["round_ms_median"] != summary["round_ms_median"]:  # NaN: nobody timed
+        summary["round_ms_median"] = None
+    summary.update(extra or {})
+
+    rows = ["| peer | role | final test acc | train loss | round ms (median) | drops | RSS MB |",
+            "|---:|---|---:|---:|---:|---:|---:|"]
+    for pid in sorted(peers):
+        p, r = peers[pid], final[pid]
+        role = "byzantine (%s)" % p.info["attack"] if p.byzantine else "honest"
+        if r and p.state == "finished":
+            def fmt(key, f="%.4f"):
+                v = r.get(key)
+                return f % v if isinstance(v, (int, float)) else "-"
+            rows.append("| %d | %s | %s | %s | %s | %s | %.1f |" % (
+                pid, role, fmt("test_acc"), fmt("train_loss"), fmt("round_ms_median", "%.2f"),
+                r.get("msgs_dropped", 0), r.get("rss_max_kb", 0) / 1024.0))
+        else:
+            rows.append("| %d | %s | %s | | | | |" % (pid, role, fate(p)))
+    stats = ", ".join("%s %s" % (k, ("%.4f" % summary["honest_acc_" + k])
+                                 if summary["honest_acc_" + k] is not None else "-")
+                      for k in ("mean", "min", "max"))
+    if len(done) == len(honest):
+        over = "over %d honest peers" % len(honest)
+    else:
+        groups = {}  # the stopped ones are many and alike: one group
+        for p in honest:
+            if p not in done:
+                key = "stopped by the launcher" if p.state == "stopped" else fate(p)
+                groups.setdefault(key, []).append(p.pid)
+        over = "over %d of %d honest peers (%s)" % (len(done), len(honest), "; ".join(
+            "peer%s %s %s" % ("s" if len(ids) > 1 else "", " ".join(map(str, ids)), why)
+            for why, ids in groups.items()))
+    head = "honest accuracy: %s %s; %d rounds in %.1f s" % (stats, over, rounds, outcome.wall)
+    notes = ["peer %d %s: %s" % (p.pid, fate(p), last_log_line(out, p.pid) or "(empty log)")
+             for p in sorted(peers.values(), key=lambda q: q.pid) if p.state == "failed"]
+    return summary, head, notes, rows
+
+
+def write(out, summary, head, notes, rows):
+    """summary.json and summary.md into OUT."""
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(head + "\n\n")
+        if notes:
+            f.write("\n".join("**%s**" % n.replace("|", "\\|") for n in notes) + "\n\n")
+        f.write("\n".join(rows) + "\n")
+
+
+def plot(out, peers):
+    """PNG plots of test accuracy and train loss per round (needs gnuplot)."""
+    gp = shutil.which("gnuplot")
+    if not gp:
+        print("ohm-launch: gnuplot not installed; skipping plots")
+        return
+    data = os.path.join(out, "curves.dat")
+    with open(data, "w") as f:
+        for pid in sorted(peers):
+            f.write("# peer %d\n" % pid)
+            for r in peers[pid].rows:
+                acc, loss = r.get("test_acc"), r.get("train_loss")
+                f.write("%d %s %s\n" % (r.get("round", 0), acc if acc is not None else "NaN",
+                                        loss if loss is not None else "NaN"))
+            f.write("\n\n")
+    script = """set terminal pngcairo size 900,600 noenhanced
+set key off
+set grid
+set xlabel 'round'
+set output '{out}/accuracy.png'
+set ylabel 'test accuracy'
+set title 'test accuracy per peer'
+plot for [i=0:{last}] '{data}' index i using 1:2 with lines
+set output '{out}/loss.png'
+set ylabel 'train loss'
+set logscale y
+set title 'train loss per peer'
+plot for [i=0:{last}] '{data}' index i using 1:3 with lines
+""".format(out=out, data=data, last=len(peers) - 1)
+    r = subprocess.run([gp], input=script, universal_newlines=True, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        print("ohm-launch: gnuplot failed: %s" % r.stderr.strip()[:300])
+    else:
+        print("plots: %s/accuracy.png %s/loss.png" % (out, out))
+
+
+def consensus_distances(out, peers, keep=False):
+    """Per evaluated round, each honest peer's squared distance to the honest
+    average model, from the snapshots peers write with train.snapshots=true.
+    Writes consensus.csv (round, peer, dist_sq) and returns {round: mean dist_sq}."""
+    snapdir = os.path.join(out, "snapshots")
+    if not os.path.isdir(snapdir):
+        return {}
+    honest = sorted(p.pid for p in peers.values() if not p.byzantine)
+    files = {}
+    for name in os.listdir(snapdir):
+        m = re.match(r"^peer-(\d+)-r(\d+)\.f32$", name)
+        if m and int(m.group(1)) in honest:
+            files.setdefault(int(m.group(2)), {})[int(m.group(1))] = os.path.join(snapdir, name)
+    means = {}
+    with open(os.path.join(out, "consensus.csv"), "w") as csv:
+        csv.write("round,peer,dist_sq\n")
+        for rnd in sorted(files):
+            vecs = {}
+            for pid, path in sorted(files[rnd].items()):
+                a = array("f")
+                with open(path, "rb") as f:
+                    a.frombytes(f.read())
+                vecs[pid] = a
+            if len(vecs) < 2 or len({len(v) for v in vecs.values()}) != 1:
+                continue
+            n = len(vecs)
+            avg = [sum(col) / n for col in zip(*vecs.values())]
+            dists = []
+            for pid, v in vecs.items():
+                d = sum((x - y) * (x - y) for x, y in zip(v, avg))
+                dists.append(d)
+                csv.write("%d,%d,%.9g\n" % (rnd, pid, d))
+            means[rnd] = sum(dists) / n
+            csv.write("%d,mean,%.9g\n" % (rnd, means[rnd]))
+    if not keep:
+        shutil.rmtree(snapdir, ignore_errors=True)
+    return means
