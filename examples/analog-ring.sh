@@ -33,8 +33,8 @@
 # Each run holds flock /tmp/ohm-experiments.lock so experiments of different
 # people on one machine do not overlap. A failed run is recorded as "failed".
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+. "$(dirname "$0")/lib.sh"
+ohm_init analog-ring
 
 rounds=1000
 optimizers=digital,analog-sgd,tiki-taka,residual
@@ -53,50 +53,37 @@ build=
 extra=()
 collect_only=0
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-need() { [ $# -ge 2 ] || { echo "analog-ring: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
-  --rounds) need "$@"; rounds=$2; shift 2 ;;
-  --optimizers) need "$@"; optimizers=$2; shift 2 ;;
-  --pulsed) need "$@"; pulsed=$2; shift 2 ;;
-  --lr) need "$@"; lr=$2; shift 2 ;;
-  --tau) need "$@"; tau=$2; shift 2 ;;
-  --dw-min) need "$@"; dw_min=$2; shift 2 ;;
-  --response) need "$@"; response=$2; shift 2 ;;
-  --gamma) need "$@"; gamma=$2; shift 2 ;;
-  --update) need "$@"; update=$2; shift 2 ;;
-  --seed) need "$@"; seed=$2; shift 2 ;;
-  --partition) need "$@"; partition=$2; shift 2 ;;
-  --out) need "$@"; out=$2; shift 2 ;;
-  --port) need "$@"; port=$2; shift 2 ;;
-  --build) need "$@"; build=$2; shift 2 ;;
-  --set) need "$@"; extra+=(--set "$2"); shift 2 ;;
+  --rounds) ohm_need "$@"; rounds=$2; shift 2 ;;
+  --optimizers) ohm_need "$@"; optimizers=$2; shift 2 ;;
+  --pulsed) ohm_need "$@"; pulsed=$2; shift 2 ;;
+  --lr) ohm_need "$@"; lr=$2; shift 2 ;;
+  --tau) ohm_need "$@"; tau=$2; shift 2 ;;
+  --dw-min) ohm_need "$@"; dw_min=$2; shift 2 ;;
+  --response) ohm_need "$@"; response=$2; shift 2 ;;
+  --gamma) ohm_need "$@"; gamma=$2; shift 2 ;;
+  --update) ohm_need "$@"; update=$2; shift 2 ;;
+  --seed) ohm_need "$@"; seed=$2; shift 2 ;;
+  --partition) ohm_need "$@"; partition=$2; shift 2 ;;
+  --out) ohm_need "$@"; out=$2; shift 2 ;;
+  --port) ohm_need "$@"; port=$2; shift 2 ;;
+  --build) ohm_need "$@"; build=$2; shift 2 ;;
+  --set) ohm_need "$@"; extra+=(--set "$2"); shift 2 ;;
   --quick) rounds=100 pulsed=none; shift ;;
   --collect-only) collect_only=1; shift ;;
-  -h | --help) usage 0 ;;
-  *) echo "analog-ring: unknown option '$1' (--help)" >&2; exit 2 ;;
+  -h | --help) ohm_help 2 31 ;;
+  *) ohm_usage_error "unknown option '$1'" ;;
   esac
 done
-[[ $rounds =~ ^[0-9]+$ ]] || { echo "analog-ring: --rounds must be a count" >&2; exit 2; }
+ohm_count --rounds "$rounds"
 [ "$pulsed" = none ] && pulsed=
 eval_every=$(((rounds + 5) / 6))
 [ "$eval_every" -ge 1 ] || eval_every=1
 
-if [ -z "$build" ]; then
-  build=$root/build
-  [ -x "$build/peer/ohmpeer" ] || {
-    echo "analog-ring: building in $build" >&2
-    [ -d "$build" ] || meson setup "$build" >/dev/null
-    ninja -C "$build" peer/ohmpeer topology/ohmtopo >/dev/null
-  }
-fi
-ohmtopo=$build/topology/ohmtopo
-launch=$root/peer/ohm-launch
-for x in "$ohmtopo" "$build/peer/ohmpeer"; do
-  [ -x "$x" ] || { echo "analog-ring: $x not found (build first, or --build DIR)" >&2; exit 1; }
-done
-export OHMPEER=$build/peer/ohmpeer
+ohm_build "$build" peer/ohmpeer topology/ohmtopo
+ohmtopo=$OHMTOPO
+launch=$OHM_LAUNCH
 
 mkdir -p "$out/runs"
 topo=$out/ring8.topo
@@ -143,7 +130,8 @@ try:
 except (OSError, ValueError):
     s = None
 acc = list((s or {}).get("final_acc", {}).values())
-if sys.argv[2] != "0" or not s or len(acc) != s["honest_peers"] or any(math.isnan(a) for a in acc):
+if (sys.argv[2] != "0" or not s or s.get("honest_finished", len(acc)) != s["honest_peers"]
+        or any(math.isnan(a) for a in acc)):
     print("failed,,,,,,%s" % ((s or {}).get("wall_s") or ""))
 else:
     # Training loss of the last window (the mean batch loss since the previous

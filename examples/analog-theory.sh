@@ -9,23 +9,17 @@
 # Usage: examples/analog-theory.sh [OUT_DIR]
 # Environment: ITERS (default 1000000), EVERY (5000), ANALOG_LSQ (the driver).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+. "$(dirname "$0")/lib.sh"
+ohm_init analog-theory
+case ${1:-} in -h | --help) ohm_help 2 10 ;; -*) ohm_usage_error "unknown option '$1'" ;; esac
 out=${1:-runs/analog-theory}
 iters=${ITERS:-1000000}
 every=${EVERY:-5000}
 
 lsq=${ANALOG_LSQ:-}
 if [ -z "$lsq" ]; then
-  for b in "$root"/build/examples/analog-lsq "$root"/build*/examples/analog-lsq; do
-    if [ -x "$b" ]; then lsq=$b; break; fi
-  done
-fi
-if [ -z "$lsq" ]; then
-  echo "analog-theory: building examples/analog-lsq in $root/build" >&2
-  [ -d "$root/build" ] || meson setup "$root/build" >/dev/null
-  ninja -C "$root/build" examples/analog-lsq >/dev/null
-  lsq=$root/build/examples/analog-lsq
+  ohm_build "" examples/analog-lsq
+  lsq=$OHM_BUILD/examples/analog-lsq
 fi
 
 mkdir -p "$out"
@@ -53,7 +47,7 @@ cat "$summary"
 
 floor=$(sed -n 's/^# predicted analog-sgd floor[^:]*: *//p' "$summary" | head -n 1)
 if command -v gnuplot >/dev/null 2>&1; then
-  gnuplot -e "csv='$csv'; png='$out/analog-theory.png'; floor=${floor:-0}" "$here/analog-theory.gp"
+  gnuplot -e "csv='$csv'; png='$out/analog-theory.png'; floor=${floor:-0}" "$OHM_ROOT/examples/analog-theory.gp"
   echo "plot: $out/analog-theory.png"
 else
   echo "gnuplot not found: skipping the plot (the CSV is $csv)"

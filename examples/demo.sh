@@ -4,15 +4,19 @@
 # Fashion-MNIST with an MLP, then prints the summary table.
 #   examples/demo.sh [OUT_DIR] [extra ohm-launch arguments, e.g. --set data.partition=dirichlet]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
+ohm_init demo
+case ${1:-} in -h | --help) ohm_help 2 5 ;; esac
+cd "$OHM_ROOT"
 bash tests/install-deps.sh
 if [ ! -x build/peer/ohmpeer ]; then
   meson setup build >/dev/null 2>&1 || meson setup --reconfigure build >/dev/null
 fi
 meson compile -C build >/dev/null
+ohm_build build peer/ohmpeer topology/ohmtopo
 out=${1:-runs/demo}
 shift || true
 mkdir -p "$out"
-./build/topology/ohmtopo gen ring -n 16 --port 27100 -o "$out/ring16.topo"
-./build/peer/ohm-launch --topology "$out/ring16.topo" --config examples/configs/demo.ini \
+"$OHMTOPO" gen ring -n 16 --port 27100 -o "$out/ring16.topo"
+"$OHM_LAUNCH" --topology "$out/ring16.topo" --config examples/configs/demo.ini \
   --out "$out" --plot "$@"

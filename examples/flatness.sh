@@ -46,8 +46,8 @@
 # Each run (and each flatness measurement) holds flock /tmp/ohm-experiments.lock
 # so experiments started by different people on one machine do not overlap.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+. "$(dirname "$0")/lib.sh"
+ohm_init flatness
 
 out=runs/flatness
 peers=
@@ -68,28 +68,26 @@ keep=0
 lock=/tmp/ohm-experiments.lock
 cmdline="$*"
 
-usage() { sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-need() { [ $# -ge 2 ] || { echo "flatness: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
-  --out) need "$@"; out=$2; shift 2 ;;
-  --peers) need "$@"; peers=$2; shift 2 ;;
-  --rounds) need "$@"; rounds=$2; shift 2 ;;
-  --seeds) need "$@"; seeds=$2; shift 2 ;;
-  --samples) need "$@"; samples=$2; shift 2 ;;
-  --probes) need "$@"; probes=$2; shift 2 ;;
-  --regimes) need "$@"; regimes=$2; shift 2 ;;
-  --configs) need "$@"; configs=$2; shift 2 ;;
-  --batch-large) need "$@"; batch_large=$2; shift 2 ;;
-  --batch-small) need "$@"; batch_small=$2; shift 2 ;;
-  --lr) need "$@"; lr=$2; shift 2 ;;
-  --schedule) need "$@"; schedule=$2; shift 2 ;;
-  --build) need "$@"; build=$2; shift 2 ;;
+  --out) ohm_need "$@"; out=$2; shift 2 ;;
+  --peers) ohm_need "$@"; peers=$2; shift 2 ;;
+  --rounds) ohm_need "$@"; rounds=$2; shift 2 ;;
+  --seeds) ohm_need "$@"; seeds=$2; shift 2 ;;
+  --samples) ohm_need "$@"; samples=$2; shift 2 ;;
+  --probes) ohm_need "$@"; probes=$2; shift 2 ;;
+  --regimes) ohm_need "$@"; regimes=$2; shift 2 ;;
+  --configs) ohm_need "$@"; configs=$2; shift 2 ;;
+  --batch-large) ohm_need "$@"; batch_large=$2; shift 2 ;;
+  --batch-small) ohm_need "$@"; batch_small=$2; shift 2 ;;
+  --lr) ohm_need "$@"; lr=$2; shift 2 ;;
+  --schedule) ohm_need "$@"; schedule=$2; shift 2 ;;
+  --build) ohm_need "$@"; build=$2; shift 2 ;;
   --analog) analog=1; shift ;;
   --keep) keep=1; shift ;;
   --quick) quick=1; shift ;;
-  -h | --help) usage 0 ;;
-  *) echo "flatness: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  -h | --help) ohm_help 2 49 ;;
+  *) ohm_usage_error "unknown option '$1'" ;;
   esac
 done
 if [ "$quick" = 1 ]; then
@@ -97,45 +95,32 @@ if [ "$quick" = 1 ]; then
 else
   : "${peers:=16}" "${rounds:=400}" "${seeds:=5}" "${samples:=10000}" "${probes:=20}"
 fi
-posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "flatness: $1 must be a positive integer, not '$2'" >&2; exit 2; }; }
-posint --peers "$peers"; posint --rounds "$rounds"; posint --seeds "$seeds"
-posint --samples "$samples"; posint --probes "$probes"
-posint --batch-large "$batch_large"; posint --batch-small "$batch_small"
-[ "$peers" -ge 3 ] || { echo "flatness: --peers must be at least 3 (a ring)" >&2; exit 2; }
+ohm_posint --peers "$peers"; ohm_posint --rounds "$rounds"; ohm_posint --seeds "$seeds"
+ohm_posint --samples "$samples"; ohm_posint --probes "$probes"
+ohm_posint --batch-large "$batch_large"; ohm_posint --batch-small "$batch_small"
+[ "$peers" -ge 3 ] || ohm_usage_error "--peers must be at least 3 (a ring)"
 if (( rounds * batch_large % batch_small )); then
-  echo "flatness: --rounds * --batch-large must be a multiple of --batch-small (same samples)" >&2
-  exit 2
+  ohm_usage_error "--rounds * --batch-large must be a multiple of --batch-small (same samples)"
 fi
-case $schedule in const | invsqrt) ;; *) echo "flatness: --schedule is const or invsqrt" >&2; exit 2 ;; esac
+case $schedule in const | invsqrt) ;; *) ohm_usage_error "--schedule is const or invsqrt" ;; esac
 IFS=, read -r -a regime_list <<<"$regimes"
 IFS=, read -r -a config_list <<<"$configs"
 for r in "${regime_list[@]}"; do
-  case $r in large | small) ;; *) echo "flatness: unknown regime '$r' (large, small)" >&2; exit 2 ;; esac
+  case $r in large | small) ;; *) ohm_usage_error "unknown regime '$r' (large, small)" ;; esac
 done
 for c in "${config_list[@]}"; do
   case $c in central | atc-ring | atc-exp | consensus-ring) ;;
-  *) echo "flatness: unknown configuration '$c' (central, atc-ring, atc-exp, consensus-ring)" >&2; exit 2 ;;
+  *) ohm_usage_error "unknown configuration '$c' (central, atc-ring, atc-exp, consensus-ring)" ;;
   esac
 done
 
 # The binaries: --build, else $OHM_BUILD, else the first build folder holding them.
-if [ -z "$build" ]; then
-  build=${OHM_BUILD:-}
-  if [ -z "$build" ]; then
-    for d in "$root/build" "$root"/build-*; do
-      if [ -x "$d/peer/ohmpeer" ] && [ -x "$d/topology/ohmtopo" ]; then build=$d; break; fi
-    done
-  fi
-fi
-ohmpeer=$build/peer/ohmpeer
-ohmtopo=$build/topology/ohmtopo
-launch=$build/peer/ohm-launch
-[ -x "$launch" ] || launch=$root/peer/ohm-launch
-for x in "$ohmpeer" "$ohmtopo" "$launch"; do
-  [ -x "$x" ] || { echo "flatness: $x not found: build first (meson setup build && meson compile -C build) or pass --build" >&2; exit 1; }
-done
-command -v flock >/dev/null || { echo "flatness: flock (util-linux) is needed" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "flatness: python3 is needed" >&2; exit 1; }
+ohm_build "$build" peer/ohmpeer topology/ohmtopo
+ohmpeer=$OHMPEER
+ohmtopo=$OHMTOPO
+launch=$OHM_LAUNCH
+command -v flock >/dev/null || ohm_die "flock (util-linux) is needed"
+command -v python3 >/dev/null || ohm_die "python3 is needed"
 
 mkdir -p "$out/runs"
 out=$(cd "$out" && pwd)

@@ -35,10 +35,10 @@ import time
 REQUIREMENTS = """\
 Each host needs: the ohmpeer binary (same version as here; see hosts-file ohmpeer=),
   its runtime libraries (Debian/Ubuntu: apt install libzmq5 libsodium23 libmsgpackc2
-  libopenblas0 liblapacke zlib1g), a POSIX shell with tar and tail, key-based ssh login
-  from this machine, the data set (data.name=fashion-mnist: apt install
-  dataset-fashion-mnist, or the IDX files at data.path; synthetic data needs nothing),
-  and its peers' ports open to the other hosts."""
+  libopenblas0 zlib1g), a POSIX shell with tar and tail, key-based ssh login from this
+  machine, the data set (data.name=fashion-mnist: apt install dataset-fashion-mnist, or
+  the IDX files at data.path; synthetic data needs nothing), and its peers' ports open
+  to the other hosts."""
 
 # Seconds between two progress polls of one host.
 POLL_EVERY = 2.0
