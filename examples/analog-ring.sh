@@ -72,7 +72,7 @@ while [ $# -gt 0 ]; do
   --set) ohm_need "$@"; extra+=(--set "$2"); shift 2 ;;
   --quick) rounds=100 pulsed=none; shift ;;
   --collect-only) collect_only=1; shift ;;
-  -h | --help) ohm_help 2 31 ;;
+  -h | --help) ohm_help ;;
   *) ohm_usage_error "unknown option '$1'" ;;
   esac
 done

@@ -11,7 +11,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ohm_init analog-theory
-case ${1:-} in -h | --help) ohm_help 2 10 ;; -*) ohm_usage_error "unknown option '$1'" ;; esac
+case ${1:-} in -h | --help) ohm_help ;; -*) ohm_usage_error "unknown option '$1'" ;; esac
 out=${1:-runs/analog-theory}
 iters=${ITERS:-1000000}
 every=${EVERY:-5000}

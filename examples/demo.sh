@@ -6,7 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ohm_init demo
-case ${1:-} in -h | --help) ohm_help 2 5 ;; esac
+case ${1:-} in -h | --help) ohm_help ;; esac
 cd "$OHM_ROOT"
 bash tests/install-deps.sh
 if [ ! -x build/peer/ohmpeer ]; then

@@ -86,7 +86,7 @@ while [ $# -gt 0 ]; do
   --analog) analog=1; shift ;;
   --keep) keep=1; shift ;;
   --quick) quick=1; shift ;;
-  -h | --help) ohm_help 2 49 ;;
+  -h | --help) ohm_help ;;
   *) ohm_usage_error "unknown option '$1'" ;;
   esac
 done

@@ -5,7 +5,7 @@
 #   ohm_init NAME         messages name NAME; sets OHM_ROOT (the repository)
 #   ohm_die MSG           MSG on stderr, exit 1
 #   ohm_usage_error MSG   MSG on stderr with a hint to --help, exit 2
-#   ohm_help FIRST LAST   prints the script's header comment (lines FIRST..LAST), exit 0
+#   ohm_help              prints the script's header comment (after the #! line), exit 0
 #   ohm_need "$@"         inside an option loop: the option $1 has a value (else exit 2)
 #   ohm_posint OPT VALUE  VALUE is a positive integer (else exit 2)
 #   ohm_count OPT VALUE   VALUE is a non-negative integer (else exit 2)
@@ -36,7 +36,7 @@ ohm_usage_error() {
 }
 
 ohm_help() {
-  sed -n "$1,$2p" "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 }
 
