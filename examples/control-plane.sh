@@ -14,8 +14,8 @@
 # honest peer skipped, the most deadlines any honest peer waited out, the
 # longest any honest peer held, wall time) and DIR/table.md.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+. "$(dirname "$0")/lib.sh"
+ohm_init control-plane
 
 rounds=300
 attacks="none,roundlie,roundlie:nan=1,roundlie:shift=-100,stale:lag=10,hello-flood:count=200,mute-then-burst:mute=3,burst=6"
@@ -25,27 +25,23 @@ seed=1
 port=29400
 build=
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-need() { [ $# -ge 2 ] || { echo "control-plane: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
-  --rounds) need "$@"; rounds=$2; shift 2 ;;
-  --attacks) need "$@"; attacks=$2; shift 2 ;;
-  --rules) need "$@"; rules=$2; shift 2 ;;
-  --out) need "$@"; out=$2; shift 2 ;;
-  --seed) need "$@"; seed=$2; shift 2 ;;
-  --port) need "$@"; port=$2; shift 2 ;;
-  --build) need "$@"; build=$2; shift 2 ;;
-  -h | --help) usage 0 ;;
-  *) echo "control-plane: unknown option '$1' (--help)" >&2; exit 2 ;;
+  --rounds) ohm_need "$@"; rounds=$2; shift 2 ;;
+  --attacks) ohm_need "$@"; attacks=$2; shift 2 ;;
+  --rules) ohm_need "$@"; rules=$2; shift 2 ;;
+  --out) ohm_need "$@"; out=$2; shift 2 ;;
+  --seed) ohm_need "$@"; seed=$2; shift 2 ;;
+  --port) ohm_need "$@"; port=$2; shift 2 ;;
+  --build) ohm_need "$@"; build=$2; shift 2 ;;
+  -h | --help) ohm_help ;;
+  *) ohm_usage_error "unknown option '$1'" ;;
   esac
 done
-if [ -z "$build" ]; then
-  build=$root/build
-  [ -x "$build/peer/ohmpeer" ] || (cd "$root" && meson setup build >/dev/null && meson compile -C build)
-fi
-ohmtopo=$build/topology/ohmtopo
-launch=$build/peer/ohm-launch
+ohm_posint --rounds "$rounds"
+ohm_build "$build" peer/ohmpeer topology/ohmtopo
+ohmtopo=$OHMTOPO
+launch=$OHM_LAUNCH
 mkdir -p "$out/topo" "$out/runs"
 csv=$out/results.csv
 echo "rule,b,attack,status,honest_acc_mean,max_skipped,max_timed_out,max_hold_s,wall_s" >"$csv"
@@ -58,18 +54,15 @@ print("\n".join(re.split(r",(?=[a-z-]+(?:[:,]|$))", sys.argv[1])))' "$attacks") 
 IFS=, read -r -a rule_list <<<"$rules"
 
 # Honest accuracy and the worst honest peer's skipped rounds, timed-out
-# rounds and hold time, from the final metrics lines.
-collect() { # run-dir topology
-  python3 - "$1" "$2" <<'EOF'
+# rounds and hold time, from the final metrics lines; the Byzantine peers are
+# those the launcher's summary names (it asked ohmtopo).
+collect() { # run-dir
+  python3 - "$1" <<'EOF'
 import json, os, sys
-d, topo = sys.argv[1:3]
-byz = set()
-for line in open(topo):
-    t = line.split()
-    if len(t) >= 2 and t[0] == "peer" and "role=byzantine" in t:
-        byz.add(int(t[1]))
+d = sys.argv[1]
 acc, skipped, timed, hold = [], 0, 0, 0.0
 s = json.load(open(os.path.join(d, "summary.json")))
+byz = set(s["byzantine"])
 for i in range(s["peers"]):
     if i in byz:
         continue
@@ -114,7 +107,7 @@ for rb in "${rule_list[@]}"; do
       --set net.round_timeout_ms=2000 --set net.hwm=1024 >"$dir.out" 2>&1 || rc=$?
     mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
     if [ "$rc" = 0 ]; then
-      res=$(collect "$dir" "$topo")
+      res=$(collect "$dir")
     else
       res="failed,,,,,"
     fi
