@@ -79,6 +79,7 @@ struct ohm_peer {
     uint64_t send_failures; /* messages that could not be encoded or handed to the transport */
     double hold_s;
     int last_missing; /* neighbours without a valid model in the last round */
+    ohm_tile_counters_t eval_reads; /* tile reads spent on evaluations (not training) */
 };
 
 /* Set by ohm_peer_request_stop (a signal handler). */

@@ -15,8 +15,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Mean loss and accuracy on the first n test examples (or all). */
+/* Mean loss and accuracy on the first n test examples (or all). The tile
+ * reads this costs are counted apart (p->eval_reads): they measure the run,
+ * they are not part of training. */
+static int evaluate_chunks(ohm_peer_t *p, size_t n, double *loss, double *acc);
+
 static int evaluate(ohm_peer_t *p, size_t n, double *loss, double *acc)
+{
+    ohm_tile_counters_t a, b;
+    ohm_model_counters(p->model, &a);
+    int rc = evaluate_chunks(p, n, loss, acc);
+    ohm_model_counters(p->model, &b);
+    p->eval_reads.forward_mvms += b.forward_mvms - a.forward_mvms;
+    p->eval_reads.dac += b.dac - a.dac;
+    p->eval_reads.adc += b.adc - a.adc;
+    return rc;
+}
+
+static int evaluate_chunks(ohm_peer_t *p, size_t n, double *loss, double *acc)
 {
     size_t total = ohm_data_test_size(p->data);
     if (n == 0 || n > total) n = total;
@@ -176,6 +192,53 @@ static void neighbours_json(const ohm_peer_t *p, ohm_metrics_t *m)
     free(pb);
 }
 
+/* The counters as JSON members (no braces). */
+static void counters_members(FILE *f, const ohm_tile_counters_t *c)
+{
+    fprintf(f,
+            "\"update_pulses\":%" PRIu64 ",\"program_pulses\":%" PRIu64 ",\"train_slots\":%" PRIu64
+            ",\"line_pulses\":%" PRIu64 ",\"program_slots\":%" PRIu64 ",\"forward_mvms\":%" PRIu64
+            ",\"backward_mvms\":%" PRIu64 ",\"transfer_mvms\":%" PRIu64 ",\"dac\":%" PRIu64
+            ",\"adc\":%" PRIu64 ",\"cells_programmed\":%" PRIu64,
+            c->update_pulses, c->program_pulses, c->train_slots, c->line_pulses, c->program_slots,
+            c->forward_mvms, c->backward_mvms, c->transfer_mvms, c->dac, c->adc,
+            c->cells_programmed);
+}
+
+/* "analog": what the tiles did since the process started (docs/energy.md):
+ * the sums over the tiles, the part of the forward reads spent evaluating,
+ * and each tile's own counters. Nothing for a model whose tiles count nothing. */
+static void analog_json(ohm_peer_t *p, ohm_metrics_t *m)
+{
+    ohm_tile_counters_t sum;
+    int n = ohm_model_counters(p->model, &sum);
+    if (n == 0) return;
+    char *pb = NULL;
+    size_t pl = 0;
+    FILE *f = open_memstream(&pb, &pl);
+    if (!f) return;
+    fprintf(f, "{\"tiles\":%d,", n);
+    counters_members(f, &sum);
+    fprintf(f,
+            ",\"eval\":{\"forward_mvms\":%" PRIu64 ",\"dac\":%" PRIu64 ",\"adc\":%" PRIu64
+            "},\"per_tile\":[",
+            p->eval_reads.forward_mvms, p->eval_reads.dac, p->eval_reads.adc);
+    int first = 1;
+    for (int l = 0; l < ohm_model_layers(p->model); l++) {
+        ohm_tile_t *t = ohm_model_tile(p->model, l);
+        ohm_tile_counters_t c;
+        if (!ohm_tile_counters(t, &c)) continue;
+        fprintf(f, "%s{\"layer\":%d,\"kind\":\"%s\",\"rows\":%d,\"cols\":%d,", first ? "" : ",", l,
+                ohm_tile_kind(t), ohm_tile_rows(t), ohm_tile_cols(t));
+        counters_members(f, &c);
+        fputc('}', f);
+        first = 0;
+    }
+    fputs("]}", f);
+    if (fclose(f) == 0) ohm_metrics_raw(m, "analog", pb);
+    free(pb);
+}
+
 int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
 {
     int honest_model = !p->byz || ohm_byz_trains(p->byz);
@@ -234,6 +297,7 @@ int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
         ohm_metrics_int(m, "rss_max_kb", rss_max_kb());
         transport_json(&ts, m);
         neighbours_json(p, m);
+        analog_json(p, m);
     }
     p->loss_sum = 0;
     p->loss_n = 0;

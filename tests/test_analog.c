@@ -4,6 +4,8 @@
 #include "ohm_analog_tile.h"
 #include "ohm_config.h"
 #include "ohm_error.h"
+#include "ohm_model.h"
+#include "ohm_rng.h"
 #include "ohm_tile.h"
 
 #include <criterion/criterion.h>
@@ -115,4 +117,103 @@ Test(analog, presets_and_overrides)
                      ohm_error_detail());
     }
     ohm_config_destroy(&cfg);
+}
+
+/* The model's counters (what the metrics report) are the sums of its tiles'
+ * own counters, field by field, for every optimizer and pulsing mode; the
+ * training reads are batch x steps per tile, and a digital model counts nothing. */
+Test(analog, model_counters_are_the_tiles_counters)
+{
+    const char *modes[][3] = {
+        {"optimizer.name=analog-sgd", "device.granular=true", "aggregate.writeback=exact"},
+        {"optimizer.name=tiki-taka", "device.granular=true", "optimizer.transfer_columns=3"},
+        {"optimizer.name=residual", "device.update=stochastic", "optimizer.buffered=true"},
+        {"optimizer.name=residual", "device.update=stochastic", "optimizer.buffered=false"},
+        {"optimizer.name=digital", "device.granular=true", "optimizer.beta=0.1"},
+    };
+    enum { N = 8, IN = 6, H = 5, OUT = 3, STEPS = 7 };
+    float x[N * IN];
+    int32_t y[N];
+    ohm_rng_t rng;
+    ohm_rng_seed(&rng, 5, 0, 0);
+    for (int i = 0; i < N * IN; i++)
+        x[i] = (float)(2 * ohm_rng_uniform(&rng) - 1);
+    for (int i = 0; i < N; i++)
+        y[i] = i % OUT;
+    ohm_batch_t b = {.n = N, .dim = IN, .x = x, .y = y};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        ohm_config_t *cfg = ohm_config_new();
+        cr_assert(cfg);
+        cr_assert_eq(ohm_config_set(cfg, "device.response=softbounds", "--set"), OHM_OK);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(ohm_config_set(cfg, modes[m][k], "--set"), OHM_OK, "%s", modes[m][k]);
+        ohm_analog_ctx_t ctx = {.seed = 3, .peer = 1};
+        cr_assert_eq(ohm_analog_params_from_config(cfg, &ctx.params), OHM_OK, "%s",
+                     ohm_error_detail());
+        ohm_model_spec_t spec = {.n_in = IN,
+                                 .n_out = OUT,
+                                 .n_hidden = 1,
+                                 .hidden = {H},
+                                 .act = OHM_ACT_TANH,
+                                 .loss = OHM_LOSS_XENT,
+                                 .bias = 1};
+        ohm_model_t *model = NULL;
+        cr_assert_eq(ohm_model_new(&spec, ohm_analog_tile_factory, &ctx, &model), OHM_OK);
+        ohm_model_init(model, &rng);
+        for (int s = 0; s < STEPS; s++)
+            cr_assert_eq(ohm_model_train_step(model, &b, 0.5f, NULL), OHM_OK);
+        /* A pulsed write-back of shifted weights programs cells too. */
+        size_t np = ohm_model_nparams(model);
+        float *w = malloc(np * sizeof *w);
+        cr_assert(w);
+        ohm_model_get_params(model, w);
+        for (size_t i = 0; i < np; i++)
+            w[i] += 0.01f;
+        ohm_model_set_params(model, w, OHM_WB_PULSED);
+        free(w);
+
+        ohm_tile_counters_t sum, own, c;
+        int analog = ctx.params.opt != OHM_OPT_DIGITAL;
+        cr_expect_eq(ohm_model_counters(model, &sum), analog ? 2 : 0, "%s", modes[m][0]);
+        memset(&own, 0, sizeof own);
+        for (int l = 0; l < ohm_model_layers(model); l++) {
+            ohm_tile_t *tile = ohm_model_tile(model, l);
+            cr_expect_eq(ohm_tile_counters(tile, &c), analog);
+            if (!analog) continue;
+            /* The tile's own count, through its module's accessor. */
+            ohm_analog_counters_t a = ohm_analog_tile_counters(tile);
+            cr_expect_eq(memcmp(&a, &c, sizeof a), 0, "%s layer %d", modes[m][0], l);
+            cr_expect_eq(a.forward_mvms, (uint64_t)(N * STEPS), "%s layer %d", modes[m][0], l);
+            cr_expect_eq(a.backward_mvms, l > 0 ? (uint64_t)(N * STEPS) : 0, "%s layer %d",
+                         modes[m][0], l);
+            cr_expect_eq(a.dac, a.forward_mvms * (uint64_t)ohm_tile_cols(tile) +
+                                    a.backward_mvms * (uint64_t)ohm_tile_rows(tile) +
+                                    a.transfer_mvms * (uint64_t)ohm_tile_cols(tile));
+            cr_expect_gt(a.update_pulses, 0, "%s layer %d", modes[m][0], l);
+            cr_expect_gt(a.program_pulses, 0, "%s layer %d", modes[m][0], l);
+            own.update_pulses += a.update_pulses;
+            own.program_pulses += a.program_pulses;
+            own.train_slots += a.train_slots;
+            own.line_pulses += a.line_pulses;
+            own.program_slots += a.program_slots;
+            own.forward_mvms += a.forward_mvms;
+            own.backward_mvms += a.backward_mvms;
+            own.transfer_mvms += a.transfer_mvms;
+            own.dac += a.dac;
+            own.adc += a.adc;
+            own.cells_programmed += a.cells_programmed;
+        }
+        cr_expect_eq(memcmp(&own, &sum, sizeof own), 0, "%s: model sum != tiles' counts",
+                     modes[m][0]);
+        if (analog) {
+            int stochastic = strstr(modes[m][1], "stochastic") != NULL;
+            cr_expect_eq(sum.train_slots > 0, stochastic, "%s", modes[m][0]);
+            /* A programming operation lasts at least one slot, at most its pulses. */
+            cr_expect_gt(sum.program_slots, 0, "%s", modes[m][0]);
+            cr_expect_leq(sum.program_slots,
+                          sum.program_pulses + (stochastic ? 0 : sum.update_pulses));
+        }
+        ohm_model_destroy(&model);
+        ohm_config_destroy(&cfg);
+    }
 }

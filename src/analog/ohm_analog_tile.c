@@ -220,7 +220,7 @@ static void program(atile_t *a, arr_t *r, size_t start, size_t stride, size_t n,
     ohm_burst_t b;
     ohm_burst_init(&b, &a->p.dev);
     double inv = 1.0 / a->p.dev.dw_min;
-    uint64_t pulses = 0;
+    uint64_t pulses = 0, longest = 0; /* the operation lasts as long as its longest burst */
     for (size_t t0 = 0; t0 < n; t0 += PROG_CHUNK) {
         size_t m = n - t0 < PROG_CHUNK ? n - t0 : PROG_CHUNK;
         ohm_bulk_u32(&a->bulk, a->uni, PROG_CHUNK);
@@ -238,8 +238,10 @@ static void program(atile_t *a, arr_t *r, size_t start, size_t stride, size_t n,
             if (b.c2c > 0) wk = ohm_burst_noisy(&b, w0, wk, nk, a->nrm[t], d->tau);
             r->w[i] = (float)wk;
             pulses += (uint64_t)nk;
+            if ((uint64_t)nk > longest) longest = (uint64_t)nk;
         }
     }
+    a->cnt.program_slots += longest;
     if (programming)
         a->cnt.program_pulses += pulses;
     else
@@ -292,6 +294,7 @@ static void transfer_residual(atile_t *a)
         ohm_burst_t b;
         ohm_burst_init(&b, &a->p.dev);
         double dwm = a->p.dev.dw_min;
+        uint64_t longest = 0;
         for (size_t i0 = 0; i0 < a->rc; i0 += PROG_CHUNK) {
             size_t m = a->rc - i0 < PROG_CHUNK ? a->rc - i0 : PROG_CHUNK;
             if (b.c2c > 0) ohm_bulk_normal(&a->bulk, a->nrm, m);
@@ -309,10 +312,12 @@ static void transfer_residual(atile_t *a)
                     h -= (double)n * dwm;
                     a->cnt.program_pulses += (uint64_t)nk;
                     a->cnt.cells_programmed++;
+                    if ((uint64_t)nk > longest) longest = (uint64_t)nk;
                 }
                 a->h[i] = (float)h;
             }
         }
+        a->cnt.program_slots += longest;
         return;
     }
     for (size_t i = 0; i < a->rc; i++)
@@ -522,12 +527,18 @@ static void at_destroy(ohm_tile_t *t)
     free(a);
 }
 
+static void at_counters(const ohm_tile_t *t, ohm_tile_counters_t *c)
+{
+    *c = ((const atile_t *)t)->cnt;
+}
+
 /* One ops table per optimizer so that ohm_tile_kind names it; they share the functions. */
 #define ANALOG_OPS(name)                                                                           \
     {                                                                                              \
         .kind = name, .forward = at_forward, .backward = at_backward, .update = at_update,         \
         .get_weights = at_get, .set_weights = at_set, .state_size = at_size,                       \
-        .state_save = at_save, .state_load = at_load, .destroy = at_destroy                        \
+        .state_save = at_save, .state_load = at_load, .destroy = at_destroy,                       \
+        .counters = at_counters                                                                    \
     }
 static const ohm_tile_ops_t ops_sgd = ANALOG_OPS("analog-sgd");
 static const ohm_tile_ops_t ops_tt = ANALOG_OPS("tiki-taka");

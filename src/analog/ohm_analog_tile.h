@@ -70,22 +70,12 @@ const float *ohm_analog_tile_refs(const ohm_tile_t *t, int which);
 /* Updates done so far (the transfer schedule counts them). */
 uint64_t ohm_analog_tile_updates(const ohm_tile_t *t);
 
-/* What a tile has done since it was created (for energy accounting). Counters
- * are not part of the saved state. Pulses are counted in the discrete modes
- * (stochastic, or expected with granular, and the buffered residual), where
- * whole pulses are fired; the expected mode applies the mean and fires none. */
-typedef struct {
-    uint64_t update_pulses;    /* pulses of gradient updates: sum of |pulse counts| applied */
-    uint64_t program_pulses;   /* pulses of transfers and pulsed write-back */
-    uint64_t train_slots;      /* stochastic updates: train slots, sum over examples of BL used */
-    uint64_t line_pulses;      /* stochastic updates: pulses on rows and columns (set train bits) */
-    uint64_t forward_mvms;     /* vectors read forward (y = W x) */
-    uint64_t backward_mvms;    /* vectors read backward (z = W^T d) */
-    uint64_t transfer_mvms;    /* vectors read by transfers (tiki-taka columns, residual P) */
-    uint64_t dac;              /* input conversions: the input length per vector read */
-    uint64_t adc;              /* output conversions: the output length per vector read */
-    uint64_t cells_programmed; /* cells given a change by transfers and write-back */
-} ohm_analog_counters_t;
+/* What a tile has done since it was created (ohm_tile_counters_t, for energy
+ * accounting; also reached through ohm_tile_counters). Counters are not part
+ * of the saved state. Pulses are counted in the discrete modes (stochastic,
+ * or expected with granular, and the buffered residual), where whole pulses
+ * are fired; the expected mode applies the mean and fires none. */
+typedef ohm_tile_counters_t ohm_analog_counters_t;
 
 /* The tile's counters. t must be analog (asserted). */
 ohm_analog_counters_t ohm_analog_tile_counters(const ohm_tile_t *t);

@@ -395,6 +395,29 @@ int ohm_model_loss_grad(ohm_model_t *m, const ohm_batch_t *b, double *loss, floa
 }
 
 /* State layout: for each tile, a uint64 byte count then the tile's state. */
+int ohm_model_counters(const ohm_model_t *m, ohm_tile_counters_t *sum)
+{
+    *sum = (ohm_tile_counters_t){0};
+    int counting = 0;
+    for (int l = 0; l < m->L; l++) {
+        ohm_tile_counters_t c;
+        if (!ohm_tile_counters(m->tiles[l], &c)) continue;
+        counting++;
+        sum->update_pulses += c.update_pulses;
+        sum->program_pulses += c.program_pulses;
+        sum->train_slots += c.train_slots;
+        sum->line_pulses += c.line_pulses;
+        sum->program_slots += c.program_slots;
+        sum->forward_mvms += c.forward_mvms;
+        sum->backward_mvms += c.backward_mvms;
+        sum->transfer_mvms += c.transfer_mvms;
+        sum->dac += c.dac;
+        sum->adc += c.adc;
+        sum->cells_programmed += c.cells_programmed;
+    }
+    return counting;
+}
+
 size_t ohm_model_state_size(const ohm_model_t *m)
 {
     size_t s = 0;

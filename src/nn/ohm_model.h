@@ -84,6 +84,11 @@ int ohm_model_evaluate(ohm_model_t *m, const ohm_batch_t *b, double *loss, doubl
  * effective weights, computed digitally (grad[nparams]); no weight changes. */
 int ohm_model_loss_grad(ohm_model_t *m, const ohm_batch_t *b, double *loss, float *grad);
 
+/* The counters of every tile summed into *sum (ohm_tile_counters_t: pulses,
+ * reads, conversions; per tile: ohm_model_tile + ohm_tile_counters). Returns
+ * the number of tiles that count (0 for a digital model, *sum all zero). */
+int ohm_model_counters(const ohm_model_t *m, ohm_tile_counters_t *sum);
+
 /* Checkpoint support: the size of, and save/load of, every tile's whole state.
  * Load errors: OHM_ESHAPE / OHM_EFORMAT (model unchanged up to the failing tile). */
 size_t ohm_model_state_size(const ohm_model_t *m);

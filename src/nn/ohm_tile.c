@@ -72,6 +72,14 @@ int ohm_tile_state_load(ohm_tile_t *t, const void *buf, size_t len)
     return t->ops->state_load(t, buf, len);
 }
 
+int ohm_tile_counters(const ohm_tile_t *t, ohm_tile_counters_t *c)
+{
+    *c = (ohm_tile_counters_t){0};
+    if (!t->ops->counters) return 0;
+    t->ops->counters(t, c);
+    return 1;
+}
+
 void ohm_tile_destroy(ohm_tile_t **t)
 {
     if (!t || !*t) return;

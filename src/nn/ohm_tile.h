@@ -61,6 +61,28 @@ void ohm_tile_state_save(const ohm_tile_t *t, void *buf);
  * Returns OHM_ESHAPE or OHM_EFORMAT (with detail) when it does not fit; the tile is unchanged then. */
 int ohm_tile_state_load(ohm_tile_t *t, const void *buf, size_t len);
 
+/* What a tile has done since it was created, for energy accounting
+ * (docs/energy.md). Not part of the saved state. Pulses are whole pulses
+ * fired; a mode that applies a mean (expected updates) fires none. */
+typedef struct {
+    uint64_t update_pulses;    /* pulses of gradient updates: sum of |pulse counts| applied */
+    uint64_t program_pulses;   /* pulses of transfers and pulsed write-back */
+    uint64_t train_slots;      /* stochastic updates: train slots, sum over examples of BL used */
+    uint64_t line_pulses;      /* stochastic updates: pulses on rows and columns (set train bits) */
+    uint64_t program_slots;    /* per-cell programming: sum over operations of the largest
+                                * |pulse count| of a cell (its duration in pulse slots) */
+    uint64_t forward_mvms;     /* vectors read forward (y = W x) */
+    uint64_t backward_mvms;    /* vectors read backward (z = W^T d) */
+    uint64_t transfer_mvms;    /* vectors read by transfers (tiki-taka columns, residual P) */
+    uint64_t dac;              /* input conversions: the input length per vector read */
+    uint64_t adc;              /* output conversions: the output length per vector read */
+    uint64_t cells_programmed; /* cells given a change by transfers and write-back */
+} ohm_tile_counters_t;
+
+/* Copies the tile's counters into *c and returns 1; a tile that counts
+ * nothing (digital) zeroes *c and returns 0. */
+int ohm_tile_counters(const ohm_tile_t *t, ohm_tile_counters_t *c);
+
 /* Frees the tile; NULL-safe; clears the caller's pointer. */
 void ohm_tile_destroy(ohm_tile_t **t);
 

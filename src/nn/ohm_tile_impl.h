@@ -19,6 +19,7 @@ typedef struct {
     void (*state_save)(const ohm_tile_t *t, void *buf);
     int (*state_load)(ohm_tile_t *t, const void *buf, size_t len);
     void (*destroy)(ohm_tile_t *t);
+    void (*counters)(const ohm_tile_t *t, ohm_tile_counters_t *c); /* NULL: counts nothing */
 } ohm_tile_ops_t;
 
 struct ohm_tile {
