@@ -175,6 +175,21 @@ static const key_def_t schema[] = {
     STR("net.key", "", "secret key file (\"\" = keys/peer-<id>.key beside the topology file)"),
     STR("net.run_id", "", "run identifier (\"\" = derived from topology and seed)"),
     STR("net.bind", "", "endpoint to bind (\"\" = the peer's endpoint from the topology)"),
+
+    /* [energy]: constants of the energy and latency estimates in summary.json
+     * (per event, from published hardware: docs/energy.md cites each). */
+    DBL_GE0("energy.pulse_j", "1e-15",
+            "energy of one programming pulse on one cell, J (ECRAM, Tang et al. 2018)"),
+    DBL_GE0("energy.pulse_s", "5e-9", "duration of one pulse slot, s (Tang et al. 2018)"),
+    DBL_GE0("energy.read_cell_j", "2.05e-13",
+            "energy of one vector read per cell, converters included, J (Le Gallo et al. 2023)"),
+    DBL_GE0("energy.read_s", "1.33e-7", "duration of one vector read (MVM), s (Le Gallo et al. 2023)"),
+    DBL_GE0("energy.adc_j", "0",
+            "energy of one output conversion beyond read_cell_j, J (0: included there)"),
+    DBL_GE0("energy.dac_j", "0",
+            "energy of one input conversion beyond read_cell_j, J (0: included there)"),
+    DBL_GE0("energy.net_byte_j", "2.16e-4",
+            "energy of one byte sent over the network, J (Aslan et al. 2018)"),
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
