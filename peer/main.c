@@ -12,6 +12,7 @@
 #include "ohm_dense.h"
 #include "ohm_error.h"
 #include "ohm_peer.h"
+#include "ohm_version.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -147,7 +148,7 @@ int main(int argc, char **argv)
 {
     ohm_dense_single_thread();
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
-        printf("ohmpeer %s\n", OHMPEER_VERSION);
+        printf("ohmpeer %s (commit %s)\n", OHMPEER_VERSION, OHMPEER_COMMIT);
         return 0;
     }
     if (argc >= 2 && !strcmp(argv[1], "keygen")) return ohm_cli_keygen(argc - 1, argv + 1);

@@ -2,7 +2,7 @@
 
     ohm-launch --topology T [--config C] [--set section.key=value]... --out DIR
                [--insecure] [--kill PEER@ROUND]... [--restart] [--resume] [--plot]
-               [--hosts FILE [ssh options]] [--timeout S]
+               [--report] [--hosts FILE [ssh options]] [--timeout S]
 
 Exit status: 0 when every peer finished (or was killed by --kill and not
 restarted); 1 when a peer failed (also after a restart), the run timed out or
@@ -11,12 +11,15 @@ docs/usage.md describes the options and the outputs.
 """
 
 import argparse
+import json
 import os
+import platform
 import re
 import shutil
+import subprocess
 import sys
 
-from . import summary
+from . import energy, summary
 from .local import LocalRunner
 from .ssh import SetupError, SshRunner
 from .supervise import Peer, supervise
@@ -52,6 +55,8 @@ def parse_args(argv):
                     help="continue a run stopped earlier in the same --out: keep its keys, "
                          "metrics and checkpoints and start every peer with --resume")
     ap.add_argument("--plot", action="store_true", help="write PNG plots (gnuplot)")
+    ap.add_argument("--report", action="store_true",
+                    help="write DIR/report.html, the run at a glance (ohm-report)")
     ap.add_argument("--consensus", action="store_true",
                     help="record each honest peer's distance to the honest average at every "
                          "evaluation (consensus.csv; peers write snapshots)")
@@ -114,11 +119,40 @@ def report_failures(out, runner, peers, outcome):
               file=sys.stderr)
 
 
+def machine(load_start):
+    """Where the run ran, for the report's header."""
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            m = re.search(r"MemTotal:\s+(\d+) kB", f.read())
+            mem = int(m.group(1)) // 1024 if m else None
+    except OSError:
+        pass
+    return {"host": platform.node(), "system": platform.platform(), "cpus": os.cpu_count(),
+            "mem_mb": mem, "load_start": load_start, "load_end": list(os.getloadavg())}
+
+
+def write_report(out, defaults):
+    """DIR/report.html by the ohm-report program beside this launcher."""
+    prog = (defaults or {}).get("ohm_report")
+    if not prog or not os.path.isfile(prog):
+        warn("--report: the ohm-report program was not found (%s)" % prog)
+        return
+    r = subprocess.run([sys.executable, prog, out, "-o", os.path.join(out, "report.html")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if r.returncode != 0:
+        warn("--report: ohm-report failed (exit %d): %s" % (r.returncode, r.stdout.strip()[-500:]))
+    else:
+        print(r.stdout.strip())
+
+
 def main(argv=None, defaults=None):
     """Runs ohm-launch; returns its exit status. defaults: where the entry point
     expects the binaries ({"ohmpeer": [paths], "ohmtopo": [paths]})."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     out = os.path.abspath(args.out)
+    load_start = list(os.getloadavg())
     try:
         tools = Tools(args.ohmpeer, args.ohmtopo, defaults)
         topo_json = tools.topology(args.topology)
@@ -128,7 +162,13 @@ def main(argv=None, defaults=None):
                             % (missing[0], args.topology))
         # Validates the config and the overrides before anything starts.
         rounds = int(tools.config_values(["train.rounds"], args.config, args.set)["train.rounds"])
+        consts = energy.constants(tools.config_values(energy.KEYS, args.config, args.set))
+        info = {"command": ["ohm-launch"] + list(argv), "ohmpeer_version": tools.version(),
+                "config_resolved": tools.config_table(args.config, args.set)}
         os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "topology.json"), "w") as f:
+            json.dump(topo_json, f, indent=1)
+            f.write("\n")
         if not args.resume:
             fresh_start(out)
         if args.hosts:
@@ -164,6 +204,10 @@ def main(argv=None, defaults=None):
         status = 0
 
     extra = {"ohmpeer": tools.ohmpeer, "ohmtopo": tools.ohmtopo}
+    extra.update(info)
+    extra["machine"] = machine(load_start)
+    extra["exit_codes"] = {str(p.pid): p.exit for p in sorted(peers.values(), key=lambda q: q.pid)}
+    extra.update(energy.run_estimate({p.pid: p.final_row() for p in peers.values()}, consts))
     if args.hosts:
         extra["hosts"] = runner.placement()
     if args.consensus:
@@ -184,6 +228,8 @@ def main(argv=None, defaults=None):
     print("summary: %s" % os.path.join(out, "summary.json"))
     if args.plot:
         summary.plot(out, peers)
+    if args.report:
+        write_report(out, defaults)
     if outcome.timed_out:
         warn("run aborted after --timeout %.0f s" % args.timeout)
     if outcome.failed and not outcome.timed_out:

@@ -78,6 +78,7 @@ def build(out, peers, rounds, outcome, exit_status, args, extra=None):
                                  if "round_ms_median" in r]) if finals else None,
         "rss_max_kb": max([r.get("rss_max_kb", 0) for r in finals] or [0]),
         "bytes_sent": sum(r.get("bytes_sent", 0) for r in finals),
+        "bytes_recv": sum(r.get("bytes_recv", 0) for r in finals),
         "msgs_dropped": sum(r.get("msgs_dropped", 0) for r in finals),
         "topology": args.topology,
         "config": args.config,
@@ -116,6 +117,11 @@ def build(out, peers, rounds, outcome, exit_status, args, extra=None):
             "peer%s %s %s" % ("s" if len(ids) > 1 else "", " ".join(map(str, ids)), why)
             for why, ids in groups.items()))
     head = "honest accuracy: %s %s; %d rounds in %.1f s" % (stats, over, rounds, outcome.wall)
+    en = summary.get("energy_j")
+    if en:
+        head += ("\nenergy (estimate from [energy], docs/energy.md): %.3g J in all; analog %.3g J "
+                 "(latency %.3g s on the busiest peer), network %.3g J" % (
+                     en["total"], en["analog"], summary["analog_latency_s"]["max"], en["network"]))
     notes = ["peer %d %s: %s" % (p.pid, fate(p), last_log_line(out, p.pid) or "(empty log)")
              for p in sorted(peers.values(), key=lambda q: q.pid) if p.state == "failed"]
     return summary, head, notes, rows
@@ -133,35 +139,75 @@ def write(out, summary, head, notes, rows):
         f.write("\n".join(rows) + "\n")
 
 
+def honest_mean_curve(peers, key):
+    """[(round, mean, n)] of `key` over the honest peers that reported it at that
+    round: the honest mean the summary quotes, per evaluated round."""
+    by = {}
+    for p in peers.values():
+        if p.byzantine:
+            continue
+        for r in p.rows:
+            v = r.get(key)
+            if isinstance(v, (int, float)) and v == v:
+                by.setdefault(int(r.get("round", 0)), []).append(v)
+    return [(k, sum(v) / len(v), len(v)) for k, v in sorted(by.items())]
+
+
 def plot(out, peers):
-    """PNG plots of test accuracy and train loss per round (needs gnuplot)."""
+    """PNG plots of test accuracy and train loss per round (needs gnuplot):
+    each honest peer a thin grey line, the honest mean a thick line, each
+    Byzantine peer in red, with a legend."""
     gp = shutil.which("gnuplot")
     if not gp:
         print("ohm-launch: gnuplot not installed; skipping plots")
         return
     data = os.path.join(out, "curves.dat")
+    order = sorted(peers)
     with open(data, "w") as f:
-        for pid in sorted(peers):
+        for pid in order:
             f.write("# peer %d\n" % pid)
             for r in peers[pid].rows:
                 acc, loss = r.get("test_acc"), r.get("train_loss")
                 f.write("%d %s %s\n" % (r.get("round", 0), acc if acc is not None else "NaN",
                                         loss if loss is not None else "NaN"))
             f.write("\n\n")
+        f.write("# honest mean\n")
+        acc = dict((k, m) for k, m, _ in honest_mean_curve(peers, "test_acc"))
+        loss = dict((k, m) for k, m, _ in honest_mean_curve(peers, "train_loss"))
+        for k in sorted(set(acc) | set(loss)):
+            f.write("%d %s %s\n" % (k, acc.get(k, "NaN"), loss.get(k, "NaN")))
+    mean_index = len(order)
+    honest = sum(1 for p in peers.values() if not p.byzantine)
+
+    def curves(col):
+        parts, titled = [], False
+        for i, pid in enumerate(order):
+            if peers[pid].byzantine:
+                parts.append("'%s' index %d using 1:%d with lines lw 2 dt 2 lc rgb '#d62728' "
+                             "title 'Byzantine peer %d (%s)'" % (data, i, col, pid,
+                                                                  peers[pid].info["attack"]))
+            else:
+                parts.append("'%s' index %d using 1:%d with lines lw 1 lc rgb '#b0b0b0' %s"
+                             % (data, i, col, "notitle" if titled else "title 'honest peers'"))
+                titled = True
+        parts.append("'%s' index %d using 1:%d with lines lw 3 lc rgb '#1f4e9c' "
+                     "title 'honest mean (%d peers)'" % (data, mean_index, col, honest))
+        return ", \\\n  ".join(parts)
+
     script = """set terminal pngcairo size 900,600 noenhanced
-set key off
+set key outside right top box
 set grid
 set xlabel 'round'
 set output '{out}/accuracy.png'
 set ylabel 'test accuracy'
 set title 'test accuracy per peer'
-plot for [i=0:{last}] '{data}' index i using 1:2 with lines
+plot {acc}
 set output '{out}/loss.png'
 set ylabel 'train loss'
 set logscale y
 set title 'train loss per peer'
-plot for [i=0:{last}] '{data}' index i using 1:3 with lines
-""".format(out=out, data=data, last=len(peers) - 1)
+plot {loss}
+""".format(out=out, acc=curves(2), loss=curves(3))
     r = subprocess.run([gp], input=script, universal_newlines=True, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     if r.returncode != 0:

@@ -7,6 +7,7 @@ the launcher follows exactly the C parsers' rules (comments, validation).
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,26 @@ class Tools:
         if len(lines) < len(keys):
             raise ToolError("ohmpeer config: %d values for %d keys" % (len(lines), len(keys)))
         return dict(zip(keys, lines))
+
+    def config_table(self, config=None, sets=()):
+        """Every configuration key of the schema as [{"key", "value", "default"}]:
+        the value a run with this --config and these --set takes, and the schema's
+        default (from `ohmpeer config`), for reports that mark what a run changed."""
+        rows = []
+        for line in self._run([self.ohmpeer, "config"], "ohmpeer config").splitlines():
+            m = re.match(r"^\[(\w+)\]\s+(\S+)\s+\S+\s+(\S+)", line)
+            if m:
+                d = m.group(3)
+                rows.append({"key": "%s.%s" % (m.group(1), m.group(2)),
+                             "default": "" if d == '""' else d})
+        values = self.config_values([r["key"] for r in rows], config, sets)
+        for r in rows:
+            r["value"] = values[r["key"]]
+        return rows
+
+    def version(self):
+        """`ohmpeer --version`: the version and the commit it was built from."""
+        return self._run([self.ohmpeer, "--version"], "ohmpeer --version").strip()
 
     def keygen(self, prefix):
         """A CURVE key pair prefix.key / prefix.pub, kept if it exists already."""
