@@ -24,7 +24,7 @@ import sys
 
 CODE_DIRS = ["src", "peer", "robust", "topology", "tests", "examples"]
 CODE_EXT = (".c", ".h", ".py", ".sh", ".build", ".sbatch", ".gp", ".ini", ".topo")
-CODE_NAMES = ("ohm-launch",)
+CODE_NAMES = ("ohm-launch", "ohm-report")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 CITE = re.compile(r'docs/([A-Za-z0-9_./-]+\.md)(?:,? section "([^"]+)")?')
 FORBIDDEN = [re.compile(r"\bDESIGN section"), re.compile(r"\bDESIGN\.md\b")]
