@@ -15,9 +15,14 @@
 # --collect-only rebuilds results.csv and table.md from the run folders already
 # in DIR (same options), without running anything.
 #
-# Writes DIR/results.csv (one line per run) and DIR/table.md (final honest mean
-# test accuracy, min and max over the peers); each run's metrics stay in
-# DIR/runs/<optimizer>-<writeback>/.
+# Writes DIR/results.csv (one line per run), DIR/table.md (final honest mean
+# test accuracy, min and max over the peers, and the energy estimate: analog
+# energy, pulses, analog latency, network energy; docs/energy.md) and
+# DIR/report.html (ohm-report's comparison of the runs); each run's metrics
+# and report stay in DIR/runs/<optimizer>-<writeback>/. Pulses are counted
+# where whole pulses fire: expected-value updates fire none, so for the
+# energy of the updates pass --set device.granular=true (whole pulses by
+# stochastic rounding, the same mean) or --update stochastic.
 #
 # The device: by default softbounds (q+ = 1 - w/tau, q- = 1 + w/tau, c = 0) with
 # tau 0.3 and dw_min 1e-3, expected-value updates; --response and --gamma pick
@@ -89,7 +94,7 @@ mkdir -p "$out/runs"
 topo=$out/ring8.topo
 "$ohmtopo" gen ring -n 8 --port "$port" -o "$topo"
 csv=$out/results.csv
-echo "optimizer,writeback,rounds,lr,response,gamma,update,tau,dw_min,status,honest_acc_mean,honest_acc_min,honest_acc_max,train_loss_mean,round_ms_median,wall_s,dir" >"$csv"
+echo "optimizer,writeback,rounds,lr,response,gamma,update,tau,dw_min,status,honest_acc_mean,honest_acc_min,honest_acc_max,train_loss_mean,round_ms_median,wall_s,analog_j,pulses,analog_latency_s,network_j,dir" >"$csv"
 
 runs=()
 IFS=, read -r -a opt_list <<<"$optimizers"
@@ -110,7 +115,7 @@ for r in "${runs[@]}"; do
   else
     rm -rf "$dir"
     # digital ignores the [device] keys (its tiles are plain floating point).
-    flock /tmp/ohm-experiments.lock "$launch" --topology "$topo" --out "$dir" --quiet --timeout 3600 \
+    flock /tmp/ohm-experiments.lock "$launch" --topology "$topo" --out "$dir" --quiet --timeout 3600 --report \
       --set data.name=fashion-mnist --set "data.partition=$partition" \
       --set model.hidden=128 --set model.activation=relu \
       --set "device.response=$response" --set "device.tau=$tau" --set "device.dw_min=$dw_min" \
@@ -132,7 +137,7 @@ except (OSError, ValueError):
 acc = list((s or {}).get("final_acc", {}).values())
 if (sys.argv[2] != "0" or not s or s.get("honest_finished", len(acc)) != s["honest_peers"]
         or any(math.isnan(a) for a in acc)):
-    print("failed,,,,,,%s" % ((s or {}).get("wall_s") or ""))
+    print("failed,,,,,,%s,,,," % ((s or {}).get("wall_s") or ""))
 else:
     # Training loss of the last window (the mean batch loss since the previous
     # evaluation), averaged over the peers: it shows an optimizer's error floor
@@ -142,9 +147,16 @@ else:
         last = [json.loads(l) for l in open(f) if '"final"' in l]
         if last and last[-1].get("train_loss") is not None:
             loss.append(last[-1]["train_loss"])
-    print("ok,%.4f,%.4f,%.4f,%.4f,%.2f,%s" % (sum(acc) / len(acc), min(acc), max(acc),
-                                              sum(loss) / len(loss) if loss else float("nan"),
-                                              s.get("round_ms_median") or 0, s["wall_s"]))
+    # The energy estimate (docs/energy.md): analog (reads, pulses, converters)
+    # and network apart; pulses of updates, transfers and write-back; the
+    # analog latency of the busiest peer. Empty for digital runs.
+    en, lat, cnt = s.get("energy_j") or {}, s.get("analog_latency_s") or {}, s.get("analog_counters")
+    energy = "%.6g,%d,%.6g,%.6g" % (en["analog"], cnt["update_pulses"] + cnt["program_pulses"],
+                                    lat["max"], en["network"]) if cnt and en else ",,,%s" % (
+                                        "%.6g" % en["network"] if en else "")
+    print("ok,%.4f,%.4f,%.4f,%.4f,%.2f,%s,%s" % (sum(acc) / len(acc), min(acc), max(acc),
+                                                 sum(loss) / len(loss) if loss else float("nan"),
+                                                 s.get("round_ms_median") or 0, s["wall_s"], energy))
 EOF
 )
   echo "$opt,$wb,$rounds,$lr,$response,$gamma,$update,$tau,$dw_min,$res,$dir" >>"$csv"
@@ -159,18 +171,29 @@ out = ["Final test accuracy (%%) of the 8 peers, ring, Fashion-MNIST, MLP 784-12
        "lr %s, %s rounds; device %s (gamma %s) tau %s dw_min %s (%s updates)." % (
            r0.get("lr"), r0.get("rounds"), r0.get("response"), r0.get("gamma"), r0.get("tau"),
            r0.get("dw_min"), r0.get("update")),
-       "", "| optimizer | write-back | mean | min | max | train loss | round ms (median) |",
-       "|---|---|---:|---:|---:|---:|---:|"]
+       "", "Energy: estimates from the [energy] constants (docs/energy.md), summed over the 8 "
+       "peers; analog = reads, pulses and converters; latency = the busiest peer's analog "
+       "latency. \"-\": no analog tiles, or no pulses counted (expected-value updates).",
+       "", "| optimizer | write-back | mean | min | max | train loss | round ms (median) "
+       "| analog energy (J) | pulses | analog latency (s) | network energy (J) |",
+       "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in rows:
     if r["status"] == "ok":
-        out.append("| %s | %s | %.1f | %.1f | %.1f | %.3f | %s |" % (
+        e = lambda k, f="%.3g": f % float(r[k]) if r.get(k) else "-"
+        pulses = int(r["pulses"]) if r.get("pulses") else 0
+        out.append("| %s | %s | %.1f | %.1f | %.1f | %.3f | %s | %s | %s | %s | %s |" % (
             r["optimizer"], r["writeback"], 100 * float(r["honest_acc_mean"]),
             100 * float(r["honest_acc_min"]), 100 * float(r["honest_acc_max"]),
-            float(r["train_loss_mean"]), r["round_ms_median"]))
+            float(r["train_loss_mean"]), r["round_ms_median"], e("analog_j"),
+            "{:.3g}".format(pulses) if pulses else "-", e("analog_latency_s"), e("network_j")))
     else:
-        out.append("| %s | %s | failed | | | | |" % (r["optimizer"], r["writeback"]))
+        out.append("| %s | %s | failed | | | | | | | | |" % (r["optimizer"], r["writeback"]))
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 EOF
+dirs=()
+for r in "${runs[@]}"; do dirs+=("$out/runs/${r%%:*}-${r##*:}"); done
+ohm_compare "$out" "${dirs[@]}"
 echo "results: $csv"
 echo "table:   $out/table.md ($(($(date +%s) - t_start)) s)"
+echo "report:  $out/report.html"
 cat "$out/table.md"

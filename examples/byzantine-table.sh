@@ -15,9 +15,11 @@
 # --set passes a config key to every run (e.g. aggregate.tau=0: adaptive
 # clipping radius for cc/scc instead of the fixed default 1).
 #
-# Writes DIR/results.csv (one line per run) and DIR/table.md (final honest mean
+# Writes DIR/results.csv (one line per run), DIR/table.md (final honest mean
 # test accuracy in %, rows = rule, columns = attack, one table per model and
-# partition); each run's metrics stay in DIR/runs/<model>-<partition>-<rule>-<attack>/.
+# partition) and DIR/reports/<model>-<partition>-<attack>.html (ohm-report's
+# comparison of the rules under that attack); each run's metrics stay in
+# DIR/runs/<model>-<partition>-<rule>-<attack>/.
 #
 # Conventions (written down because they change the numbers):
 # - "none" runs the same graph (same --seed: ohmtopo draws the edges and the
@@ -251,6 +253,23 @@ for m in $models; do
 done
 
 write_table
+# Comparison reports: per model, partition and attack, the rules side by side.
+mkdir -p "$out/reports"
+for m in $models; do
+  for part in "${part_list[@]}"; do
+    for attack in "${attack_list[@]}"; do
+      dirs=() labels=()
+      for rule in "${rule_list[@]}"; do
+        d=$out/runs/$m-$part-$rule-$attack
+        [ -f "$d/summary.json" ] && { dirs+=("$d"); labels+=(--label "$rule"); }
+      done
+      [ ${#dirs[@]} -gt 0 ] || continue
+      "$build/peer/ohm-report" "${dirs[@]}" "${labels[@]}" -o "$out/reports/$m-$part-$attack.html" \
+        >/dev/null || echo "byzantine-table: ohm-report failed for $m-$part-$attack" >&2
+    done
+  done
+done
 echo "results: $csv"
 echo "table:   $out/table.md ($(($(date +%s) - t_start)) s)"
+echo "reports: $out/reports/"
 cat "$out/table.md"

@@ -3,6 +3,8 @@
 # 16 peers on a ring (real processes, ZeroMQ with CURVE on loopback) learning
 # Fashion-MNIST with an MLP, then prints the summary table.
 #   examples/demo.sh [OUT_DIR] [extra ohm-launch arguments, e.g. --set data.partition=dirichlet]
+# Writes OUT_DIR/report.html (the run at a glance: docs/report.md), the
+# summary and the gnuplot PNGs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ohm_init demo
@@ -19,4 +21,4 @@ shift || true
 mkdir -p "$out"
 "$OHMTOPO" gen ring -n 16 --port 27100 -o "$out/ring16.topo"
 "$OHM_LAUNCH" --topology "$out/ring16.topo" --config examples/configs/demo.ini \
-  --out "$out" --plot "$@"
+  --out "$out" --plot --report "$@"

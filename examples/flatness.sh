@@ -34,7 +34,8 @@
 #                   perturbations of norm 0.05*||w||
 #   consensus_distance  (1/N) sum_i ||w_i - w_mean||^2 (0 for central)
 # Outputs in DIR (default runs/flatness): results.csv (one row per run),
-# table.md (mean +- std over seeds per configuration and regime), and with
+# table.md (mean +- std over seeds per configuration and regime),
+# report-<regime>.html (ohm-report's comparison of the runs of each regime), and with
 # gnuplot flatness.png (the measures per configuration) and tradeoff.png (test
 # accuracy against Hessian trace and against train loss, one point per run).
 # Each run keeps its metrics in DIR/runs/<regime>-<config>-s<seed>/ (checkpoints
@@ -339,6 +340,20 @@ with open(os.path.join(out, "plot-runs.dat"), "w") as f:
 with open(os.path.join(out, "plot-meta.gp"), "w") as f:
     f.write("regimes = \"%s\"\nconfigs = \"%s\"\n" % (" ".join(regimes), " ".join(configs)))
 EOF
+
+# Comparison reports: per regime, every configuration and seed side by side.
+for r in "${all_regimes[@]}"; do
+  dirs=() labels=()
+  for c in "${config_list[@]}"; do
+    for ((s = 1; s <= seeds; s++)); do
+      d=$out/runs/$r-$c-s$s
+      [ -f "$d/summary.json" ] && { dirs+=("$d"); labels+=(--label "$c s$s"); }
+    done
+  done
+  [ ${#dirs[@]} -gt 0 ] || continue
+  "$OHM_REPORT" "${dirs[@]}" "${labels[@]}" -o "$out/report-$r.html" >/dev/null ||
+    log "ohm-report failed for $r: no $out/report-$r.html"
+done
 
 if ! command -v gnuplot >/dev/null; then
   log "gnuplot not found: no plots (results.csv and table.md are written)"

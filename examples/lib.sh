@@ -15,7 +15,11 @@
 #                         every TARGET (paths in the build folder, e.g. peer/ohmpeer);
 #                         when none does, configures build/ and compiles the TARGETs.
 #                         Then sets and exports OHMPEER and OHMTOPO (ohm-launch uses
-#                         them), and sets OHM_LAUNCH (the build tree's launcher).
+#                         them), and sets OHM_LAUNCH (the build tree's launcher) and
+#                         OHM_REPORT (its ohm-report).
+#   ohm_compare OUT DIR...
+#                         OUT/report.html: ohm-report's comparison of the run folders
+#                         DIR... that have a summary.json (a warning if it fails)
 #
 # Topologies and configurations are read by the tools, never by the scripts:
 # `ohmtopo show --json FILE`, `ohmtopo edit FILE --keys DIR`, `ohmpeer config --get`.
@@ -77,5 +81,18 @@ ohm_build() {
   OHMPEER=$OHM_BUILD/peer/ohmpeer
   OHMTOPO=$OHM_BUILD/topology/ohmtopo
   OHM_LAUNCH=$OHM_BUILD/peer/ohm-launch
+  OHM_REPORT=$OHM_BUILD/peer/ohm-report
   export OHMPEER OHMTOPO
+}
+
+ohm_compare() {
+  local out=$1 d dirs=()
+  shift
+  for d in "$@"; do [ -f "$d/summary.json" ] && dirs+=("$d"); done
+  if [ ${#dirs[@]} -eq 0 ]; then
+    echo "$OHM_NAME: no finished run to compare" >&2
+    return 0
+  fi
+  "$OHM_REPORT" "${dirs[@]}" -o "$out/report.html" ||
+    echo "$OHM_NAME: ohm-report failed; $out/report.html not written" >&2
 }
