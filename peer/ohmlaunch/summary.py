@@ -118,10 +118,13 @@ def build(out, peers, rounds, outcome, exit_status, args, extra=None):
             for why, ids in groups.items()))
     head = "honest accuracy: %s %s; %d rounds in %.1f s" % (stats, over, rounds, outcome.wall)
     en = summary.get("energy_j")
-    if en:
+    if en and summary.get("analog_counters"):
         head += ("\nenergy (estimate from [energy], docs/energy.md): %.3g J in all; analog %.3g J "
                  "(latency %.3g s on the busiest peer), network %.3g J" % (
                      en["total"], en["analog"], summary["analog_latency_s"]["max"], en["network"]))
+    elif en:
+        head += ("\nenergy (estimate from [energy], docs/energy.md): no analog tiles; network "
+                 "%.3g J" % en["network"])
     notes = ["peer %d %s: %s" % (p.pid, fate(p), last_log_line(out, p.pid) or "(empty log)")
              for p in sorted(peers.values(), key=lambda q: q.pid) if p.state == "failed"]
     return summary, head, notes, rows

@@ -79,8 +79,14 @@ def curves(run, key, ylabel, name, log=False):
     if log and band and min(b[2] for b in band) > 0:
         ax.set_yscale("log")
     if band or run.byzantine:
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        _legend(ax, loc="best", fontsize=8, frameon=False)
     return _svg(fig, name)
+
+
+def _legend(ax, **kw):
+    """A legend when something is labelled (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
 
 
 def consensus(run, name="consensus"):
@@ -113,7 +119,7 @@ def time_split(run, name="timesplit"):
     ax.invert_yaxis()
     ax.set_xlabel("median ms per round")
     ax.set_ylabel("peer")
-    ax.legend(loc="lower right", fontsize=8, ncol=3, frameon=False)
+    _legend(ax, loc="lower right", fontsize=8, ncol=3, frameon=False)
     return _svg(fig, name)
 
 
@@ -136,7 +142,7 @@ def energy_parts(run, name="energy"):
     ax.set_yticklabels(["%d%s" % (p, " (B)" if p in run.byzantine else "") for p in pids])
     ax.invert_yaxis()
     ax.set_xlabel("estimated analog energy, J (network not included)")
-    ax.legend(loc="lower right", fontsize=8, ncol=4, frameon=False)
+    _legend(ax, loc="lower right", fontsize=8, ncol=4, frameon=False)
     return _svg(fig, name)
 
 
@@ -160,7 +166,7 @@ def overlay(runs, key, ylabel, name, log=False):
         if lo and min(lo) > 0:
             ax.set_yscale("log")
     n = len(runs)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
+    _legend(ax, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
               ncol=1 if n <= 16 else 2)
     return _svg(fig, name)
 

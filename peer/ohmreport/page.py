@@ -182,8 +182,10 @@ def headline(run):
     if s.get("consensus_distance") is not None:
         txt += "; consensus distance %s" % sci(s["consensus_distance"])
     en = s.get("energy_j")
-    if en:
+    if en and s.get("analog_counters"):
         txt += "; energy estimate %s J (analog %s J)" % (sci(en["total"]), sci(en["analog"]))
+    elif en:
+        txt += "; no analog tiles (network energy estimate %s J)" % sci(en["network"])
     return esc(txt)
 
 
@@ -223,7 +225,8 @@ def peer_table(run):
 def energy_section(run, name="energy"):
     s = run.summary
     en = s.get("energy_j")
-    if not en and not run.has_analog():
+    # The panel is about the tiles; a digital run's network estimate is in the header.
+    if not run.has_analog():
         return ""
     out = ["<section id=\"energy\"><h2>Pulses and energy</h2>"]
     if en:
