@@ -367,7 +367,8 @@ def comparison(runs, versions):
                           cell(s.get("honest_acc_mean")), cell(s.get("honest_acc_min")),
                           cell(s.get("honest_acc_max")), cell(s.get("consensus_distance"), "%.3g"),
                           cell(s.get("round_ms_median"), "%.2f"), cell(s.get("wall_s"), "%.1f"),
-                          cell(en.get("analog"), "%.3g"), cell(en.get("network"), "%.3g"),
+                          cell(en.get("analog") if run.has_analog() else None, "%.3g"),
+                          cell(en.get("network"), "%.3g"),
                           cell(s.get("exit_status"))]))
     head = [("#", False), ("run", True), ("peers", False), ("Byzantine", False), ("rounds", False),
             ("rule", True), ("optimizer", True), ("honest acc", False), ("min", False),
