@@ -16,7 +16,9 @@ processes on a random loopback address. Output is TAP (meson shows skips as
 SKIP, with the reason). Chromium is Debian's (tests/install-deps.sh), driven
 through its DevTools protocol on a pipe (--remote-debugging-pipe): the
 standard library is enough, no browser is downloaded. Environment (set by
-meson): OHM_LAUNCH, OHMTOPO, OHM_BUILDDIR; CHROMIUM names another browser.
+meson): OHM_LAUNCH, OHMTOPO, OHMPEER; CHROMIUM names another browser;
+OHM_REQUIRE_BROWSER=1 (CI) makes a browser that cannot run a failure, not a
+SKIP; OHM_KEEP_TEST_DIRS=1 keeps the run folder.
 """
 
 import html.parser
