@@ -146,6 +146,35 @@ Test(config, overrides_apply_after_a_file)
     cr_expect_eq(ohm_config_double(cfg, "optimizer.lr"), 0.125);
 }
 
+/* Each value remembers where it was set, so later checks of its meaning can
+ * name the line; a failed load changes no origin. */
+Test(config, values_remember_their_origin)
+{
+    ohm_config_t *cfg = ohm_config_new();
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.hidden"), "default");
+    const char *ini = "[model]\nhidden = 64\n\nactivation = tanh\n[device]\npreset = reram-sb\n";
+    cr_assert_eq(ohm_config_load_string(cfg, ini, strlen(ini), "a.ini"), OHM_OK);
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.hidden"), "a.ini:2");
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.activation"), "a.ini:4");
+    cr_expect_str_eq(ohm_config_origin(cfg, "device.c"), "a.ini:6", "set by the preset's line");
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.bias"), "default");
+    cr_assert_eq(ohm_config_set(cfg, "model.hidden=32", "--set"), OHM_OK);
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.hidden"), "--set");
+    const char *bad = "[model]\nhidden = 16\nbias = maybe\n";
+    cr_expect_eq(ohm_config_load_string(cfg, bad, strlen(bad), "b.ini"), OHM_EINVAL);
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.hidden"), "--set");
+    cr_expect_eq(ohm_config_set(cfg, "model.bias=maybe", "x"), OHM_EINVAL);
+    cr_expect_str_eq(ohm_config_origin(cfg, "model.bias"), "default");
+    /* A long path keeps its tail: the file name and the line. */
+    char name[300];
+    memset(name, 'd', sizeof name);
+    memcpy(name + 280, "/deep.ini", 10);
+    cr_assert_eq(ohm_config_load_string(cfg, ini, strlen(ini), name), OHM_OK);
+    const char *o = ohm_config_origin(cfg, "model.activation");
+    cr_expect(strncmp(o, "...", 3) == 0 && strstr(o, "/deep.ini:4") != NULL, "%s", o);
+    ohm_config_destroy(&cfg);
+}
+
 Test(config, override_errors_name_their_origin)
 {
     cr_expect_eq(ohm_config_set(cfg, "optimizer.lr", "--set"), OHM_EPARSE);

@@ -435,6 +435,12 @@ static int parse_value(const key_def_t *k, const char *text, const char *where, 
     }
     out->text = strdup(keep);
     if (!out->text) return ohm_error_set(OHM_ENOMEM, "%s: %s", where, k->name);
+    /* The tail of a long "path:line" keeps the file name and the line. */
+    size_t wl = strlen(where), cap = sizeof out->origin;
+    if (wl < cap)
+        memcpy(out->origin, where, wl + 1);
+    else
+        snprintf(out->origin, cap, "...%s", where + wl - (cap - 4));
     return OHM_OK;
 }
 
@@ -759,7 +765,8 @@ int ohm_config_set(ohm_config_t *cfg, const char *assignment, const char *origin
     int rc = parse_value(&schema[k], trim(val), origin, &nv);
     free(val);
     if (rc) return rc;
-    value_t old = {.text = strdup(cfg->v[k].text), .i = cfg->v[k].i, .d = cfg->v[k].d};
+    value_t old = cfg->v[k];
+    old.text = strdup(cfg->v[k].text);
     if (!old.text) {
         free(nv.text);
         return ohm_error_set(OHM_ENOMEM, "%s", origin);
@@ -811,6 +818,14 @@ const char *ohm_config_text(const ohm_config_t *cfg, const char *key)
     assert(cfg && key);
     int k = find_key(key);
     return k < 0 ? NULL : cfg->v[k].text;
+}
+
+const char *ohm_config_origin(const ohm_config_t *cfg, const char *key)
+{
+    assert(cfg && key);
+    int k = find_key(key);
+    assert(k >= 0 && "key not in the config schema");
+    return cfg->v[k].origin;
 }
 
 int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max)

@@ -51,6 +51,11 @@ const char *ohm_config_text(const ohm_config_t *cfg, const char *key);
  * out[max]; returns the count, or -1 if more than max. Validated at set time. */
 int ohm_config_int_list(const ohm_config_t *cfg, const char *key, int *out, int max);
 
+/* Where key's value came from: "FILE:LINE" of the file that set it, the origin
+ * given to ohm_config_set ("--set"), or "default"; for checks of a value's
+ * meaning made outside this module, so their errors can name its line. */
+const char *ohm_config_origin(const ohm_config_t *cfg, const char *key);
+
 /* Writes the resolved configuration as a loadable INI file (reproducibility):
  * every key, with its doc as a comment. OHM_EIO if the stream fails. */
 int ohm_config_write(const ohm_config_t *cfg, FILE *f);

@@ -31,6 +31,7 @@ typedef struct {
     char *text; /* canonical text (strings, enums, lists; also what is written) */
     long i;     /* int, bool */
     double d;   /* double */
+    char origin[96]; /* where it was set: "file:line", "--set", "default" (tail if longer) */
 } value_t;
 
 /* The schema, in file order. */
