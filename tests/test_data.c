@@ -242,6 +242,9 @@ Test(fashion, shards_cover_the_set_and_batches_are_scaled)
         ohm_data_t *d = NULL;
         cr_assert_eq(ohm_data_open(c, 4, p, &d), OHM_OK, "%s", ohm_error_detail());
         cr_expect_eq(ohm_data_dim(d), 784);
+        int shape[3];
+        ohm_data_shape(d, shape);
+        cr_expect(shape[0] == 1 && shape[1] == 28 && shape[2] == 28, "an image of 1 x 28 x 28");
         cr_expect_eq(ohm_data_outputs(d), 10);
         cr_expect_eq(ohm_data_is_regression(d), 0);
         cr_expect_eq(ohm_data_test_size(d), 20);
@@ -554,6 +557,9 @@ Test(synthetic, shards_are_slices_of_the_whole_set)
     ohm_config_t *c = config(sets, 4);
     ohm_data_t *whole = NULL;
     cr_assert_eq(ohm_data_open(c, 1, -1, &whole), OHM_OK, "%s", ohm_error_detail());
+    int shape[3];
+    ohm_data_shape(whole, shape);
+    cr_expect(shape[0] == 1 && shape[1] == 1 && shape[2] == 8, "a one-row image of 1 x 1 x 8");
     size_t lw;
     float *w = dump(whole, 0, &lw);
     const size_t per = 9, n = 300;

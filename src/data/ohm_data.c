@@ -57,6 +57,7 @@ typedef struct {
 
 struct ohm_data {
     int dim, outputs, regress;
+    int side; /* images: height = width = side; 0 for synthetic rows */
     split_t train, test;
     size_t test_resident;  /* test images held in test.x8/xf; the rest are streamed */
     perm_cache_t *cache;   /* mutable behind a const ohm_data_t: see ohm_sampler_next */
@@ -289,6 +290,7 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
         const char *dir = ohm_config_str(cfg, "data.path");
         if (!dir[0]) dir = FASHION_DIR;
         d->dim = FASHION_SIDE * FASHION_SIDE;
+        d->side = FASHION_SIDE;
         d->outputs = FASHION_CLASSES;
         size_t resident = (size_t)ohm_config_int(cfg, "data.test_subset"), count = 0;
         if ((rc = fashion_split(cfg, dir, 1, npeers, peer, &d->train, NULL, NULL)) ||
@@ -348,6 +350,13 @@ fail:
 int ohm_data_dim(const ohm_data_t *d)
 {
     return d->dim;
+}
+
+void ohm_data_shape(const ohm_data_t *d, int shape[3])
+{
+    shape[0] = 1;
+    shape[1] = d->side ? d->side : 1;
+    shape[2] = d->side ? d->side : d->dim;
 }
 
 int ohm_data_outputs(const ohm_data_t *d)

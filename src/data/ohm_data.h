@@ -43,6 +43,11 @@ void ohm_data_destroy(ohm_data_t **d);
 
 int ohm_data_dim(const ohm_data_t *d);     /* input features */
 int ohm_data_outputs(const ohm_data_t *d); /* classes, or target dimension for regression */
+
+/* Shape of one input as channels, height, width, product ohm_data_dim: what a
+ * convolution needs. Fashion-MNIST 1 x 28 x 28 (row-major pixels); synthetic
+ * 1 x 1 x dim (a one-row image: convolutions of kernel height 1 apply). */
+void ohm_data_shape(const ohm_data_t *d, int shape[3]);
 int ohm_data_is_regression(const ohm_data_t *d);
 size_t ohm_data_train_size(const ohm_data_t *d); /* this peer's shard */
 size_t ohm_data_test_size(const ohm_data_t *d);
