@@ -5,6 +5,7 @@
 
 #include "ohm_error.h"
 #include "ohm_keys.h"
+#include "ohm_model_spec.h"
 #include "ohm_rng.h"
 
 #include <assert.h>
@@ -62,29 +63,12 @@ static void remove_stale_temps(const ohm_peer_t *p)
                 p->id, removed, removed == 1 ? "" : "s");
 }
 
-static int enum_index(const char *v, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(v, names[i]) == 0) return i;
-    return -1;
-}
-
 static int build_model(ohm_peer_t *p)
 {
     const ohm_config_t *c = p->cfg;
-    ohm_model_spec_t s = {0};
-    s.n_in = ohm_data_dim(p->data);
-    s.n_out = ohm_data_outputs(p->data);
-    s.n_hidden = ohm_config_int_list(c, "model.hidden", s.hidden, OHM_MODEL_MAX_LAYERS - 1);
-    if (s.n_hidden < 0)
-        return ohm_error_set(OHM_EINVAL, "model.hidden: at most %d hidden layers",
-                             OHM_MODEL_MAX_LAYERS - 1);
-    static const char *const acts[] = {"relu", "tanh", "sigmoid"};
-    s.act = enum_index(ohm_config_str(c, "model.activation"), acts, 3);
-    s.loss = ohm_data_is_regression(p->data) ? OHM_LOSS_MSE : OHM_LOSS_XENT;
-    s.bias = ohm_config_bool(c, "model.bias");
-    int rc = ohm_analog_params_from_config(c, &p->actx.params);
-    if (rc) return rc;
+    ohm_model_spec_t s;
+    int rc = ohm_model_spec_from_config(c, p->data, &s);
+    if (rc || (rc = ohm_analog_params_from_config(c, &p->actx.params))) return rc;
     p->actx.seed = p->s.seed;
     p->actx.peer = p->id;
     rc = ohm_model_new(&s, ohm_analog_tile_factory, &p->actx, &p->model);

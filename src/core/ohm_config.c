@@ -77,10 +77,17 @@ static const key_def_t schema[] = {
 
     /* [model] */
     LIST("model.hidden", "128", 1, 1 << 16,
-         "hidden layer widths, e.g. 256,128 (\"\" or 0 = none: softmax regression / least "
-         "squares)"),
-    ENUM("model.activation", "relu", "relu|tanh|sigmoid", "hidden-layer activation"),
+         "model.arch = mlp: hidden layer widths, e.g. 256,128 (\"\" or 0 = none: softmax "
+         "regression / least squares)"),
+    ENUM("model.activation", "relu", "relu|tanh|sigmoid",
+         "activation after every hidden dense and every conv layer"),
     BOOL("model.bias", "true", "layers have a bias"),
+    ENUM("model.arch", "mlp", "mlp|lenet5|custom",
+         "network: an MLP of model.hidden; LeNet-5 (conv:6x5x5/p2,pool:max2,conv:16x5x5,"
+         "pool:max2,fc:120,fc:84,fc:K for K classes); or the list of model.layers (docs/usage.md)"),
+    STR("model.layers", "",
+        "model.arch = custom: layer list, e.g. conv:6x5x5,pool:max2,fc:120,fc:10 (grammar in "
+        "docs/usage.md)"),
 
     /* [device] */
     /* First in its section: a preset sets device keys, which the keys written

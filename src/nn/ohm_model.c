@@ -1,50 +1,66 @@
-/* ohm_model: an MLP over tiles: forward, backward, loss, and flat parameters. */
+/* ohm_model: a network over tiles: forward, backward, loss, and flat parameters.
+ *
+ * Every layer keeps its output for the batch (out, after the activation) and
+ * the loss gradient at that output (grd; for a layer with a tile, turned in
+ * place into the gradient at its pre-activation). A layer with a tile also
+ * keeps the rows the tile read (tin: the input with its bias column for a dense
+ * layer, the unrolled patches for a convolution), because the tile's update
+ * needs them. */
 #include "ohm_model.h"
 
+#include "ohm_conv.h"
 #include "ohm_dense.h"
 #include "ohm_error.h"
+#include "ohm_plan.h"
+#include "ohm_pool.h"
 
 #include <assert.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Examples per chunk when evaluating large batches: bounds the workspace. */
+/* Examples per chunk when evaluating large batches, at most; fewer when one
+ * example's workspace is large (convolutions), so a chunk stays near EVAL_FLOATS. */
 #define EVAL_CHUNK 256
+#define EVAL_FLOATS (4u << 20)
+
+#define MAXL OHM_LAYERS_MAX
 
 struct ohm_model {
     ohm_model_spec_t spec;
-    int L;                              /* number of layers (tiles) */
-    int dims[OHM_MODEL_MAX_LAYERS + 1]; /* dims[0] = n_in ... dims[L] = n_out */
-    ohm_tile_t *tiles[OHM_MODEL_MAX_LAYERS];
-    size_t nparams;
-    /* Workspace for up to `cap` examples: act[l] is the input of layer l with
-     * its bias column (n x cols_l); out is the last layer's output; del[l] is
-     * the error at layer l's output (n x rows_l); back is the backward read. */
-    int cap;
-    float *act[OHM_MODEL_MAX_LAYERS];
-    float *del[OHM_MODEL_MAX_LAYERS];
-    float *out;
-    float *back;
+    ohm_plan_t plan;
+    ohm_tile_t *tiles[MAXL];
+    size_t per_example; /* workspace floats of one example */
+    int chunk;          /* examples per evaluation chunk */
+    int cap;            /* examples the workspace holds */
+    float *out[MAXL];   /* n x out_size */
+    float *grd[MAXL];   /* n x out_size */
+    float *tin[MAXL];   /* tile layers: (n * positions) x cols */
+    int32_t *arg[MAXL]; /* max pools: n x out_size */
+    float *back;        /* the backward read: (n * positions) x cols, the largest */
 };
-
-static int cols_of(const ohm_model_t *m, int l)
-{
-    return m->dims[l] + (m->spec.bias ? 1 : 0);
-}
 
 static void free_work(ohm_model_t *m)
 {
-    for (int l = 0; l < m->L; l++) {
-        free(m->act[l]);
-        free(m->del[l]);
-        m->act[l] = m->del[l] = NULL;
+    for (int i = 0; i < MAXL; i++) {
+        free(m->out[i]);
+        free(m->grd[i]);
+        free(m->tin[i]);
+        free(m->arg[i]);
+        m->out[i] = m->grd[i] = m->tin[i] = NULL;
+        m->arg[i] = NULL;
     }
-    free(m->out);
     free(m->back);
-    m->out = m->back = NULL;
+    m->back = NULL;
     m->cap = 0;
+}
+
+/* Floats of rows read by layer L's tile per example. */
+static size_t tile_rows_floats(const ohm_plan_layer_t *L)
+{
+    return (size_t)L->positions * (size_t)L->cols;
 }
 
 /* Grows the workspace to n examples. */
@@ -52,16 +68,20 @@ static int reserve(ohm_model_t *m, int n)
 {
     if (n <= m->cap) return OHM_OK;
     free_work(m);
-    int maxcols = 0;
-    for (int l = 0; l < m->L; l++) {
-        m->act[l] = malloc(sizeof(float) * (size_t)n * cols_of(m, l));
-        m->del[l] = malloc(sizeof(float) * (size_t)n * m->dims[l + 1]);
-        if (!m->act[l] || !m->del[l]) goto oom;
-        if (cols_of(m, l) > maxcols) maxcols = cols_of(m, l);
+    size_t backmax = 0;
+    for (int i = 0; i < m->plan.n; i++) {
+        const ohm_plan_layer_t *L = &m->plan.l[i];
+        size_t o = (size_t)n * L->out_size;
+        if (!(m->out[i] = malloc(sizeof(float) * o)) || !(m->grd[i] = malloc(sizeof(float) * o)))
+            goto oom;
+        if (L->tile >= 0) {
+            if (!(m->tin[i] = malloc(sizeof(float) * n * tile_rows_floats(L)))) goto oom;
+            if (i > 0 && tile_rows_floats(L) > backmax) backmax = tile_rows_floats(L);
+        } else if (L->kind == OHM_LAYER_MAXPOOL && !(m->arg[i] = malloc(sizeof(int32_t) * o))) {
+            goto oom;
+        }
     }
-    m->out = malloc(sizeof(float) * (size_t)n * m->dims[m->L]);
-    m->back = malloc(sizeof(float) * (size_t)n * maxcols);
-    if (!m->out || !m->back) goto oom;
+    if (!(m->back = malloc(sizeof(float) * (backmax ? n * backmax : 1)))) goto oom;
     m->cap = n;
     return OHM_OK;
 oom:
@@ -69,43 +89,48 @@ oom:
     return ohm_error_set(OHM_ENOMEM, "model workspace for %d examples", n);
 }
 
-int ohm_model_new(const ohm_model_spec_t *spec, ohm_tile_factory_fn factory, void *ctx,
-                  ohm_model_t **out)
+static int check_act_loss(const ohm_model_spec_t *spec)
 {
-    *out = NULL;
-    if (spec->n_in < 1 || spec->n_out < 1 || spec->n_hidden < 0 ||
-        spec->n_hidden > OHM_MODEL_MAX_LAYERS - 1)
-        return ohm_error_set(OHM_EINVAL, "model: bad shape (in %d, out %d, %d hidden layers)",
-                             spec->n_in, spec->n_out, spec->n_hidden);
     if (spec->act < OHM_ACT_RELU || spec->act > OHM_ACT_SIGMOID || spec->loss < OHM_LOSS_XENT ||
         spec->loss > OHM_LOSS_MSE)
         return ohm_error_set(OHM_EINVAL, "model: bad activation or loss");
     if (spec->loss == OHM_LOSS_XENT && spec->n_out < 2)
         return ohm_error_set(OHM_EINVAL, "model: cross-entropy needs at least 2 outputs");
-    for (int i = 0; i < spec->n_hidden; i++)
-        if (spec->hidden[i] < 1)
-            return ohm_error_set(OHM_EINVAL, "model: hidden layer %d has size %d", i,
-                                 spec->hidden[i]);
+    return OHM_OK;
+}
+
+int ohm_model_new(const ohm_model_spec_t *spec, ohm_tile_factory_fn factory, void *ctx,
+                  ohm_model_t **out)
+{
+    *out = NULL;
+    ohm_plan_t plan;
+    int rc = check_act_loss(spec);
+    if (rc || (rc = ohm_plan_build(spec, &plan))) return rc;
     ohm_model_t *m = calloc(1, sizeof *m);
     if (!m) return ohm_error_set(OHM_ENOMEM, "model");
     m->spec = *spec;
-    m->L = spec->n_hidden + 1;
-    m->dims[0] = spec->n_in;
-    for (int i = 0; i < spec->n_hidden; i++)
-        m->dims[i + 1] = spec->hidden[i];
-    m->dims[m->L] = spec->n_out;
-    for (int l = 0; l < m->L; l++) {
-        int rows = m->dims[l + 1], cols = cols_of(m, l);
-        m->tiles[l] = factory ? factory(ctx, l, rows, cols) : ohm_tile_digital_new(rows, cols);
-        if (!m->tiles[l]) {
+    m->plan = plan;
+    for (int i = 0; i < plan.n; i++) {
+        const ohm_plan_layer_t *L = &plan.l[i];
+        m->per_example += 2 * (size_t)L->out_size;
+        if (L->tile < 0) {
+            m->per_example += L->kind == OHM_LAYER_MAXPOOL ? (size_t)L->out_size : 0;
+            continue;
+        }
+        m->per_example += 2 * tile_rows_floats(L); /* its rows, and the backward read at most */
+        int t = L->tile;
+        m->tiles[t] = factory ? factory(ctx, t, L->rows, L->cols)
+                              : ohm_tile_digital_new(L->rows, L->cols);
+        if (!m->tiles[t]) {
             ohm_model_destroy(&m);
             if (!*ohm_error_detail())
-                ohm_error_set(OHM_ENOMEM, "model: tile %d (%d x %d)", l, rows, cols);
+                ohm_error_set(OHM_ENOMEM, "model: tile %d (%d x %d)", t, L->rows, L->cols);
             return OHM_ENOMEM;
         }
-        assert(ohm_tile_rows(m->tiles[l]) == rows && ohm_tile_cols(m->tiles[l]) == cols);
-        m->nparams += (size_t)rows * cols;
+        assert(ohm_tile_rows(m->tiles[t]) == L->rows && ohm_tile_cols(m->tiles[t]) == L->cols);
     }
+    size_t c = EVAL_FLOATS / m->per_example;
+    m->chunk = c < 1 ? 1 : c > EVAL_CHUNK ? EVAL_CHUNK : (int)c;
     *out = m;
     return OHM_OK;
 }
@@ -114,8 +139,8 @@ void ohm_model_destroy(ohm_model_t **pm)
 {
     if (!pm || !*pm) return;
     ohm_model_t *m = *pm;
-    for (int l = 0; l < m->L; l++)
-        ohm_tile_destroy(&m->tiles[l]);
+    for (int t = 0; t < m->plan.ntiles; t++)
+        ohm_tile_destroy(&m->tiles[t]);
     free_work(m);
     free(m);
     *pm = NULL;
@@ -123,17 +148,19 @@ void ohm_model_destroy(ohm_model_t **pm)
 
 void ohm_model_init(ohm_model_t *m, ohm_rng_t *rng)
 {
-    float *w = malloc(sizeof(float) * m->nparams);
+    float *w = malloc(sizeof(float) * m->plan.nparams);
     assert(w); /* start-up allocation of the parameter vector */
     float *p = w;
-    for (int l = 0; l < m->L; l++) {
-        int rows = m->dims[l + 1], cols = cols_of(m, l), fan_in = m->dims[l];
-        /* He for ReLU (keeps activation variance), Glorot otherwise. */
-        double sd = m->spec.act == OHM_ACT_RELU && l < m->L - 1 ? sqrt(2.0 / fan_in)
-                                                                : sqrt(2.0 / (fan_in + rows));
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-                *p++ = (m->spec.bias && c == cols - 1) ? 0.0f : (float)(sd * ohm_rng_normal(rng));
+    for (int i = 0; i < m->plan.n; i++) {
+        const ohm_plan_layer_t *L = &m->plan.l[i];
+        if (L->tile < 0) continue;
+        /* He where ReLU follows (keeps activation variance), Glorot otherwise. */
+        double sd = m->spec.act == OHM_ACT_RELU && L->act ? sqrt(2.0 / L->fan_in)
+                                                          : sqrt(2.0 / (L->fan_in + L->fan_out));
+        for (int r = 0; r < L->rows; r++)
+            for (int c = 0; c < L->cols; c++)
+                *p++ = (m->spec.bias && c == L->cols - 1) ? 0.0f
+                                                          : (float)(sd * ohm_rng_normal(rng));
     }
     ohm_model_set_params(m, w, OHM_WB_EXACT);
     free(w);
@@ -146,120 +173,118 @@ const ohm_model_spec_t *ohm_model_spec(const ohm_model_t *m)
 
 int ohm_model_layers(const ohm_model_t *m)
 {
-    return m->L;
+    return m->plan.ntiles;
 }
 
 ohm_tile_t *ohm_model_tile(ohm_model_t *m, int layer)
 {
-    assert(layer >= 0 && layer < m->L);
+    assert(layer >= 0 && layer < m->plan.ntiles);
     return m->tiles[layer];
 }
 
 size_t ohm_model_nparams(const ohm_model_t *m)
 {
-    return m->nparams;
+    return m->plan.nparams;
 }
 
 uint64_t ohm_model_fingerprint(const ohm_model_t *m)
 {
-    /* Shapes, bias flag and dtype: exactly what must agree for flat vectors to combine. */
-    uint32_t desc[OHM_MODEL_MAX_LAYERS + 4];
-    int n = 0;
-    desc[n++] = 0x66333200u; /* "f32" */
-    desc[n++] = (uint32_t)m->L;
-    desc[n++] = (uint32_t)m->spec.bias;
-    for (int l = 0; l <= m->L; l++)
-        desc[n++] = (uint32_t)m->dims[l];
-    return ohm_hash64(desc, sizeof(uint32_t) * (size_t)n, 0x6f686d70ULL);
+    return ohm_plan_fingerprint(&m->plan, m->spec.bias);
 }
 
 void ohm_model_get_params(const ohm_model_t *m, float *flat)
 {
-    for (int l = 0; l < m->L; l++) {
-        ohm_tile_get_weights(m->tiles[l], flat);
-        flat += (size_t)m->dims[l + 1] * cols_of(m, l);
+    for (int i = 0; i < m->plan.n; i++) {
+        const ohm_plan_layer_t *L = &m->plan.l[i];
+        if (L->tile >= 0) ohm_tile_get_weights(m->tiles[L->tile], flat + L->off);
     }
 }
 
 void ohm_model_set_params(ohm_model_t *m, const float *flat, int mode)
 {
-    for (int l = 0; l < m->L; l++) {
-        ohm_tile_set_weights(m->tiles[l], flat, mode);
-        flat += (size_t)m->dims[l + 1] * cols_of(m, l);
+    for (int i = 0; i < m->plan.n; i++) {
+        const ohm_plan_layer_t *L = &m->plan.l[i];
+        if (L->tile >= 0) ohm_tile_set_weights(m->tiles[L->tile], flat + L->off, mode);
     }
 }
 
-/* Copies x (n x dim) into act[0] with the bias column. */
-static void load_input(ohm_model_t *m, const float *x, int n)
+/* o <- act(o), one loop per activation so each vectorises. */
+static void activate_all(int act, float *o, size_t k)
 {
-    int in = m->dims[0], cols = cols_of(m, 0);
+    if (act == OHM_ACT_RELU)
+        for (size_t j = 0; j < k; j++)
+            o[j] = o[j] > 0 ? o[j] : 0.0f;
+    else if (act == OHM_ACT_TANH)
+        for (size_t j = 0; j < k; j++)
+            o[j] = tanhf(o[j]);
+    else
+        for (size_t j = 0; j < k; j++)
+            o[j] = 1.0f / (1.0f + expf(-o[j]));
+}
+
+/* g <- g act'(z), the derivative expressed through the activation's output h (what we keep). */
+static void activate_back(int act, const float *h, float *g, size_t k)
+{
+    if (act == OHM_ACT_RELU)
+        for (size_t j = 0; j < k; j++)
+            g[j] = h[j] > 0 ? g[j] : 0.0f;
+    else if (act == OHM_ACT_TANH)
+        for (size_t j = 0; j < k; j++)
+            g[j] *= 1.0f - h[j] * h[j];
+    else
+        for (size_t j = 0; j < k; j++)
+            g[j] *= h[j] * (1.0f - h[j]);
+}
+
+/* The rows layer L's tile reads, from its input x (n examples). */
+static void tile_input(const ohm_model_t *m, const ohm_plan_layer_t *L, const float *x, int n,
+                       float *tin)
+{
+    if (L->kind == OHM_LAYER_CONV) {
+        ohm_conv_unroll(L, x, n, tin, L->cols, 1.0f);
+        return;
+    }
+    int in = L->in_size;
     if (!m->spec.bias) {
-        memcpy(m->act[0], x, sizeof(float) * (size_t)n * in);
+        memcpy(tin, x, sizeof(float) * (size_t)n * in);
         return;
     }
     for (int i = 0; i < n; i++) {
-        memcpy(m->act[0] + (size_t)i * cols, x + (size_t)i * in, sizeof(float) * in);
-        m->act[0][(size_t)i * cols + in] = 1.0f;
+        memcpy(tin + (size_t)i * L->cols, x + (size_t)i * in, sizeof(float) * in);
+        tin[(size_t)i * L->cols + in] = 1.0f;
     }
 }
 
-static float activate(int act, float v)
-{
-    switch (act) {
-    case OHM_ACT_RELU:
-        return v > 0 ? v : 0.0f;
-    case OHM_ACT_TANH:
-        return tanhf(v);
-    default:
-        return 1.0f / (1.0f + expf(-v));
-    }
-}
-
-/* Derivative expressed through the activation's output h (what we keep). */
-static float activate_grad(int act, float h)
-{
-    switch (act) {
-    case OHM_ACT_RELU:
-        return h > 0 ? 1.0f : 0.0f;
-    case OHM_ACT_TANH:
-        return 1.0f - h * h;
-    default:
-        return h * (1.0f - h);
-    }
-}
-
-/* Forward through all tiles; the last layer's output lands in m->out. */
+/* Forward through every layer; the logits land in out[last]. */
 static void forward(ohm_model_t *m, const float *x, int n)
 {
-    load_input(m, x, n);
-    for (int l = 0; l < m->L; l++) {
-        int rows = m->dims[l + 1];
-        float *y = l == m->L - 1 ? m->out : m->del[l]; /* del[l] as scratch for hidden outputs */
-        ohm_tile_forward(m->tiles[l], m->act[l], y, n);
-        if (l == m->L - 1) break;
-        int cn = cols_of(m, l + 1);
-        for (int i = 0; i < n; i++) {
-            float *dst = m->act[l + 1] + (size_t)i * cn;
-            const float *src = y + (size_t)i * rows;
-            for (int j = 0; j < rows; j++)
-                dst[j] = activate(m->spec.act, src[j]);
-            if (m->spec.bias) dst[rows] = 1.0f;
+    const float *in = x;
+    for (int i = 0; i < m->plan.n; i++) {
+        const ohm_plan_layer_t *L = &m->plan.l[i];
+        if (L->tile >= 0) {
+            tile_input(m, L, in, n, m->tin[i]);
+            ohm_tile_forward(m->tiles[L->tile], m->tin[i], m->out[i], n * L->positions);
+            if (L->act) activate_all(m->spec.act, m->out[i], (size_t)n * L->out_size);
+        } else {
+            ohm_pool_forward(L, in, n, m->out[i], m->arg[i]);
         }
+        in = m->out[i];
     }
 }
 
-/* Loss of the batch and the output error dL/dy (mean over the batch) into del[L-1].
+/* Loss of the batch and the output error dL/dy (mean over the batch) into grd[last].
  * Accuracy counts correct argmax predictions (classification). */
 static double output_loss(ohm_model_t *m, const ohm_batch_t *b, int off, int n, int with_grad,
                           int *correct)
 {
-    int K = m->dims[m->L];
-    float *d = m->del[m->L - 1];
+    int last = m->plan.n - 1, K = m->plan.out_size;
+    const float *out = m->out[last];
+    float *d = m->grd[last];
     double loss = 0.0;
     int ok = 0;
     float inv = 1.0f / (float)b->n;
     for (int i = 0; i < n; i++) {
-        const float *y = m->out + (size_t)i * K;
+        const float *y = out + (size_t)i * K;
         float *di = d + (size_t)i * K;
         if (m->spec.loss == OHM_LOSS_XENT) {
             int label = b->y[off + i];
@@ -292,42 +317,54 @@ static double output_loss(ohm_model_t *m, const ohm_batch_t *b, int off, int n, 
     return loss;
 }
 
-/* Back-propagates del[L-1] down to del[0]. For each layer it calls `visit`
- * (update or gradient) AFTER reading through the tile, so the backward read
- * always sees the weights the forward pass used. */
-typedef void (*visit_fn)(ohm_model_t *m, int l, int n, void *arg);
+/* Back-propagates grd[last] down to the first layer. For each layer with a
+ * tile it calls `visit` (update or gradient) AFTER reading through the tile,
+ * so the backward read always sees the weights the forward pass used. */
+typedef void (*visit_fn)(ohm_model_t *m, int i, int n, void *arg);
 
 static void backward(ohm_model_t *m, int n, visit_fn visit, void *arg)
 {
-    for (int l = m->L - 1; l >= 0; l--) {
-        if (l > 0) {
-            int cols = cols_of(m, l), below = m->dims[l];
-            ohm_tile_backward(m->tiles[l], m->del[l], m->back, n);
-            for (int i = 0; i < n; i++) {
-                const float *z = m->back + (size_t)i * cols;
-                const float *h = m->act[l] + (size_t)i * cols;
-                float *dd = m->del[l - 1] + (size_t)i * below;
-                for (int j = 0; j < below; j++)
-                    dd[j] = z[j] * activate_grad(m->spec.act, h[j]);
+    for (int i = m->plan.n - 1; i >= 0; i--) {
+        const ohm_plan_layer_t *L = &m->plan.l[i];
+        float *g = m->grd[i];
+        if (L->tile < 0) {
+            if (i > 0) ohm_pool_backward(L, g, m->arg[i], n, m->grd[i - 1]);
+            continue;
+        }
+        if (L->act) activate_back(m->spec.act, m->out[i], g, (size_t)n * L->out_size);
+        if (i > 0) {
+            int rows = n * L->positions;
+            ohm_tile_backward(m->tiles[L->tile], g, m->back, rows);
+            float *below = m->grd[i - 1];
+            if (L->kind == OHM_LAYER_CONV) {
+                ohm_conv_fold(L, m->back, L->cols, n, below);
+            } else {
+                for (int e = 0; e < n; e++)
+                    memcpy(below + (size_t)e * L->in_size, m->back + (size_t)e * L->cols,
+                           sizeof(float) * L->in_size);
             }
         }
-        visit(m, l, n, arg);
+        visit(m, i, n, arg);
     }
 }
 
 static int check_batch(const ohm_model_t *m, const ohm_batch_t *b)
 {
-    if (b->n < 1 || b->dim != m->dims[0])
+    if (b->n < 1 || b->dim != m->plan.in_size)
         return ohm_error_set(OHM_ESHAPE, "batch of %d x %d for a model with %d inputs", b->n,
-                             b->dim, m->dims[0]);
-    if (m->spec.loss == OHM_LOSS_XENT ? !b->y : (!b->t || b->tdim != m->dims[m->L]))
+                             b->dim, m->plan.in_size);
+    if (m->spec.loss == OHM_LOSS_XENT ? !b->y : (!b->t || b->tdim != m->plan.out_size))
         return ohm_error_set(OHM_ESHAPE, "batch targets do not fit the model's loss");
+    for (int i = 0; i < m->plan.n; i++)
+        if ((long long)b->n * m->plan.l[i].positions > INT_MAX / 2)
+            return ohm_error_set(OHM_ETOOBIG, "batch of %d: too many unrolled rows", b->n);
     return OHM_OK;
 }
 
-static void visit_update(ohm_model_t *m, int l, int n, void *arg)
+static void visit_update(ohm_model_t *m, int i, int n, void *arg)
 {
-    ohm_tile_update(m->tiles[l], m->act[l], m->del[l], n, *(float *)arg);
+    const ohm_plan_layer_t *L = &m->plan.l[i];
+    ohm_tile_update(m->tiles[L->tile], m->tin[i], m->grd[i], n * L->positions, *(float *)arg);
 }
 
 int ohm_model_train_step(ohm_model_t *m, const ohm_batch_t *b, float lr, double *loss)
@@ -343,8 +380,8 @@ int ohm_model_train_step(ohm_model_t *m, const ohm_batch_t *b, float lr, double 
 
 int ohm_model_decay(ohm_model_t *m, float factor)
 {
-    for (int l = 0; l < m->L; l++) {
-        int rc = ohm_tile_decay(m->tiles[l], factor);
+    for (int t = 0; t < m->plan.ntiles; t++) {
+        int rc = ohm_tile_decay(m->tiles[t], factor);
         if (rc) return rc;
     }
     return OHM_OK;
@@ -353,11 +390,12 @@ int ohm_model_decay(ohm_model_t *m, float factor)
 int ohm_model_evaluate(ohm_model_t *m, const ohm_batch_t *b, double *loss, double *acc)
 {
     int rc = check_batch(m, b);
-    if (rc || (rc = reserve(m, b->n < EVAL_CHUNK ? b->n : EVAL_CHUNK))) return rc;
+    int chunk = m->chunk;
+    if (rc || (rc = reserve(m, b->n < chunk ? b->n : chunk))) return rc;
     double total = 0.0;
     long correct = 0;
-    for (int off = 0; off < b->n; off += EVAL_CHUNK) {
-        int n = b->n - off < EVAL_CHUNK ? b->n - off : EVAL_CHUNK;
+    for (int off = 0; off < b->n; off += chunk) {
+        int n = b->n - off < chunk ? b->n - off : chunk;
         int ok = 0;
         forward(m, b->x + (size_t)off * b->dim, n);
         total += output_loss(m, b, off, n, 0, &ok);
@@ -368,24 +406,24 @@ int ohm_model_evaluate(ohm_model_t *m, const ohm_batch_t *b, double *loss, doubl
     return OHM_OK;
 }
 
-static void visit_grad(ohm_model_t *m, int l, int n, void *arg)
+static void visit_grad(ohm_model_t *m, int i, int n, void *arg)
 {
-    float *g = arg;
-    for (int k = 0; k < l; k++)
-        g += (size_t)m->dims[k + 1] * cols_of(m, k);
-    /* G_l = del_l^T act_l, accumulated (the caller zeroed g). */
-    ohm_dense_gemm(1, 0, m->dims[l + 1], cols_of(m, l), n, 1.0f, m->del[l], m->act[l], 1.0f, g);
+    const ohm_plan_layer_t *L = &m->plan.l[i];
+    float *g = (float *)arg + L->off;
+    /* G = grd^T tin over every unrolled row, accumulated (the caller zeroed g). */
+    ohm_dense_gemm(1, 0, L->rows, L->cols, n * L->positions, 1.0f, m->grd[i], m->tin[i], 1.0f, g);
 }
 
 int ohm_model_loss_grad(ohm_model_t *m, const ohm_batch_t *b, double *loss, float *grad)
 {
     int rc = check_batch(m, b);
-    if (rc || (rc = reserve(m, b->n < EVAL_CHUNK ? b->n : EVAL_CHUNK))) return rc;
-    memset(grad, 0, sizeof(float) * m->nparams);
+    int chunk = m->chunk;
+    if (rc || (rc = reserve(m, b->n < chunk ? b->n : chunk))) return rc;
+    memset(grad, 0, sizeof(float) * m->plan.nparams);
     double total = 0.0;
     /* Chunks share the 1/b->n scaling of output_loss, so their sums are the full gradient. */
-    for (int off = 0; off < b->n; off += EVAL_CHUNK) {
-        int n = b->n - off < EVAL_CHUNK ? b->n - off : EVAL_CHUNK;
+    for (int off = 0; off < b->n; off += chunk) {
+        int n = b->n - off < chunk ? b->n - off : chunk;
         forward(m, b->x + (size_t)off * b->dim, n);
         total += output_loss(m, b, off, n, 1, NULL);
         backward(m, n, visit_grad, grad);
@@ -399,7 +437,7 @@ int ohm_model_counters(const ohm_model_t *m, ohm_tile_counters_t *sum)
 {
     *sum = (ohm_tile_counters_t){0};
     int counting = 0;
-    for (int l = 0; l < m->L; l++) {
+    for (int l = 0; l < m->plan.ntiles; l++) {
         ohm_tile_counters_t c;
         if (!ohm_tile_counters(m->tiles[l], &c)) continue;
         counting++;
@@ -421,7 +459,7 @@ int ohm_model_counters(const ohm_model_t *m, ohm_tile_counters_t *sum)
 size_t ohm_model_state_size(const ohm_model_t *m)
 {
     size_t s = 0;
-    for (int l = 0; l < m->L; l++)
+    for (int l = 0; l < m->plan.ntiles; l++)
         s += sizeof(uint64_t) + ohm_tile_state_size(m->tiles[l]);
     return s;
 }
@@ -429,7 +467,7 @@ size_t ohm_model_state_size(const ohm_model_t *m)
 void ohm_model_state_save(const ohm_model_t *m, void *buf)
 {
     unsigned char *p = buf;
-    for (int l = 0; l < m->L; l++) {
+    for (int l = 0; l < m->plan.ntiles; l++) {
         uint64_t n = ohm_tile_state_size(m->tiles[l]);
         memcpy(p, &n, sizeof n);
         p += sizeof n;
@@ -441,7 +479,7 @@ void ohm_model_state_save(const ohm_model_t *m, void *buf)
 int ohm_model_state_load(ohm_model_t *m, const void *buf, size_t len)
 {
     const unsigned char *p = buf, *end = p + len;
-    for (int l = 0; l < m->L; l++) {
+    for (int l = 0; l < m->plan.ntiles; l++) {
         uint64_t n;
         if ((size_t)(end - p) < sizeof n)
             return ohm_error_set(OHM_ETRUNC, "model state: tile %d header missing", l);

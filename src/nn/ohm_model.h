@@ -1,19 +1,25 @@
-/* ohm_model: a multilayer perceptron whose linear layers are tiles.
+/* ohm_model: a network whose linear layers are tiles.
  *
- * Layers: n_in -> hidden[0] -> ... -> n_out, each a tile of rows = fan-out and
- * cols = fan-in (+1 for the bias column, fed with a constant 1). Hidden layers
- * apply the activation; the output feeds softmax cross-entropy (classification)
- * or the squared error 1/2 ||y - t||^2 (regression). The model owns its tiles;
- * where they come from (digital, analog) is the factory's business, so the
- * peer never changes when a tile kind is added.
+ * An MLP: n_in -> hidden[0] -> ... -> n_out, each a tile of rows = fan-out and
+ * cols = fan-in (+1 for the bias column, fed with a constant 1). Or a layer
+ * list (ohm_layers.h): convolutions, each an im2col unrolling whose kernel
+ * matrix is one tile (output positions x batch are the tile's batch of rows),
+ * max and average pooling, and dense layers (docs/analog.md, section
+ * "Convolutions"). Conv and hidden dense layers apply the activation; the
+ * output feeds softmax cross-entropy (classification) or the squared error
+ * 1/2 ||y - t||^2 (regression). The model owns its tiles; where they come from
+ * (digital, analog) is the factory's business, so the peer never changes when
+ * a tile kind is added.
  *
  * Flat parameters: the effective weights of every tile, layer after layer,
- * each row-major (rows x cols, bias last in each row). This is what peers
- * exchange and combine. */
+ * each row-major (rows x cols, bias last in each row; a conv tile's columns
+ * are kernel row, kernel column, input channel). This is what peers exchange
+ * and combine. */
 #ifndef OHM_MODEL_H
 #define OHM_MODEL_H
 
 #include "ohm_data.h"
+#include "ohm_layers.h"
 #include "ohm_rng.h"
 #include "ohm_tile.h"
 
@@ -33,6 +39,12 @@ typedef struct {
     int act;  /* OHM_ACT_* */
     int loss; /* OHM_LOSS_* */
     int bias; /* 1: every tile has a trailing bias column */
+    /* A layer list replaces n_hidden/hidden when n_layers > 0; its last layer is
+     * fc:n_out. in_shape is the input's channels, height, width (product n_in;
+     * all 0: a vector of n_in). */
+    int in_shape[3];
+    int n_layers;
+    ohm_layer_spec_t layers[OHM_LAYERS_MAX];
 } ohm_model_spec_t;
 
 /* Makes the tile of layer `layer` (rows x cols); NULL on failure. */
@@ -53,13 +65,16 @@ void ohm_model_destroy(ohm_model_t **m);
 void ohm_model_init(ohm_model_t *m, ohm_rng_t *rng);
 
 const ohm_model_spec_t *ohm_model_spec(const ohm_model_t *m);
+
+/* Number of tiles (layers with weights: dense and conv; pools have none). */
 int ohm_model_layers(const ohm_model_t *m);
 ohm_tile_t *ohm_model_tile(ohm_model_t *m, int layer);
 
 /* Total number of flat parameters. */
 size_t ohm_model_nparams(const ohm_model_t *m);
 
-/* Digest of the layer shapes, bias flag and dtype: peers only combine equal fingerprints. */
+/* Digest of the layer shapes (conv kernels, strides, padding and pools
+ * included), bias flag and dtype: peers only combine equal fingerprints. */
 uint64_t ohm_model_fingerprint(const ohm_model_t *m);
 
 /* Copies the effective weights into flat[nparams]. */
