@@ -31,6 +31,8 @@
 #include "ohm_flatness.h"
 #include "ohm_hvp.h"
 #include "ohm_model.h"
+#include "ohm_model_spec.h"
+#include "ohm_plan.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -174,24 +176,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int spec_from_config(const ohm_config_t *cfg, const ohm_data_t *d, ohm_model_spec_t *s)
-{
-    memset(s, 0, sizeof *s);
-    s->n_in = ohm_data_dim(d);
-    s->n_out = ohm_data_outputs(d);
-    s->n_hidden = ohm_config_int_list(cfg, "model.hidden", s->hidden, OHM_MODEL_MAX_LAYERS - 1);
-    if (s->n_hidden < 0)
-        return ohm_error_set(OHM_EINVAL, "model.hidden: at most %d hidden layers",
-                             OHM_MODEL_MAX_LAYERS - 1);
-    const char *a = ohm_config_str(cfg, "model.activation");
-    s->act = !strcmp(a, "tanh")      ? OHM_ACT_TANH
-             : !strcmp(a, "sigmoid") ? OHM_ACT_SIGMOID
-                                     : OHM_ACT_RELU;
-    s->loss = ohm_data_is_regression(d) ? OHM_LOSS_MSE : OHM_LOSS_XENT;
-    s->bias = ohm_config_bool(cfg, "model.bias");
-    return OHM_OK;
 }
 
 /* Reads one checkpoint's meta and (honest ones) params, checking the shape. */
@@ -366,17 +350,13 @@ int ohm_cli_flatness(int argc, char **argv)
     /* The model the configuration describes, and its training data. */
     if ((rc = ohm_data_open(cfg, 1, -1, &data))) goto fail;
     ohm_model_spec_t spec;
-    if ((rc = spec_from_config(cfg, data, &spec))) goto fail;
+    if ((rc = ohm_model_spec_from_config(cfg, data, &spec))) goto fail;
     if ((rc = ohm_model_new(&spec, NULL, NULL, &probe_model))) goto fail;
     size_t P = ohm_model_nparams(probe_model);
     uint64_t fp = ohm_model_fingerprint(probe_model);
     ohm_model_destroy(&probe_model);
-    char shape[160]; /* "model 784-128-10 with bias", for error messages */
-    int sl = snprintf(shape, sizeof shape, "model %d", spec.n_in);
-    for (int l = 0; l < spec.n_hidden && sl < 100; l++)
-        sl += snprintf(shape + sl, sizeof shape - (size_t)sl, "-%d", spec.hidden[l]);
-    snprintf(shape + sl, sizeof shape - (size_t)sl, "-%d %s bias", spec.n_out,
-             spec.bias ? "with" : "without");
+    char shape[600] = "model "; /* "model 784-128-10 with bias", for error messages */
+    ohm_plan_describe(&spec, shape + 6, sizeof shape - 6);
 
     /* Every checkpoint: meta, shape, parameters. */
     models = calloc((size_t)nck, sizeof *models);

@@ -1,18 +1,20 @@
-/* ohm_hvp: exact Hessian-vector products of an MLP's mean training loss.
+/* ohm_hvp: exact Hessian-vector products of a model's mean training loss.
  *
  * Works on a double-precision copy of the flat parameters (the layout of
  * ohm_model.h: tile after tile, each rows x cols row-major, bias last in each
- * row) and the model spec, never on the tiles themselves, so analog
- * non-idealities do not enter: the measures describe the loss landscape at the
- * effective weights. Hv is computed with Pearlmutter's R-operator (a forward
- * R-pass and a backward R-pass), exact up to rounding, at the cost of about two
- * gradients. The batch is processed in chunks; the forward pass at the current
- * parameters is cached (n x (sum of hidden widths + outputs) doubles), so
- * repeated products only redo the R-passes.
+ * row) and the model spec (an MLP or a layer list with convolutions and
+ * pooling), never on the tiles themselves, so analog non-idealities do not
+ * enter: the measures describe the loss landscape at the effective weights.
+ * Hv is computed with Pearlmutter's R-operator (a forward R-pass and a
+ * backward R-pass), exact up to rounding, at the cost of about two gradients.
+ * The batch is processed in chunks; the forward pass at the current
+ * parameters is kept when it fits a memory budget, so repeated products only
+ * redo the R-passes (else they also redo the chunk's forward pass).
  *
  * The loss is the model's: mean over the batch of softmax cross-entropy or of
  * 1/2 ||y - t||^2, with ReLU (second derivative taken as 0), tanh or sigmoid
- * hidden layers. */
+ * hidden layers; max pooling is linear at its argmax (taken as fixed, like
+ * ReLU's kink). */
 #ifndef OHM_HVP_H
 #define OHM_HVP_H
 
@@ -32,6 +34,11 @@ int ohm_hvp_new(const ohm_model_spec_t *spec, const ohm_batch_t *b, ohm_hvp_t **
 
 /* Frees; NULL-safe; clears the caller's pointer. */
 void ohm_hvp_destroy(ohm_hvp_t **h);
+
+/* Drops the forward pass kept across products (if it was kept): from now on
+ * every product recomputes its chunks' forward pass. Less memory, more time;
+ * results are the same. */
+void ohm_hvp_recompute(ohm_hvp_t *h);
 
 /* Number of flat parameters of h's model. */
 size_t ohm_hvp_nparams(const ohm_hvp_t *h);
