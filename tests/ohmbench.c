@@ -13,6 +13,7 @@
 #pragma weak ohm_bench_tile
 #pragma weak ohm_bench_flatness
 #pragma weak ohm_bench_curve
+#pragma weak ohm_bench_model
 
 double ohm_bench_now(void)
 {
@@ -72,6 +73,9 @@ static const struct {
      "analog tile update (--rows --cols --bl --lr --n --c2c --d2d --ublm --response --gamma)"},
     {"flatness", ohm_bench_flatness, "cost of the flatness measures"},
     {"curve", ohm_bench_curve, "CURVE vs plain round trip (--d)"},
+    {"model", ohm_bench_model,
+     "training step per example: digital, analog expected, analog stochastic vs the GEMM floor "
+     "(--arch lenet5|mlp --layers --batch --opt --response)"},
 };
 
 static int usage(FILE *f)

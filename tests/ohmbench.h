@@ -30,5 +30,6 @@ int ohm_bench_aggregate(int argc, char **argv);
 int ohm_bench_tile(int argc, char **argv);
 int ohm_bench_flatness(int argc, char **argv);
 int ohm_bench_curve(int argc, char **argv);
+int ohm_bench_model(int argc, char **argv);
 
 #endif
