@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# LeNet-5 on Fashion-MNIST across real peers (docs/results/cnn.md).
+#
+#   examples/cnn.sh [--out DIR] [--rounds R] [--lr LR] [--port P] [--build DIR]
+#       [--set section.key=value]...
+#     16 peers on a ring (one ohmpeer process each, CURVE on loopback, Metropolis
+#     weights), iid split, batch 32 per peer, digital SGD (examples/configs/lenet5.ini).
+#
+#   examples/cnn.sh --analog [--optimizers digital,tiki-taka] [--update expected|stochastic]
+#       [--rounds R] [--lr LR] [--tau T] [--dw-min D] [--out DIR] [--port P] [--build DIR]
+#       [--set section.key=value]...
+#     8 peers on a ring, one run per optimizer, the same rounds, batch and rate:
+#     LeNet-5 whose five layers (three dense, two conv kernel matrices) are analog
+#     tiles; softbounds devices (tau 1, dw_min 1e-3, c 0), expected updates unless
+#     --update stochastic (pulse trains for every position of every example, BL 31,
+#     update management). Tiki-Taka: beta 0.1, gamma 0.1, one transfer per update
+#     of 16 columns (a whole conv kernel matrix every update or two).
+#
+# Each run is one folder DIR/<name>/ with the peers' metrics, checkpoints,
+# summary.md and summary.json; DIR/results.csv gets one line per run with the
+# accuracy, the wall time and the 1-minute load average before and after (the
+# machine may be shared: wall time depends on it). Runs hold flock
+# /tmp/ohm-experiments.lock so experiments of different people do not overlap,
+# and run under nice 5.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+
+analog=0
+rounds=
+lr=
+optimizers=digital,tiki-taka
+update=expected
+tau=1.0
+dw_min=0.001
+out=
+port=
+build=
+extra=()
+
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+need() { [ $# -ge 2 ] || { echo "cnn: $1 needs a value" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  case $1 in
+  --analog) analog=1; shift ;;
+  --rounds) need "$@"; rounds=$2; shift 2 ;;
+  --lr) need "$@"; lr=$2; shift 2 ;;
+  --optimizers) need "$@"; optimizers=$2; shift 2 ;;
+  --update) need "$@"; update=$2; shift 2 ;;
+  --tau) need "$@"; tau=$2; shift 2 ;;
+  --dw-min) need "$@"; dw_min=$2; shift 2 ;;
+  --out) need "$@"; out=$2; shift 2 ;;
+  --port) need "$@"; port=$2; shift 2 ;;
+  --build) need "$@"; build=$2; shift 2 ;;
+  --set) need "$@"; extra+=(--set "$2"); shift 2 ;;
+  -h | --help) usage 0 ;;
+  *) echo "cnn: unknown option '$1' (--help)" >&2; exit 2 ;;
+  esac
+done
+if [ "$analog" = 1 ]; then
+  peers=8 rounds=${rounds:-1500} lr=${lr:-0.1} out=${out:-runs/cnn-analog} port=${port:-27900}
+else
+  peers=16 rounds=${rounds:-4500} lr=${lr:-0.1} out=${out:-runs/cnn} port=${port:-27800}
+fi
+[[ $rounds =~ ^[0-9]+$ ]] || { echo "cnn: --rounds must be a count" >&2; exit 2; }
+case $update in expected | stochastic) ;; *) echo "cnn: --update expected|stochastic" >&2; exit 2 ;; esac
+
+if [ -z "$build" ]; then
+  build=$root/build
+  [ -x "$build/peer/ohmpeer" ] || {
+    echo "cnn: building in $build" >&2
+    [ -d "$build" ] || meson setup "$build" >/dev/null
+    ninja -C "$build" peer/ohmpeer topology/ohmtopo >/dev/null
+  }
+fi
+for x in "$build/topology/ohmtopo" "$build/peer/ohmpeer"; do
+  [ -x "$x" ] || { echo "cnn: $x not found (build first, or --build DIR)" >&2; exit 1; }
+done
+export OHMPEER=$build/peer/ohmpeer
+mkdir -p "$out"
+topo=$out/ring$peers.topo
+"$build/topology/ohmtopo" gen ring -n "$peers" --port "$port" -o "$topo"
+csv=$out/results.csv
+[ -f "$csv" ] || echo "run,peers,optimizer,update,rounds,lr,status,honest_acc_mean,honest_acc_min,honest_acc_max,wall_s,round_ms_median,load_before,load_after,commit,dir" >"$csv"
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+run() { # name optimizer [--set ...]
+  local name=$1 opt=$2 dir=$out/$1 rc=0
+  shift 2
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  local before after
+  before=$(load)
+  printf '%-28s ' "$name"
+  flock /tmp/ohm-experiments.lock nice -n 5 "$root/peer/ohm-launch" --topology "$topo" --out "$dir" \
+    --quiet --timeout 7200 --config "$root/examples/configs/lenet5.ini" \
+    --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set "train.rounds=$rounds" \
+    --set "train.eval_every=$(((rounds + 5) / 6))" "$@" "${extra[@]}" >"$dir/launch.out" 2>&1 || rc=$?
+  after=$(load)
+  python3 - "$dir/summary.json" "$rc" "$name,$peers,$opt,$update,$rounds,$lr" "$before" "$after" \
+    "$commit" "$dir" >>"$csv" <<'EOF'
+import json, math, sys
+path, rc, head, before, after, commit, d = sys.argv[1:]
+try:
+    s = json.load(open(path))
+except (OSError, ValueError):
+    s = None
+acc = list((s or {}).get("final_acc", {}).values())
+if rc != "0" or not s or len(acc) != s["honest_peers"] or any(math.isnan(a) for a in acc):
+    print("%s,failed,,,,%s,,%s,%s,%s,%s" % (head, (s or {}).get("wall_s") or "", before, after, commit, d))
+else:
+    print("%s,ok,%.4f,%.4f,%.4f,%.1f,%.1f,%s,%s,%s,%s" % (
+        head, sum(acc) / len(acc), min(acc), max(acc), s["wall_s"], s.get("round_ms_median") or 0,
+        before, after, commit, d))
+EOF
+  tail -n 1 "$csv" | awk -F, '{ if ($7 == "ok") printf "honest acc %.2f%% (min %.2f%%)  %ss wall, load %s -> %s\n", 100*$8, 100*$9, $11, $13, $14; else print "FAILED (see launch.out and peer-*.log)" }'
+}
+
+if [ "$analog" = 0 ]; then
+  run "digital-ring$peers" digital
+else
+  IFS=, read -r -a opts <<<"$optimizers"
+  for o in "${opts[@]}"; do
+    name=$o-ring$peers
+    [ "$o" = digital ] || name=$o-$update-ring$peers
+    run "$name" "$o" --set device.response=softbounds --set "device.tau=$tau" \
+      --set "device.dw_min=$dw_min" --set device.c=0 --set "device.update=$update" \
+      --set optimizer.beta=0.1 --set optimizer.gamma=0.1 --set optimizer.transfer_every=1 \
+      --set optimizer.transfer_columns=16 --set aggregate.writeback=exact
+  done
+fi
+echo "results: $csv"
+column -s, -t <"$csv" | cut -c1-160
