@@ -23,8 +23,9 @@
 # /tmp/ohm-experiments.lock so experiments of different people do not overlap,
 # and run under nice 5.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+. "$(dirname "$0")/lib.sh"
+ohm_init cnn
+root=$OHM_ROOT
 
 analog=0
 rounds=
@@ -38,48 +39,34 @@ port=
 build=
 extra=()
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-need() { [ $# -ge 2 ] || { echo "cnn: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
   --analog) analog=1; shift ;;
-  --rounds) need "$@"; rounds=$2; shift 2 ;;
-  --lr) need "$@"; lr=$2; shift 2 ;;
-  --optimizers) need "$@"; optimizers=$2; shift 2 ;;
-  --update) need "$@"; update=$2; shift 2 ;;
-  --tau) need "$@"; tau=$2; shift 2 ;;
-  --dw-min) need "$@"; dw_min=$2; shift 2 ;;
-  --out) need "$@"; out=$2; shift 2 ;;
-  --port) need "$@"; port=$2; shift 2 ;;
-  --build) need "$@"; build=$2; shift 2 ;;
-  --set) need "$@"; extra+=(--set "$2"); shift 2 ;;
-  -h | --help) usage 0 ;;
-  *) echo "cnn: unknown option '$1' (--help)" >&2; exit 2 ;;
+  --rounds) ohm_need "$@"; rounds=$2; shift 2 ;;
+  --lr) ohm_need "$@"; lr=$2; shift 2 ;;
+  --optimizers) ohm_need "$@"; optimizers=$2; shift 2 ;;
+  --update) ohm_need "$@"; update=$2; shift 2 ;;
+  --tau) ohm_need "$@"; tau=$2; shift 2 ;;
+  --dw-min) ohm_need "$@"; dw_min=$2; shift 2 ;;
+  --out) ohm_need "$@"; out=$2; shift 2 ;;
+  --port) ohm_need "$@"; port=$2; shift 2 ;;
+  --build) ohm_need "$@"; build=$2; shift 2 ;;
+  --set) ohm_need "$@"; extra+=(--set "$2"); shift 2 ;;
+  -h | --help) ohm_help ;;
+  *) ohm_usage_error "unknown option '$1'" ;;
   esac
 done
 if [ "$analog" = 1 ]; then
   peers=8 rounds=${rounds:-1500} lr=${lr:-0.1} out=${out:-runs/cnn-analog} port=${port:-27900}
 else
-  peers=16 rounds=${rounds:-4500} lr=${lr:-0.1} out=${out:-runs/cnn} port=${port:-27800}
+  peers=16 rounds=${rounds:-3000} lr=${lr:-0.1} out=${out:-runs/cnn} port=${port:-27800}
 fi
-[[ $rounds =~ ^[0-9]+$ ]] || { echo "cnn: --rounds must be a count" >&2; exit 2; }
-case $update in expected | stochastic) ;; *) echo "cnn: --update expected|stochastic" >&2; exit 2 ;; esac
-
-if [ -z "$build" ]; then
-  build=$root/build
-  [ -x "$build/peer/ohmpeer" ] || {
-    echo "cnn: building in $build" >&2
-    [ -d "$build" ] || meson setup "$build" >/dev/null
-    ninja -C "$build" peer/ohmpeer topology/ohmtopo >/dev/null
-  }
-fi
-for x in "$build/topology/ohmtopo" "$build/peer/ohmpeer"; do
-  [ -x "$x" ] || { echo "cnn: $x not found (build first, or --build DIR)" >&2; exit 1; }
-done
-export OHMPEER=$build/peer/ohmpeer
+ohm_posint --rounds "$rounds"
+case $update in expected | stochastic) ;; *) ohm_usage_error "--update expected|stochastic, not '$update'" ;; esac
+ohm_build "$build" peer/ohmpeer topology/ohmtopo
 mkdir -p "$out"
 topo=$out/ring$peers.topo
-"$build/topology/ohmtopo" gen ring -n "$peers" --port "$port" -o "$topo"
+"$OHMTOPO" gen ring -n "$peers" --port "$port" -o "$topo"
 csv=$out/results.csv
 [ -f "$csv" ] || echo "run,peers,optimizer,update,rounds,lr,status,honest_acc_mean,honest_acc_min,honest_acc_max,wall_s,round_ms_median,load_before,load_after,commit,dir" >"$csv"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -93,7 +80,7 @@ run() { # name optimizer [--set ...]
   local before after
   before=$(load)
   printf '%-28s ' "$name"
-  flock /tmp/ohm-experiments.lock nice -n 5 "$root/peer/ohm-launch" --topology "$topo" --out "$dir" \
+  flock /tmp/ohm-experiments.lock nice -n 5 "$OHM_LAUNCH" --topology "$topo" --out "$dir" \
     --quiet --timeout 7200 --config "$root/examples/configs/lenet5.ini" \
     --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set "train.rounds=$rounds" \
     --set "train.eval_every=$(((rounds + 5) / 6))" "$@" "${extra[@]}" >"$dir/launch.out" 2>&1 || rc=$?

@@ -19,7 +19,7 @@ static int pick(const char *v, const char *const *names, int n)
 int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
 {
     static const char *const orders[] = {"atc", "cta", "consensus"};
-    static const char *const schedules[] = {"const", "invsqrt"};
+    static const char *const schedules[] = {"const", "invsqrt", "cosine"};
     memset(s, 0, sizeof *s);
     s->rounds = (uint32_t)ohm_config_int(c, "train.rounds");
     s->eval_every = (uint32_t)ohm_config_int(c, "train.eval_every");
@@ -30,7 +30,7 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
     s->batch = (int)ohm_config_int(c, "optimizer.batch");
     s->lr = ohm_config_double(c, "optimizer.lr");
     s->weight_decay = ohm_config_double(c, "optimizer.weight_decay");
-    s->schedule = (ohm_schedule_t)pick(ohm_config_str(c, "optimizer.schedule"), schedules, 2);
+    s->schedule = (ohm_schedule_t)pick(ohm_config_str(c, "optimizer.schedule"), schedules, 3);
     s->order = (ohm_order_t)pick(ohm_config_str(c, "aggregate.order"), orders, 3);
     s->writeback = strcmp(ohm_config_str(c, "aggregate.writeback"), "pulsed") == 0 ? OHM_WB_PULSED
                                                                                    : OHM_WB_EXACT;
@@ -59,5 +59,15 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
 
 double ohm_settings_lr(const ohm_settings_t *s, uint32_t r)
 {
-    return s->schedule == OHM_SCHEDULE_INVSQRT ? s->lr / sqrt((double)r + 1.0) : s->lr;
+    switch (s->schedule) {
+    case OHM_SCHEDULE_INVSQRT:
+        return s->lr / sqrt((double)r + 1.0);
+    case OHM_SCHEDULE_COSINE:
+        /* Half a cosine from lr at round 0 to 0 at round `rounds`: a long phase at a large
+         * step, then small steps in which the ring's averaging brings the replicas together. */
+        return s->rounds ? s->lr * 0.5 * (1.0 + cos(M_PI * (double)r / (double)s->rounds)) : s->lr;
+    case OHM_SCHEDULE_CONST:
+        break;
+    }
+    return s->lr;
 }

@@ -16,7 +16,7 @@ typedef enum {
 } ohm_order_t;
 
 /* optimizer.schedule */
-typedef enum { OHM_SCHEDULE_CONST, OHM_SCHEDULE_INVSQRT } ohm_schedule_t;
+typedef enum { OHM_SCHEDULE_CONST, OHM_SCHEDULE_INVSQRT, OHM_SCHEDULE_COSINE } ohm_schedule_t;
 
 typedef struct {
     /* [train] */

@@ -129,8 +129,9 @@ static const key_def_t schema[] = {
     ENUM("optimizer.name", "digital", "digital|analog-sgd|tiki-taka|residual",
          "training algorithm on the tiles"),
     DBL_GT0("optimizer.lr", "0.1", "learning rate"),
-    ENUM("optimizer.schedule", "const", "const|invsqrt",
-         "learning-rate schedule (invsqrt = lr/sqrt(round+1))"),
+    ENUM("optimizer.schedule", "const", "const|invsqrt|cosine",
+         "learning-rate schedule (invsqrt = lr/sqrt(round+1); "
+         "cosine = lr(1+cos(pi round/rounds))/2)"),
     DBL_GE0("optimizer.weight_decay", "0",
             "decoupled L2 decay before each step, W <- (1 - lr wd) W (digital only)"),
     DBL_GE0("optimizer.beta", "0.01", "tiki-taka / residual transfer rate"),
