@@ -4,12 +4,14 @@
 #   examples/cnn.sh [--out DIR] [--rounds R] [--lr LR] [--port P] [--build DIR]
 #       [--set section.key=value]...
 #     16 peers on a ring (one ohmpeer process each, CURVE on loopback, Metropolis
-#     weights), iid split, batch 32 per peer, digital SGD (examples/configs/lenet5.ini).
+#     weights), iid split, batch 32 per peer, digital SGD (examples/configs/lenet5.ini),
+#     5000 rounds at step 0.2 on the cosine schedule (falling to 0 at the last round).
 #
 #   examples/cnn.sh --analog [--optimizers digital,tiki-taka] [--update expected|stochastic]
 #       [--rounds R] [--lr LR] [--tau T] [--dw-min D] [--out DIR] [--port P] [--build DIR]
 #       [--set section.key=value]...
-#     8 peers on a ring, one run per optimizer, the same rounds, batch and rate:
+#     8 peers on a ring, one run per optimizer, the same rounds, batch and rate
+#     (default 3000 rounds, step 0.1 on the cosine schedule):
 #     LeNet-5 whose five layers (three dense, two conv kernel matrices) are analog
 #     tiles; softbounds devices (tau 1, dw_min 1e-3, c 0), expected updates unless
 #     --update stochastic (pulse trains for every position of every example, BL 31,
@@ -57,9 +59,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ "$analog" = 1 ]; then
-  peers=8 rounds=${rounds:-1500} lr=${lr:-0.1} out=${out:-runs/cnn-analog} port=${port:-27900}
+  peers=8 rounds=${rounds:-3000} lr=${lr:-0.1} out=${out:-runs/cnn-analog} port=${port:-27900}
 else
-  peers=16 rounds=${rounds:-3000} lr=${lr:-0.1} out=${out:-runs/cnn} port=${port:-27800}
+  peers=16 rounds=${rounds:-5000} lr=${lr:-0.2} out=${out:-runs/cnn} port=${port:-27800}
 fi
 ohm_posint --rounds "$rounds"
 case $update in expected | stochastic) ;; *) ohm_usage_error "--update expected|stochastic, not '$update'" ;; esac
