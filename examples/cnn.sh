@@ -20,8 +20,8 @@
 #
 # Each run is one folder DIR/<name>/ with the peers' metrics, checkpoints,
 # summary.md and summary.json; DIR/results.csv gets one line per run with the
-# accuracy, the wall time and the 1-minute load average before and after (the
-# machine may be shared: wall time depends on it). Runs hold flock
+# accuracy, the wall time and the 1-minute load average when the run started and
+# ended (the machine may be shared: wall time depends on it). Runs hold flock
 # /tmp/ohm-experiments.lock so experiments of different people do not overlap,
 # and run under nice 5.
 set -euo pipefail
@@ -80,12 +80,14 @@ run() { # name optimizer [--set ...]
   rm -rf "$dir"
   mkdir -p "$dir"
   local before after
-  before=$(load)
   printf '%-28s ' "$name"
-  flock /tmp/ohm-experiments.lock nice -n 5 "$OHM_LAUNCH" --topology "$topo" --out "$dir" \
+  # The load is read once the lock is held (waiting for it may take long) and again at the end.
+  flock /tmp/ohm-experiments.lock nice -n 5 sh -c 'cut -d" " -f1 /proc/loadavg >"$0"; exec "$@"' \
+    "$dir/load.before" "$OHM_LAUNCH" --topology "$topo" --out "$dir" \
     --quiet --timeout 7200 --config "$root/examples/configs/lenet5.ini" \
     --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set "train.rounds=$rounds" \
     --set "train.eval_every=$(((rounds + 5) / 6))" "$@" "${extra[@]}" >"$dir/launch.out" 2>&1 || rc=$?
+  before=$(cat "$dir/load.before" 2>/dev/null || echo "")
   after=$(load)
   python3 - "$dir/summary.json" "$rc" "$name,$peers,$opt,$update,$rounds,$lr" "$before" "$after" \
     "$commit" "$dir" >>"$csv" <<'EOF'
