@@ -435,7 +435,9 @@ Test(netns, partition_and_rejoin, .fini = fini)
     const char *hosts[NHOSTS] = {addr[0], addr[1], addr[2]};
     write_topology(topo, dir, hosts, NHOSTS, PORT);
 
-    /* Rounds paced by computation (several local steps), a short deadline so
+    /* Rounds paced by computation (800 local steps: about 45 ms a round on a
+     * quiet machine; the partition lasts at least 6 s, and the rejoin needs
+     * rounds left after it, so rounds must not be much faster), a short deadline so
      * a missing neighbour costs little, and metrics every 5 rounds to watch.
      * A wide future window: after the heal a peer that catches up to a
      * neighbour's round still holds that neighbour's model for it (with the
@@ -444,7 +446,7 @@ Test(netns, partition_and_rejoin, .fini = fini)
     enum { ROUNDS = 600, DOWN_AT = 40, DOWN_ROUNDS = 40, EVAL = 5 };
     const char *sets[] = {"train.rounds=600",
                           "train.eval_every=5",
-                          "train.local_steps=100",
+                          "train.local_steps=800",
                           "optimizer.batch=64",
                           "model.hidden=128",
                           "optimizer.lr=0.02",
