@@ -148,22 +148,46 @@ void ohm_model_destroy(ohm_model_t **pm)
 
 void ohm_model_init(ohm_model_t *m, ohm_rng_t *rng)
 {
+    ohm_model_init_kind(m, OHM_INIT_GLOROT, 0.0, rng);
+}
+
+void ohm_model_init_kind(ohm_model_t *m, int kind, double sigma, ohm_rng_t *rng)
+{
+    assert(kind == OHM_INIT_GLOROT || (kind == OHM_INIT_NORMAL && sigma >= 0));
     float *w = malloc(sizeof(float) * m->plan.nparams);
     assert(w); /* start-up allocation of the parameter vector */
     float *p = w;
     for (int i = 0; i < m->plan.n; i++) {
         const ohm_plan_layer_t *L = &m->plan.l[i];
         if (L->tile < 0) continue;
-        /* He where ReLU follows (keeps activation variance), Glorot otherwise. */
-        double sd = m->spec.act == OHM_ACT_RELU && L->act ? sqrt(2.0 / L->fan_in)
-                                                          : sqrt(2.0 / (L->fan_in + L->fan_out));
+        /* He where ReLU follows (keeps activation variance), Glorot otherwise;
+         * the normal start (the IOS authors' N(0, sigma^2)) draws biases too. */
+        double sd = kind == OHM_INIT_NORMAL ? sigma
+                    : m->spec.act == OHM_ACT_RELU && L->act ? sqrt(2.0 / L->fan_in)
+                                                            : sqrt(2.0 / (L->fan_in + L->fan_out));
+        int zero_bias = kind == OHM_INIT_GLOROT && m->spec.bias;
         for (int r = 0; r < L->rows; r++)
             for (int c = 0; c < L->cols; c++)
-                *p++ = (m->spec.bias && c == L->cols - 1) ? 0.0f
-                                                          : (float)(sd * ohm_rng_normal(rng));
+                *p++ = (zero_bias && c == L->cols - 1) ? 0.0f : (float)(sd * ohm_rng_normal(rng));
     }
     ohm_model_set_params(m, w, OHM_WB_EXACT);
     free(w);
+}
+
+int ohm_model_init_from_config(ohm_model_t *m, const ohm_config_t *cfg, uint32_t peer)
+{
+    const char *name = ohm_config_str(cfg, "model.init");
+    int kind = strcmp(name, "glorot") == 0 ? OHM_INIT_GLOROT
+               : strcmp(name, "normal") == 0 ? OHM_INIT_NORMAL
+                                             : -1;
+    if (kind < 0) return ohm_error_set(OHM_EINVAL, "model.init = '%s': not glorot or normal", name);
+    /* The common stream is the one every peer has always used (slot 0); a
+     * peer's own stream sits above 2^32 so it never meets the common one. */
+    uint64_t slot = ohm_config_bool(cfg, "model.init_per_peer") ? (1ULL << 32) + peer : 0;
+    ohm_rng_t r;
+    ohm_rng_seed(&r, (uint64_t)ohm_config_int(cfg, "train.seed"), slot, OHM_STREAM_INIT);
+    ohm_model_init_kind(m, kind, ohm_config_double(cfg, "model.init_sigma"), &r);
+    return OHM_OK;
 }
 
 const ohm_model_spec_t *ohm_model_spec(const ohm_model_t *m)
@@ -272,17 +296,16 @@ static void forward(ohm_model_t *m, const float *x, int n)
     }
 }
 
-/* Loss of the batch and the output error dL/dy (mean over the batch) into grd[last].
- * Accuracy counts correct argmax predictions (classification). */
-static double output_loss(ohm_model_t *m, const ohm_batch_t *b, int off, int n, int with_grad,
-                          int *correct)
+/* Loss of examples [off, off+n) of the batch and the output error dL/dy times
+ * `inv` into grd[last]. Accuracy counts correct argmax predictions (classification). */
+static double output_loss_scaled(ohm_model_t *m, const ohm_batch_t *b, int off, int n,
+                                 int with_grad, float inv, int *correct)
 {
     int last = m->plan.n - 1, K = m->plan.out_size;
     const float *out = m->out[last];
     float *d = m->grd[last];
     double loss = 0.0;
     int ok = 0;
-    float inv = 1.0f / (float)b->n;
     for (int i = 0; i < n; i++) {
         const float *y = out + (size_t)i * K;
         float *di = d + (size_t)i * K;
@@ -315,6 +338,13 @@ static double output_loss(ohm_model_t *m, const ohm_batch_t *b, int off, int n, 
     }
     if (correct) *correct = ok;
     return loss;
+}
+
+/* The same with the error divided by the batch size (the mean loss's gradient). */
+static double output_loss(ohm_model_t *m, const ohm_batch_t *b, int off, int n, int with_grad,
+                          int *correct)
+{
+    return output_loss_scaled(m, b, off, n, with_grad, 1.0f / (float)b->n, correct);
 }
 
 /* Back-propagates grd[last] down to the first layer. For each layer with a
@@ -429,6 +459,49 @@ int ohm_model_loss_grad(ohm_model_t *m, const ohm_batch_t *b, double *loss, floa
         backward(m, n, visit_grad, grad);
     }
     if (loss) *loss = total / b->n;
+    return OHM_OK;
+}
+
+int ohm_model_example_errors(ohm_model_t *m, const ohm_batch_t *b, float *err, double *loss)
+{
+    int rc = check_batch(m, b);
+    int chunk = m->chunk;
+    if (rc || (rc = reserve(m, b->n < chunk ? b->n : chunk))) return rc;
+    const int last = m->plan.n - 1, K = m->plan.out_size;
+    double total = 0.0;
+    for (int off = 0; off < b->n; off += chunk) {
+        int n = b->n - off < chunk ? b->n - off : chunk;
+        forward(m, b->x + (size_t)off * b->dim, n);
+        total += output_loss_scaled(m, b, off, n, 1, 1.0f, NULL);
+        memcpy(err + (size_t)off * K, m->grd[last], sizeof(float) * (size_t)n * K);
+    }
+    if (loss) *loss = total / b->n;
+    return OHM_OK;
+}
+
+int ohm_model_outer_add(const ohm_model_t *m, const ohm_batch_t *b, const float *err, float alpha,
+                        float *grad)
+{
+    const ohm_plan_layer_t *L = &m->plan.l[0];
+    if (m->plan.n != 1 || L->kind != OHM_LAYER_FC)
+        return ohm_error_set(OHM_EUNSUPPORTED,
+                             "outer-product gradients need a single dense layer (%d layers)",
+                             m->plan.n);
+    assert(b->dim == m->plan.in_size);
+    const int K = L->rows, in = m->plan.in_size, cols = L->cols;
+    /* G[k][c] += alpha sum_i err[i][k] x[i][c] (bias column: x = 1), in the
+     * tile's row-major layout with the bias last in each row. */
+    for (int i = 0; i < b->n; i++) {
+        const float *x = b->x + (size_t)i * in, *e = err + (size_t)i * K;
+        for (int k = 0; k < K; k++) {
+            float a = alpha * e[k];
+            if (a == 0.0f) continue;
+            float *g = grad + (size_t)k * cols;
+            for (int c = 0; c < in; c++)
+                g[c] += a * x[c];
+            if (m->spec.bias) g[in] += a;
+        }
+    }
     return OHM_OK;
 }
 

@@ -64,6 +64,19 @@ void ohm_model_destroy(ohm_model_t **m);
  * and programs them exactly. Peers pass the same stream for a common start. */
 void ohm_model_init(ohm_model_t *m, ohm_rng_t *rng);
 
+/* Initial weights (model.init). */
+enum { OHM_INIT_GLOROT = 0, OHM_INIT_NORMAL = 1 };
+
+/* Initialises with `kind`: OHM_INIT_GLOROT is ohm_model_init; OHM_INIT_NORMAL
+ * draws every weight and bias from N(0, sigma^2) (sigma >= 0). */
+void ohm_model_init_kind(ohm_model_t *m, int kind, double sigma, ohm_rng_t *rng);
+
+/* The start [model] asks for: model.init and model.init_sigma, drawn from the
+ * stream (train.seed, peer) when model.init_per_peer is true (each peer its own
+ * model), else from one stream common to every peer. OHM_EINVAL when
+ * model.init is not a known kind. */
+int ohm_model_init_from_config(ohm_model_t *m, const ohm_config_t *cfg, uint32_t peer);
+
 const ohm_model_spec_t *ohm_model_spec(const ohm_model_t *m);
 
 /* Number of tiles (layers with weights: dense and conv; pools have none). */
@@ -103,6 +116,18 @@ int ohm_model_loss_grad(ohm_model_t *m, const ohm_batch_t *b, double *loss, floa
  * reads, conversions; per tile: ohm_model_tile + ohm_tile_counters). Returns
  * the number of tiles that count (0 for a digital model, *sum all zero). */
 int ohm_model_counters(const ohm_model_t *m, ohm_tile_counters_t *sum);
+
+/* Per-example output errors dL_i/dy_i (not divided by the batch size) into
+ * err[b->n * n_out], at the current effective weights, computed digitally;
+ * *loss (may be NULL) receives the batch's mean loss. No weight changes. With
+ * one dense layer, example i's gradient is err_i (x) [x_i, 1]: see ohm_model_outer_add. */
+int ohm_model_example_errors(ohm_model_t *m, const ohm_batch_t *b, float *err, double *loss);
+
+/* grad[nparams] += alpha * sum_i err_i (x) [x_i, 1] over the batch's examples:
+ * the gradient of a single-layer model from its output errors (err as
+ * ohm_model_example_errors writes it). OHM_EUNSUPPORTED for hidden layers. */
+int ohm_model_outer_add(const ohm_model_t *m, const ohm_batch_t *b, const float *err, float alpha,
+                        float *grad);
 
 /* Checkpoint support: the size of, and save/load of, every tile's whole state.
  * Load errors: OHM_ESHAPE / OHM_EFORMAT (model unchanged up to the failing tile). */
