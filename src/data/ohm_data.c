@@ -58,6 +58,7 @@ typedef struct {
 struct ohm_data {
     int dim, outputs, regress;
     int side; /* images: height = width = side; 0 for synthetic rows */
+    float px_mul, px_add; /* byte pixel p becomes p * px_mul + px_add (data.scale) */
     split_t train, test;
     size_t test_resident;  /* test images held in test.x8/xf; the rest are streamed */
     perm_cache_t *cache;   /* mutable behind a const ohm_data_t: see ohm_sampler_next */
@@ -101,7 +102,7 @@ void ohm_data_destroy(ohm_data_t **pd)
 /* The rows this peer keeps out of n examples (all of them for peer < 0),
  * ascending, in *rows (caller frees) and their count in *m. */
 static int shard_rows(const ohm_config_t *cfg, const int32_t *labels, size_t n, int classes,
-                      int npeers, int peer, uint32_t **rows, size_t *m)
+                      int npeers, int peer, const unsigned char *byz, uint32_t **rows, size_t *m)
 {
     *rows = NULL;
     uint32_t *owner = NULL;
@@ -114,9 +115,9 @@ static int shard_rows(const ohm_config_t *cfg, const int32_t *labels, size_t n, 
                                  pname);
         owner = malloc(sizeof(uint32_t) * (n ? n : 1));
         if (!owner) return ohm_error_set(OHM_ENOMEM, "partition of %zu examples", n);
-        int rc = ohm_partition_assign(kind, labels, n, classes, npeers,
-                                      ohm_config_double(cfg, "data.alpha"),
-                                      (uint64_t)ohm_config_int(cfg, "train.seed"), owner);
+        int rc = ohm_partition_assign_roles(kind, labels, n, classes, npeers,
+                                            ohm_config_double(cfg, "data.alpha"),
+                                            (uint64_t)ohm_config_int(cfg, "train.seed"), byz, owner);
         if (rc) {
             free(owner);
             return rc;
@@ -186,7 +187,8 @@ static int read_labels(ohm_idx_t *lab, size_t n, int32_t *y)
  * the test split keeps every label but only the first *resident images
  * (0 on entry: all), and reports in *img_count what its image file holds. */
 static int fashion_split(const ohm_config_t *cfg, const char *dir, int train, int npeers, int peer,
-                         split_t *s, size_t *resident, size_t *img_count)
+                         const unsigned char *byz, split_t *s, size_t *resident,
+                         size_t *img_count)
 {
     const char *key = train ? "train_size" : "test_size";
     long want = ohm_config_int(cfg, train ? "data.train_size" : "data.test_size");
@@ -202,7 +204,8 @@ static int fashion_split(const ohm_config_t *cfg, const char *dir, int train, in
     }
     if ((rc = read_labels(lab, n, labels))) goto out;
     /* The test set is never split: every peer evaluates on the same examples. */
-    if ((rc = shard_rows(cfg, labels, n, FASHION_CLASSES, npeers, train ? peer : -1, &rows, &m)))
+    if ((rc = shard_rows(cfg, labels, n, FASHION_CLASSES, npeers, train ? peer : -1, byz, &rows,
+                         &m)))
         goto out;
     s->n = m;
     size_t keep = m; /* images held; the test split is every row, in order */
@@ -233,7 +236,8 @@ out:
 /* ---- synthetic --------------------------------------------------------------- */
 
 static int synth_split(const ohm_config_t *cfg, const ohm_synth_t *sy, int regress, int dim,
-                       int outputs, int train, int npeers, int peer, split_t *s)
+                       int outputs, int train, int npeers, int peer, const unsigned char *byz,
+                       split_t *s)
 {
     long want = ohm_config_int(cfg, train ? "data.train_size" : "data.test_size");
     size_t n = want > 0 ? (size_t)want : (train ? SYNTH_TRAIN : SYNTH_TEST);
@@ -249,7 +253,7 @@ static int synth_split(const ohm_config_t *cfg, const ohm_synth_t *sy, int regre
         for (size_t i = 0; i < n; i++)
             labels[i] = ohm_synth_label(sy, split, i);
     }
-    rc = shard_rows(cfg, labels, n, outputs, npeers, train ? peer : -1, &rows, &m);
+    rc = shard_rows(cfg, labels, n, outputs, npeers, train ? peer : -1, byz, &rows, &m);
     free(labels);
     if (rc) return rc;
     s->n = m;
@@ -274,6 +278,12 @@ static int synth_split(const ohm_config_t *cfg, const ohm_synth_t *sy, int regre
 
 int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **out)
 {
+    return ohm_data_open_roles(cfg, npeers, peer, NULL, out);
+}
+
+int ohm_data_open_roles(const ohm_config_t *cfg, int npeers, int peer,
+                        const unsigned char *byzantine, ohm_data_t **out)
+{
     *out = NULL;
     if (peer >= 0 && (npeers < 1 || peer >= npeers))
         return ohm_error_set(OHM_EINVAL, "data: peer %d of %d", peer, npeers);
@@ -282,6 +292,15 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
     int rc = OHM_OK;
     const char *name = ohm_config_str(cfg, "data.name");
     int regress = strcmp(ohm_config_str(cfg, "data.task"), "regress") == 0;
+    int symmetric = strcmp(ohm_config_str(cfg, "data.scale"), "symmetric") == 0;
+    /* [0, 1]: p/255; [-1, 1]: (p/255 - 1/2)/(1/2) = 2p/255 - 1. */
+    d->px_mul = symmetric ? 2.0f / 255.0f : 1.0f / 255.0f;
+    d->px_add = symmetric ? -1.0f : 0.0f;
+    if (symmetric && strcmp(name, "fashion-mnist") != 0) {
+        rc = ohm_error_set(OHM_EINVAL, "data.scale=symmetric applies to image data (data.name=%s)",
+                           name);
+        goto fail;
+    }
     if (strcmp(name, "fashion-mnist") == 0) {
         if (regress) {
             rc = ohm_error_set(OHM_EINVAL, "data.task=regress needs data.name=synthetic");
@@ -293,8 +312,8 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
         d->side = FASHION_SIDE;
         d->outputs = FASHION_CLASSES;
         size_t resident = (size_t)ohm_config_int(cfg, "data.test_subset"), count = 0;
-        if ((rc = fashion_split(cfg, dir, 1, npeers, peer, &d->train, NULL, NULL)) ||
-            (rc = fashion_split(cfg, dir, 0, npeers, peer, &d->test, &resident, &count)))
+        if ((rc = fashion_split(cfg, dir, 1, npeers, peer, byzantine, &d->train, NULL, NULL)) ||
+            (rc = fashion_split(cfg, dir, 0, npeers, peer, byzantine, &d->test, &resident, &count)))
             goto fail;
         d->test_resident = resident;
         if (resident < d->test.n) {
@@ -319,14 +338,25 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
         rc = ohm_synth_new(regress ? OHM_SYNTH_REGRESS : OHM_SYNTH_CLASSIFY, d->dim, d->outputs,
                            ohm_config_double(cfg, "data.noise"),
                            (uint64_t)ohm_config_int(cfg, "train.seed"), &sy);
-        if (!rc) rc = synth_split(cfg, sy, regress, d->dim, d->outputs, 1, npeers, peer, &d->train);
-        if (!rc) rc = synth_split(cfg, sy, regress, d->dim, d->outputs, 0, npeers, peer, &d->test);
+        if (!rc)
+            rc = synth_split(cfg, sy, regress, d->dim, d->outputs, 1, npeers, peer, byzantine,
+                             &d->train);
+        if (!rc)
+            rc = synth_split(cfg, sy, regress, d->dim, d->outputs, 0, npeers, peer, byzantine,
+                             &d->test);
         ohm_synth_destroy(&sy);
         if (rc) goto fail;
         d->test_resident = d->test.n;
     }
-    if (d->train.n == 0 || d->test.n == 0) {
-        rc = ohm_error_set(OHM_EINVAL, "data: empty %s set", d->train.n ? "test" : "training");
+    /* A Byzantine peer of label-honest holds no training data by design. */
+    int dataless = peer >= 0 && byzantine && byzantine[peer] &&
+                   strcmp(ohm_config_str(cfg, "data.partition"), "label-honest") == 0;
+    if ((d->train.n == 0 && !dataless) || d->test.n == 0) {
+        rc = d->test.n == 0 ? ohm_error_set(OHM_EINVAL, "data: empty test set")
+                            : ohm_error_set(OHM_EINVAL,
+                                            "data: peer %d has no training example (data.partition"
+                                            "=%s over %d peers)",
+                                            peer, ohm_config_str(cfg, "data.partition"), npeers);
         goto fail;
     }
     if (d->train.n > UINT32_MAX) {
@@ -334,7 +364,7 @@ int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **ou
         goto fail;
     }
     d->cache = calloc(1, sizeof *d->cache);
-    if (!d->cache || !(d->cache->perm = malloc(sizeof(uint32_t) * d->train.n))) {
+    if (!d->cache || !(d->cache->perm = malloc(sizeof(uint32_t) * (d->train.n ? d->train.n : 1)))) {
         rc = ohm_error_set(OHM_ENOMEM, "sampler permutation of %zu", d->train.n);
         goto fail;
     }
@@ -419,7 +449,8 @@ void ohm_batchbuf_destroy(ohm_batchbuf_t **pb)
     *pb = NULL;
 }
 
-/* Copies example `row` of split s into slot i of b (bytes become [0, 1] floats). */
+/* Copies example `row` of split s into slot i of b (bytes become floats in
+ * [0, 1] or [-1, 1], data.scale). */
 static void copy_example(const ohm_data_t *d, const split_t *s, size_t row, ohm_batchbuf_t *b,
                          int i)
 {
@@ -428,7 +459,7 @@ static void copy_example(const ohm_data_t *d, const split_t *s, size_t row, ohm_
     if (s->x8) {
         const uint8_t *src = s->x8 + row * dim;
         for (size_t j = 0; j < dim; j++)
-            x[j] = (float)src[j] * (1.0f / 255.0f);
+            x[j] = (float)src[j] * d->px_mul + d->px_add;
     } else {
         memcpy(x, s->xf + row * dim, sizeof(float) * dim);
     }
@@ -513,7 +544,7 @@ int ohm_data_test_batch(const ohm_data_t *d, ohm_batchbuf_t *b, size_t start, in
             const uint8_t *src = d->stream->buf + (i - from) * dim;
             float *x = b->x + (i - start) * dim;
             for (size_t j = 0; j < dim; j++)
-                x[j] = (float)src[j] * (1.0f / 255.0f);
+                x[j] = (float)src[j] * d->px_mul + d->px_add;
             b->y[i - start] = d->test.y[i];
         }
     }
@@ -552,6 +583,7 @@ static const uint32_t *epoch_perm(const ohm_data_t *d, const ohm_sampler_t *s)
 void ohm_sampler_next(ohm_sampler_t *s, const ohm_data_t *d, uint32_t *idx, int n)
 {
     const uint64_t m = d->train.n;
+    assert(m > 0 || n == 0); /* a data-less (Byzantine) peer never draws */
     const uint32_t *perm = NULL;
     for (int i = 0; i < n; i++) {
         if (s->pos >= m) {

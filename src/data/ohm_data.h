@@ -5,7 +5,9 @@
  * classification task or a linear least-squares teacher). Partitions across N
  * peers: `iid`, `dirichlet` (per-class proportions ~ Dir(alpha)) and `label`
  * (sorted by label, contiguous shards: the pathological non-iid split); all
- * deterministic in (seed, N). A peer keeps only its own shard and the first
+ * deterministic in (seed, N), and `label-honest` (one class per honest peer,
+ * Byzantine peers hold none). Pixels are scaled to [0, 1] or, with
+ * data.scale = symmetric, to [-1, 1]. A peer keeps only its own shard and the first
  * data.test_subset test images (the rest are read from the file when a final
  * evaluation asks for them), stored compactly (images as bytes), so memory
  * stays small; batches are converted to float on demand. */
@@ -37,6 +39,14 @@ typedef struct ohm_data ohm_data_t;
  * flatness). Errors: OHM_EIO / OHM_EFORMAT / OHM_ETRUNC with the file named,
  * OHM_EINVAL for inconsistent settings. Caller owns the result. */
 int ohm_data_open(const ohm_config_t *cfg, int npeers, int peer, ohm_data_t **out);
+
+/* ohm_data_open knowing the peers' roles: byzantine[npeers] flags the
+ * Byzantine peers (NULL: none). data.partition = label-honest splits over the
+ * honest peers only, so a Byzantine peer then holds no training example
+ * (ohm_data_train_size 0; it must not draw batches); for every other split the
+ * roles change nothing. An honest peer left without examples is OHM_EINVAL. */
+int ohm_data_open_roles(const ohm_config_t *cfg, int npeers, int peer,
+                        const unsigned char *byzantine, ohm_data_t **out);
 
 /* Frees; NULL-safe; clears the caller's pointer. */
 void ohm_data_destroy(ohm_data_t **d);
@@ -83,7 +93,8 @@ typedef struct {
 
 void ohm_sampler_init(ohm_sampler_t *s, uint64_t seed, uint32_t peer);
 
-/* Draws the next n indices (wrapping into new epochs) into idx[n]. The epoch's
+/* Draws the next n indices (wrapping into new epochs) into idx[n]; the shard
+ * must not be empty (a Byzantine peer of label-honest never draws). The epoch's
  * permutation is a function of (seed, peer, epoch), so the sampler itself
  * stays a few bytes; `d` caches the current one (O(n) per call, O(shard) once
  * per epoch). The cache is not locked: use one data object's samplers from one

@@ -14,8 +14,8 @@
 
 int ohm_partition_kind(const char *name)
 {
-    static const char *const names[] = {"iid", "dirichlet", "label"};
-    for (int k = 0; k < 3; k++)
+    static const char *const names[] = {"iid", "dirichlet", "label", "label-honest"};
+    for (int k = 0; k < 4; k++)
         if (strcmp(name, names[k]) == 0) return k;
     return -1;
 }
@@ -102,11 +102,42 @@ out:
     return rc;
 }
 
+/* label-honest over the honest peers listed in honest[H] (ascending ids). */
+static int label_honest(const int32_t *labels, size_t n, int classes, const uint32_t *honest, int H,
+                        uint32_t *owner)
+{
+    if (classes >= H) {
+        for (size_t i = 0; i < n; i++)
+            owner[i] = honest[labels[i] % H];
+        return OHM_OK;
+    }
+    /* Fewer classes than honest peers: class c's group is the honest peers
+     * [floor(cH/C), floor((c+1)H/C)), dealt round-robin in example order. */
+    size_t *next = calloc((size_t)classes, sizeof(size_t));
+    if (!next) return ohm_error_set(OHM_ENOMEM, "label-honest partition");
+    for (size_t i = 0; i < n; i++) {
+        int c = labels[i];
+        size_t lo = (size_t)c * (size_t)H / (size_t)classes;
+        size_t hi = (size_t)(c + 1) * (size_t)H / (size_t)classes;
+        owner[i] = honest[lo + next[c]];
+        next[c] = (next[c] + 1) % (hi - lo);
+    }
+    free(next);
+    return OHM_OK;
+}
+
 int ohm_partition_assign(int kind, const int32_t *labels, size_t n, int classes, int npeers,
                          double alpha, uint64_t seed, uint32_t *owner)
 {
-    assert(kind >= OHM_PART_IID && kind <= OHM_PART_LABEL);
-    if (npeers < 1 || n < (size_t)npeers)
+    return ohm_partition_assign_roles(kind, labels, n, classes, npeers, alpha, seed, NULL, owner);
+}
+
+int ohm_partition_assign_roles(int kind, const int32_t *labels, size_t n, int classes, int npeers,
+                               double alpha, uint64_t seed, const unsigned char *byzantine,
+                               uint32_t *owner)
+{
+    assert(kind >= OHM_PART_IID && kind <= OHM_PART_LABEL_HONEST);
+    if (npeers < 1 || (kind != OHM_PART_LABEL_HONEST && n < (size_t)npeers))
         return ohm_error_set(OHM_EINVAL, "partition: %zu examples for %d peers (each needs one)", n,
                              npeers);
     if (n > UINT32_MAX) return ohm_error_set(OHM_ETOOBIG, "partition: %zu examples", n);
@@ -120,6 +151,24 @@ int ohm_partition_assign(int kind, const int32_t *labels, size_t n, int classes,
     }
     if (kind == OHM_PART_DIRICHLET && !(alpha > 0))
         return ohm_error_set(OHM_EINVAL, "partition: dirichlet alpha %g", alpha);
+    if (kind == OHM_PART_LABEL_HONEST) {
+        uint32_t *honest = malloc(sizeof(uint32_t) * (size_t)npeers);
+        if (!honest) return ohm_error_set(OHM_ENOMEM, "label-honest partition");
+        int H = 0;
+        for (int p = 0; p < npeers; p++)
+            if (!byzantine || !byzantine[p]) honest[H++] = (uint32_t)p;
+        int rc = H == 0 ? ohm_error_set(OHM_EINVAL,
+                                        "partition: label-honest needs an honest peer (all %d "
+                                        "peers are Byzantine)",
+                                        npeers)
+                 : n < (size_t)H
+                     ? ohm_error_set(OHM_EINVAL,
+                                     "partition: %zu examples for %d honest peers (each needs one)",
+                                     n, H)
+                     : label_honest(labels, n, classes, honest, H, owner);
+        free(honest);
+        return rc;
+    }
     ohm_rng_t r;
     ohm_rng_seed(&r, seed, SLOT_PARTITION, OHM_STREAM_DATA);
     if (kind == OHM_PART_DIRICHLET) return dirichlet(labels, n, classes, npeers, alpha, &r, owner);
