@@ -83,6 +83,7 @@ void ohm_attack_defaults(ohm_attack_params_t *p, ohm_attack_kind_t kind)
     p->z = 0.0;
     p->z_set = 0;
     p->dup = 0;
+    p->view = OHM_ATTACK_VIEW_SELF;
     p->seed = 0;
     p->lag = 10;
     p->count = 100;
@@ -119,13 +120,16 @@ static const char *keys_of(ohm_attack_kind_t k)
 {
     switch (k) {
     case OHM_ATTACK_GAUSSIAN:
-        return "sigma, seed";
+        return "sigma, seed, view";
+    case OHM_ATTACK_SIGNFLIP:
+    case OHM_ATTACK_ISOLATION:
+        return "view";
     case OHM_ATTACK_ALIE:
-        return "z";
+        return "z, view";
     case OHM_ATTACK_IPM:
-        return "eps";
+        return "eps, view";
     case OHM_ATTACK_DUPLICATE:
-        return "dup";
+        return "dup, view";
     case OHM_ATTACK_ROUNDLIE:
         return "shift, nan";
     case OHM_ATTACK_STALE:
@@ -225,11 +229,11 @@ int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t
         *eq = '\0';
         const char *key = kv, *val = eq + 1;
         if (strcmp(key, "sigma") && strcmp(key, "eps") && strcmp(key, "z") && strcmp(key, "dup") &&
-            strcmp(key, "seed") && !control_key(key))
+            strcmp(key, "seed") && strcmp(key, "view") && !control_key(key))
             return fail(
                 err, errlen,
-                "attack '%s': unknown key '%s' (known: sigma, eps, z, dup, seed, shift, nan, "
-                "lag, restamp, count, mute, burst)",
+                "attack '%s': unknown key '%s' (known: sigma, eps, z, dup, seed, view, shift, "
+                "nan, lag, restamp, count, mute, burst)",
                 name, key);
         if (!takes_key(q.kind, key))
             return fail(err, errlen, "attack '%s': takes no key '%s' (its keys: %s)", name, key,
@@ -238,6 +242,13 @@ int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t
         errno = 0;
         if (control_key(key)) {
             if (parse_control(&q, key, val, err, errlen)) return OHM_ATTACK_EARGS;
+        } else if (strcmp(key, "view") == 0) {
+            if (strcmp(val, "self") == 0)
+                q.view = OHM_ATTACK_VIEW_SELF;
+            else if (strcmp(val, "target") == 0)
+                q.view = OHM_ATTACK_VIEW_TARGET;
+            else
+                return fail(err, errlen, "attack '%s': view=%s (want self or target)", name, val);
         } else if (strcmp(key, "dup") == 0 || strcmp(key, "seed") == 0) {
             if (*val == '-')
                 return fail(err, errlen, "attack '%s': %s=%s is negative", name, key, val);
@@ -330,6 +341,14 @@ double ohm_attack_alie_z(int n, int f)
     return q > 0 && q < 1 ? ohm_attack_norm_ppf(q) : 0.0;
 }
 
+double ohm_attack_alie_z_paper(int N, int B)
+{
+    if (N <= 0) return 0.0;
+    int s = (N + 1) / 2 - B; /* floor((N + 1)/2) - B */
+    double q = (double)(N - s) / N;
+    return q > 0 && q < 1 ? ohm_attack_norm_ppf(q) : 0.0;
+}
+
 /* ---------------------------------------------------------------- crafting */
 
 /* out = mean of the honest vectors (n >= 1). */
@@ -355,6 +374,34 @@ static void base_vector(const ohm_attack_view_t *v, size_t d, float *out)
         memset(out, 0, sizeof(float) * d);
 }
 
+/* Isolation against the target's own combination (the IOS authors' exact
+ * formula): the target combines a_tt x_t + sum_j a_tj x_j + wb v over its
+ * honest neighbours j and Byzantine weight wb, so
+ *   v = ((1 - a_tt) x_t - sum_j a_tj x_j) / wb
+ * makes its combination x_t. Honest neighbours the Byzantine peer did not
+ * observe (weight h - sum of honest_w) are approximated by the weighted mean
+ * of the observed ones; without any, by x_t; a missing x_t by that mean. */
+static void isolation_target(const ohm_attack_view_t *v, size_t d, float *out)
+{
+    double sw = 0;
+    for (int i = 0; i < v->n_honest; i++)
+        sw += v->honest_w[i];
+    double miss = v->h - sw;
+    if (miss < 0) miss = 0; /* rounding of weights that sum to h */
+    if (!v->target && !(sw > 0)) {
+        memset(out, 0, sizeof(float) * d);
+        return;
+    }
+    for (size_t c = 0; c < d; c++) {
+        double s = 0;
+        for (int i = 0; i < v->n_honest; i++)
+            s += v->honest_w[i] * v->honest[i][c];
+        double mean = sw > 0 ? s / sw : v->target[c];
+        double xt = v->target ? v->target[c] : mean;
+        out[c] = (float)(((1.0 - v->a_tt) * xt - s - miss * mean) / v->wb);
+    }
+}
+
 int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, size_t d, float *out)
 {
     if (!p || !v || (d > 0 && !out) || v->n_honest < 0 || (v->n_honest > 0 && !v->honest))
@@ -362,6 +409,9 @@ int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, s
     for (int i = 0; i < v->n_honest; i++)
         if (!v->honest[i]) return OHM_ATTACK_EARGS;
     if (p->kind == OHM_ATTACK_ISOLATION && (!(v->wb > 0) || !isfinite(v->wb)))
+        return OHM_ATTACK_EARGS;
+    if (p->kind == OHM_ATTACK_ISOLATION && p->view == OHM_ATTACK_VIEW_TARGET && v->n_honest > 0 &&
+        !v->honest_w)
         return OHM_ATTACK_EARGS;
     if (p->kind == OHM_ATTACK_LABELFLIP && !v->own) return OHM_ATTACK_EARGS;
     if (d == 0) return OHM_ATTACK_OK;
@@ -390,6 +440,10 @@ int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, s
         return OHM_ATTACK_OK;
     }
     case OHM_ATTACK_ISOLATION: {
+        if (p->view == OHM_ATTACK_VIEW_TARGET) {
+            isolation_target(v, d, out);
+            return OHM_ATTACK_OK;
+        }
         /* The target combines a_tt x_t + (honest part) + wb v. The Byzantine
          * peer cannot see the target's other honest neighbours, so their part
          * is approximated by h * (mean of the honest vectors it observed); then
@@ -413,8 +467,13 @@ int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, s
         return OHM_ATTACK_OK;
     }
     case OHM_ATTACK_DUPLICATE: {
-        /* honest vector number dup (mod n_honest); fallback target, zeros */
-        if (v->n_honest > 0)
+        /* honest vector number dup (mod n_honest), or (view=target) one drawn
+         * afresh for every round and target; fallback target, zeros */
+        if (v->n_honest > 0 && p->view == OHM_ATTACK_VIEW_TARGET) {
+            rng_t r;
+            rng_seed(&r, p->seed, v->round, v->target_id);
+            memcpy(out, v->honest[rng_next(&r) % (uint64_t)v->n_honest], sizeof(float) * d);
+        } else if (v->n_honest > 0)
             memcpy(out, v->honest[p->dup % v->n_honest], sizeof(float) * d);
         else
             base_vector(v, d, out);
@@ -422,13 +481,19 @@ int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, s
     }
     case OHM_ATTACK_ALIE: {
         /* per coordinate mu + z sigma over the honest vectors (population
-         * standard deviation); fallback target, zeros */
+         * standard deviation; view=target: the unbiased one and the IOS
+         * paper's z over the target's N = n - 1 neighbours); fallback target,
+         * zeros */
         if (v->n_honest == 0) {
             base_vector(v, d, out);
             return OHM_ATTACK_OK;
         }
-        double z = p->z_set ? p->z : ohm_attack_alie_z(v->n, v->f);
+        int tv = p->view == OHM_ATTACK_VIEW_TARGET;
+        double z = p->z_set ? p->z : tv ? ohm_attack_alie_z_paper(v->n - 1, v->f)
+                                        : ohm_attack_alie_z(v->n, v->f);
         double inv = 1.0 / v->n_honest;
+        /* unbiased: sum / (n - 1), and 0 for a single vector */
+        double vinv = !tv ? inv : v->n_honest > 1 ? 1.0 / (v->n_honest - 1) : 0.0;
         for (size_t c = 0; c < d; c++) {
             double s = 0, s2 = 0;
             for (int i = 0; i < v->n_honest; i++)
@@ -438,7 +503,7 @@ int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, s
                 double t = v->honest[i][c] - mu;
                 s2 += t * t;
             }
-            out[c] = (float)(mu + z * sqrt(s2 * inv));
+            out[c] = (float)(mu + z * sqrt(s2 * vinv));
         }
         return OHM_ATTACK_OK;
     }

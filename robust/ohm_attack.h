@@ -33,6 +33,14 @@ typedef enum {
     OHM_ATTACK_COUNT
 } ohm_attack_kind_t;
 
+/* Whose neighbourhood the honest vectors of a view come from (key "view=").
+ * self: what the Byzantine peer received this round (the default, ohmpeer's
+ * original variants). target: the target's own honest neighbours, as the IOS
+ * authors' attacker sees them; with it isolation is the exact formula,
+ * duplicate redraws its copy every round, and ALIE uses the unbiased standard
+ * deviation and the IOS paper's z (ohm_attack_alie_z_paper). */
+enum { OHM_ATTACK_VIEW_SELF = 0, OHM_ATTACK_VIEW_TARGET = 1 };
+
 /* Return codes of this module (no dependency on libohm's error table). */
 enum { OHM_ATTACK_OK = 0, OHM_ATTACK_EARGS = -1 };
 
@@ -42,7 +50,8 @@ typedef struct {
     double eps;    /* ipm: scale of the reversed honest mean (default 0.1) */
     double z;      /* alie: z when z_set, else derived from (n, f) */
     int z_set;     /* 1 when "z=" was given */
-    int dup;       /* duplicate: index in the honest view (default 0) */
+    int dup;       /* duplicate: index in the honest view (default 0; view=self) */
+    int view;      /* OHM_ATTACK_VIEW_SELF (default) or OHM_ATTACK_VIEW_TARGET */
     uint64_t seed; /* noise seed (default 0; "seed=" or the caller sets it) */
     /* control-plane attacks */
     int64_t shift; /* roundlie: stamp = round + shift when shift_set */
@@ -68,6 +77,10 @@ typedef struct {
     uint32_t round;      /* noise is a function of (seed, round, target_id) */
     uint32_t target_id;
     const float *own; /* the Byzantine peer's own model (labelflip sends it), or NULL */
+    /* view=target: honest_w[i] is the weight the target gives honest[i]; the
+     * target's honest neighbours that were not observed hold the remaining
+     * h - sum(honest_w) (isolation approximates them by the observed ones). */
+    const double *honest_w;
 } ohm_attack_view_t;
 
 /* Defaults for an attack (sigma 30, eps 0.1, dup 0, seed 0, z from n and f). */
@@ -77,8 +90,8 @@ void ohm_attack_defaults(ohm_attack_params_t *p, ohm_attack_kind_t kind);
 const char *ohm_attack_name(ohm_attack_kind_t kind);
 int ohm_attack_from_name(const char *name);
 
-/* Parses "name[:key=value,...]" (keys: sigma, eps, z, dup, seed; shift, nan,
- * lag, restamp, count, mute, burst for the control-plane attacks) into *p.
+/* Parses "name[:key=value,...]" (keys: sigma, eps, z, dup, seed, view; shift,
+ * nan, lag, restamp, count, mute, burst for the control-plane attacks) into *p.
  * Returns OHM_ATTACK_OK, or OHM_ATTACK_EARGS with a one-line reason naming the
  * attack or key in err[errlen] (err may be NULL). */
 int ohm_attack_parse(const char *spec, ohm_attack_params_t *p, char *err, size_t errlen);
@@ -122,11 +135,18 @@ void ohm_attack_plan(const ohm_attack_params_t *p, uint32_t round, uint32_t roun
  * from [0, round] by the attack's seed, so the flood looks like restarts. */
 uint32_t ohm_attack_hello_stamp(const ohm_attack_params_t *p, uint32_t round, int k);
 
+/* The IOS authors' ALIE z for a target with N neighbours (itself not counted)
+ * of which B Byzantine: s = floor((N + 1)/2) - B, z = Phi^-1((N - s)/N)
+ * (0.3186 for N = 8, B = 1). Returns 0 when (N - s)/N is not in (0, 1). */
+double ohm_attack_alie_z_paper(int N, int B);
+
 /* Crafts out[d] for the target described by *v. Without honest vectors the
  * attacks fall back to the target's vector, else zeros (details per attack in
- * ohm_attack.c); duplicate copies honest[dup % n_honest]. For crash out is
- * left untouched (nothing is sent). Errors: OHM_ATTACK_EARGS on a NULL pointer,
- * n_honest < 0, (isolation) wb <= 0, (labelflip) own == NULL. */
+ * ohm_attack.c); duplicate copies honest[dup % n_honest] (view=target: an
+ * index drawn from (seed, round, target_id)). For crash out is left untouched
+ * (nothing is sent). Errors: OHM_ATTACK_EARGS on a NULL pointer, n_honest < 0,
+ * (isolation) wb <= 0 or, view=target, honest_w NULL with honest vectors,
+ * (labelflip) own == NULL. */
 int ohm_attack_craft(const ohm_attack_params_t *p, const ohm_attack_view_t *v, size_t d,
                      float *out);
 

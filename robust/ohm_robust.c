@@ -54,6 +54,7 @@ void ohm_rule_defaults(ohm_rule_params_t *p, ohm_rule_t rule)
     p->iters = 8;
     p->tol = 1e-5;
     p->m = 0;
+    p->exclude_self = 0;
 }
 
 int ohm_rule_from_name(const char *name)
@@ -184,6 +185,8 @@ static int rule_krum(const ohm_rule_params_t *p, const float *const *x, int k, s
         s->wt[i] = 1.0;
     }
     st->discarded = k - got;
+    for (int i = 0; i < k && i < 64; i++)
+        if (!s->act[i]) st->dropped_rows |= 1ULL << i;
     int nbad = 0;
     ohm_pass_wmean(x, k, d, s->wt, s->act, s->rp, s->tmp, s->idx, out,
                    &nbad); /* got == 0: own vector */
@@ -194,6 +197,8 @@ static int rule_krum(const ohm_rule_params_t *p, const float *const *x, int k, s
  * active rows is formed and the active neighbour (never row 0) farthest from it
  * is dropped (ties: the lower index); non-finite rows are dropped first and use
  * up the b drops. The output is the same kind of mean over what remains.
+ * faba with exclude_self forms the screening means over the active neighbours
+ * only (row 0 still joins the final mean), as the IOS authors' FABA does.
  * Distances to the mean come from the pairwise table:
  * ||x_i - m||^2 = sum_j a_j D_ij - 1/2 sum_jl a_j a_l D_jl  with sum_j a_j = 1,
  * so the whole selection costs one pass, plus one for the final mean. */
@@ -210,23 +215,24 @@ static int rule_faba_ios(const ohm_rule_params_t *p, const float *const *x, cons
     int dropped = bad;
     for (; drops > 0; drops--) {
         double sw = 0;
-        for (int i = 0; i < k; i++)
+        const int skip0 = p->rule == OHM_RULE_FABA && p->exclude_self;
+        for (int i = skip0; i < k; i++)
             if (s->act[i]) sw += s->wt[i];
         if (!(sw > 0)) break;
         double *a = s->tmp;
         for (int i = 0; i < k; i++)
-            a[i] = s->act[i] ? s->wt[i] / sw : 0.0;
-        double spread = 0; /* inactive rows are skipped, not weighted by 0: D may hold NaN */
-        for (int j = 0; j < k; j++)
+            a[i] = s->act[i] && !(i == 0 && skip0) ? s->wt[i] / sw : 0.0;
+        double spread = 0; /* rows out of the mean are skipped, not weighted by 0: D may hold NaN */
+        for (int j = skip0; j < k; j++)
             if (s->act[j])
-                for (int l = 0; l < k; l++)
+                for (int l = skip0; l < k; l++)
                     if (s->act[l]) spread += a[j] * a[l] * s->D[(size_t)j * k + l];
         int far = -1;
         double fard = -1;
         for (int i = 1; i < k; i++) {
             if (!s->act[i]) continue;
             double di = -0.5 * spread;
-            for (int j = 0; j < k; j++)
+            for (int j = skip0; j < k; j++)
                 if (s->act[j]) di += a[j] * s->D[(size_t)i * k + j];
             if (di > fard) {
                 fard = di;
@@ -238,6 +244,8 @@ static int rule_faba_ios(const ohm_rule_params_t *p, const float *const *x, cons
         dropped++;
     }
     st->discarded = dropped;
+    for (int i = 0; i < k && i < 64; i++)
+        if (!s->act[i]) st->dropped_rows |= 1ULL << i;
     int nbad = 0;
     ohm_pass_wmean(x, k, d, s->wt, s->act, s->rp, s->tmp, s->idx, out, &nbad);
     return OHM_ROBUST_OK;

@@ -42,6 +42,8 @@ typedef struct {
     int iters;  /* geomed / cc iteration cap */
     double tol; /* geomed relative-change stop */
     int m;      /* multi-krum: how many to average (0: k - b) */
+    int exclude_self; /* faba: leave row 0 out of the screening means (the IOS paper's
+                         decentralized FABA; it stays in the final mean); 0: in them */
 } ohm_rule_params_t;
 
 /* What the rule did, for the metrics. */
@@ -51,9 +53,12 @@ typedef struct {
     int clipped;   /* inputs clipped (cc, scc) */
     int nonfinite; /* inputs that contained NaN/Inf and were treated as hostile */
     int iters;     /* iterations used (geomed, cc) */
+    uint64_t dropped_rows; /* bit i: row i (< 64) dropped entirely (krum, multi-krum, faba,
+                              ios; non-finite rows of every rule that drops them) */
 } ohm_rule_stats_t;
 
-/* Default parameters for a rule (b = 0, tau = 1, nu = 1e-6, iters = 8, tol = 1e-5, m = 0). */
+/* Default parameters for a rule (b = 0, tau = 1, nu = 1e-6, iters = 8, tol = 1e-5, m = 0,
+ * exclude_self = 0). */
 void ohm_rule_defaults(ohm_rule_params_t *p, ohm_rule_t rule);
 
 /* Rule from its name ("mean", "weighted", "trimmed-mean", "median", "geomed",

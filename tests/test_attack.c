@@ -139,7 +139,7 @@ static const float *const honest[] = {h0, h1};
 
 static ohm_attack_view_t view(int n_honest, const float *target)
 {
-    ohm_attack_view_t v = {honest, n_honest, target, 0.5, 0.3, 0.2, 12, 2, 5, 3, NULL};
+    ohm_attack_view_t v = {honest, n_honest, target, 0.5, 0.3, 0.2, 12, 2, 5, 3, NULL, NULL};
     return v;
 }
 
@@ -248,7 +248,7 @@ Test(attack, gaussian_noise_statistics_and_determinism)
     for (size_t c = 0; c < d; c++)
         base[c] = (float)(c % 7) - 3.0f;
     const float *h[] = {base};
-    ohm_attack_view_t v = {h, 1, NULL, 0.5, 0.3, 0.2, 12, 2, 9, 4, NULL};
+    ohm_attack_view_t v = {h, 1, NULL, 0.5, 0.3, 0.2, 12, 2, 9, 4, NULL, NULL};
     cr_assert_eq(craft("gaussian:seed=5", &v, d, a), 0);
     double s = 0, s2 = 0;
     for (size_t c = 0; c < d; c++) {
@@ -293,7 +293,7 @@ Test(attack, isolation_makes_the_target_keep_its_model)
     }
     const float *hon[] = {ha, hb, hc};
     /* weights of the target: self .25, honest .15 each (h = .45), Byzantine .15 each (wb = .3) */
-    ohm_attack_view_t v = {hon, 3, xt, 0.25, 0.45, 0.30, 6, 2, 1, 0, NULL};
+    ohm_attack_view_t v = {hon, 3, xt, 0.25, 0.45, 0.30, 6, 2, 1, 0, NULL, NULL};
     cr_assert_eq(craft("isolation", &v, D, byz), 0);
     const float *rows[] = {xt, ha, hb, hc, byz, byz};
     const double w[] = {0.25, 0.15, 0.15, 0.15, 0.15, 0.15};
