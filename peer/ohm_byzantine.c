@@ -6,6 +6,8 @@
 #include "ohm_rng.h"
 #include "ohm_wire.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +15,10 @@ struct ohm_byz {
     ohm_attack_params_t a;
     uint32_t self;
     const float **honest; /* scratch: the view's honest vectors */
+    double *hw;           /* scratch: the target's weights of them (view=target) */
     int cap;
+    /* view=target: how often the target's honest neighbourhood was only partly observed */
+    uint64_t crafted, partial, unseen;
     size_t d;
     float *out;     /* the vector crafted for the current target */
     float *history; /* stale: the honest view's base vector of the last lag+1 rounds */
@@ -44,6 +49,16 @@ void ohm_byz_destroy(ohm_byz_t **pb)
 {
     if (!pb || !*pb)
         return;
+    ohm_byz_t *b = *pb;
+    /* The target view is exact only where this peer observed all of the
+     * target's honest neighbours: say how often it was not. */
+    if (b->a.view == OHM_ATTACK_VIEW_TARGET && b->crafted)
+        fprintf(stderr,
+                "ohmpeer %u: attack %s:view=target crafted %" PRIu64 " vectors, %" PRIu64
+                " of them without some of the target's honest neighbours (%" PRIu64
+                " models not observed)\n",
+                b->self, ohm_attack_name(b->a.kind), b->crafted, b->partial, b->unseen);
+    free(b->hw);
     free((*pb)->honest);
     free((*pb)->out);
     free((*pb)->history);
@@ -67,29 +82,47 @@ int ohm_byz_trains(const ohm_byz_t *b)
     return ohm_attack_flips_labels(&b->a);
 }
 
+static int adjacent(const uint32_t *nb, int k, uint32_t id)
+{
+    for (int i = 0; i < k; i++)
+        if (nb[i] == id) return 1;
+    return 0;
+}
+
 int ohm_byz_craft(ohm_byz_t *b, const ohm_topology_t *t, uint32_t target, uint32_t round,
                   const float *const *recv, const uint32_t *recv_ids, int n, size_t d, float *out)
 {
     if (n + 1 > b->cap) {
         const float **h = realloc(b->honest, sizeof *h * (size_t)(n + 1));
-        if (!h)
+        if (h) b->honest = h;
+        double *w = realloc(b->hw, sizeof *w * (size_t)(n + 1));
+        if (w) b->hw = w;
+        if (!h || !w)
             return ohm_error_set(OHM_ENOMEM, "byzantine view");
-        b->honest = h;
         b->cap = n + 1;
     }
-    /* The view: honest vectors other than the target's, and the target's own. */
+    const uint32_t *nb;
+    int k = ohm_topology_neighbors(t, target, &nb);
+    const int tv = b->a.view == OHM_ATTACK_VIEW_TARGET;
+    /* The view: the target's own vector, and the honest vectors other than it:
+     * all of them (view=self), or only the target's honest neighbours with the
+     * weights the target gives them (view=target). */
     ohm_attack_view_t v = {.honest = b->honest, .round = round, .target_id = target};
     for (int i = 0; i < n; i++) {
-        if (recv_ids[i] == target)
+        if (recv_ids[i] == target) {
             v.target = recv[i];
-        else
+        } else if (!tv) {
             b->honest[v.n_honest++] = recv[i];
+        } else if (adjacent(nb, k, recv_ids[i])) {
+            b->hw[v.n_honest] = ohm_topology_weight(t, target, recv_ids[i]);
+            b->honest[v.n_honest++] = recv[i];
+        }
     }
+    if (tv) v.honest_w = b->hw;
     /* The target's weights are public (the topology file); colluding Byzantine
      * peers know each other. ALIE's n and f are the target's neighbourhood with
      * itself and its Byzantine neighbours. */
-    const uint32_t *nb;
-    int k = ohm_topology_neighbors(t, target, &nb);
+    int honest_nb = 0;
     v.a_tt = ohm_topology_weight(t, target, target);
     for (int i = 0; i < k; i++) {
         double w = ohm_topology_weight(t, target, nb[i]);
@@ -98,9 +131,17 @@ int ohm_byz_craft(ohm_byz_t *b, const ohm_topology_t *t, uint32_t target, uint32
             v.f++;
         } else {
             v.h += w;
+            honest_nb++;
         }
     }
     v.n = k + 1;
+    if (tv) {
+        b->crafted++;
+        if (v.n_honest < honest_nb) {
+            b->partial++;
+            b->unseen += (uint64_t)(honest_nb - v.n_honest);
+        }
+    }
     if (ohm_attack_craft(&b->a, &v, d, out) != OHM_ATTACK_OK)
         return ohm_error_set(OHM_EINVAL, "attack %s could not craft for peer %u",
                              ohm_attack_name(b->a.kind), target);
@@ -169,4 +210,31 @@ int ohm_byz_act(ohm_byz_t *b, const ohm_topology_t *t, uint32_t round, uint32_t 
                 send(ctx, OHM_MSG_HELLO, ohm_attack_hello_stamp(&b->a, round, h), NULL, targets[i]);
     }
     return rc;
+}
+
+int ohm_byz_data_open(const ohm_config_t *cfg, const ohm_topology_t *t, uint32_t self,
+                      const ohm_byz_t *b, ohm_data_t **out)
+{
+    *out = NULL;
+    int n = ohm_topology_size(t);
+    unsigned char *byz = calloc((size_t)n, 1);
+    if (!byz)
+        return ohm_error_set(OHM_ENOMEM, "roles of %d peers", n);
+    for (int i = 0; i < n; i++)
+        byz[i] = (unsigned char)(ohm_topology_peer(t, (uint32_t)i)->byzantine != 0);
+    int rc = ohm_data_open_roles(cfg, n, (int)self, byz, out);
+    free(byz);
+    if (rc)
+        return rc;
+    /* A peer without data can only send crafted vectors: one that would train
+     * (no attack given, or a training-side attack) has nothing to train on. */
+    if (ohm_data_train_size(*out) == 0 && (!b || ohm_byz_trains(b))) {
+        ohm_data_destroy(out);
+        return ohm_error_set(OHM_EINVAL,
+                             "peer %u holds no training data (data.partition=%s gives Byzantine "
+                             "peers none) but %s: give it an attack that crafts vectors",
+                             self, ohm_config_str(cfg, "data.partition"),
+                             b ? "its attack trains (labelflip)" : "it has no attack=");
+    }
+    return OHM_OK;
 }

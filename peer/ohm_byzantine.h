@@ -4,10 +4,17 @@
  * round, crafts one vector per target neighbour from what it observed (the
  * honest neighbours' models of this round) and the public combination weights.
  * The crafting maths lives in robust/ohm_attack.h; this module adapts the
- * peer's view (topology, received models) to it. */
+ * peer's view (topology, received models) to it. With view=target the honest
+ * vectors are the received ones that are the target's neighbours, weighted as
+ * the target weighs them; the peer logs at the end how often some of the
+ * target's honest neighbours were not among them (the view is exact only when
+ * none is missing). A Byzantine peer never trains unless its attack does
+ * (labelflip), so it needs no data of its own. */
 #ifndef OHM_BYZANTINE_H
 #define OHM_BYZANTINE_H
 
+#include "ohm_config.h"
+#include "ohm_data.h"
 #include "ohm_topology.h"
 
 #include <stddef.h>
@@ -50,5 +57,13 @@ typedef int ohm_byz_send_fn(void *ctx, uint32_t type, uint32_t round, const floa
 int ohm_byz_act(ohm_byz_t *b, const ohm_topology_t *t, uint32_t round, uint32_t rounds,
                 const float *const *recv, const uint32_t *recv_ids, int n, size_t d,
                 const uint32_t *targets, int nt, ohm_byz_send_fn *send, void *ctx);
+
+/* Opens peer `self`'s data (ohm_data_open_roles) with the Byzantine roles the
+ * topology declares, so data.partition = label-honest gives Byzantine peers no
+ * training examples. `b` is the peer's attack (NULL for an honest peer). A
+ * peer left without data that would have to train (no attack, or labelflip)
+ * is OHM_EINVAL naming it. Caller owns *out. */
+int ohm_byz_data_open(const ohm_config_t *cfg, const ohm_topology_t *t, uint32_t self,
+                      const ohm_byz_t *b, ohm_data_t **out);
 
 #endif

@@ -73,11 +73,8 @@ static int build_model(ohm_peer_t *p)
     p->actx.peer = p->id;
     rc = ohm_model_new(&s, ohm_analog_tile_factory, &p->actx, &p->model);
     if (rc) return rc;
-    /* Every peer starts from the same weights: the stream does not depend on the id. */
-    ohm_rng_t r;
-    ohm_rng_seed(&r, p->actx.seed, 0, OHM_STREAM_INIT);
-    ohm_model_init(p->model, &r);
-    return OHM_OK;
+    if ((rc = ohm_model_init_from_config(p->model, c, p->id))) return rc;
+    return ohm_optim_from_config(c, p->model, p->data, p->id, &p->opt);
 }
 
 static int load_keys(ohm_peer_t *p, uint8_t pub[OHM_KEY_BYTES], uint8_t *sec)
@@ -204,7 +201,7 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
         }
     }
 
-    if ((rc = ohm_data_open(cfg, p->npeers, (int)p->id, &p->data))) goto fail;
+    if ((rc = ohm_byz_data_open(cfg, p->topo, p->id, p->byz, &p->data))) goto fail;
     if ((rc = build_model(p))) goto fail;
     p->P = ohm_model_nparams(p->model);
     p->fp = ohm_model_fingerprint(p->model);
@@ -221,6 +218,7 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
     p->rule.iters = (int)ohm_config_int(cfg, "aggregate.iters");
     p->rule.tol = ohm_config_double(cfg, "aggregate.tol");
     p->rule.m = (int)ohm_config_int(cfg, "aggregate.m");
+    p->rule.exclude_self = strcmp(ohm_config_str(cfg, "aggregate.faba_self"), "exclude") == 0;
 
     const uint32_t *ids;
     p->nn = ohm_topology_neighbors(p->topo, p->id, &ids);
@@ -300,6 +298,7 @@ void ohm_peer_destroy(ohm_peer_t **pp)
     ohm_transport_destroy(&p->tr);
     ohm_metrics_close(&p->metrics);
     ohm_model_destroy(&p->model);
+    ohm_optim_destroy(&p->opt);
     ohm_batchbuf_destroy(&p->trainbuf);
     ohm_batchbuf_destroy(&p->evalbuf);
     ohm_data_destroy(&p->data);

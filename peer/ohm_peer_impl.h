@@ -15,6 +15,7 @@
 #include "ohm_inbox.h"
 #include "ohm_metrics.h"
 #include "ohm_model.h"
+#include "ohm_optim.h"
 #include "ohm_peer.h"
 #include "ohm_robust.h"
 #include "ohm_settings.h"
@@ -40,6 +41,7 @@ struct ohm_peer {
     /* learning */
     ohm_data_t *data;
     ohm_model_t *model;
+    ohm_optim_t *opt; /* momentum / SAGA, or NULL for plain steps */
     ohm_analog_ctx_t actx;
     ohm_batchbuf_t *trainbuf, *evalbuf;
     ohm_sampler_t sampler;
@@ -72,6 +74,7 @@ struct ohm_peer {
     float *t_compute, *t_wait, *t_combine, *t_round;
     ohm_metrics_t *metrics;
     uint64_t rule_discarded, rule_clipped, rule_fallbacks;
+    uint64_t byz_rows, byz_dropped; /* Byzantine neighbours' models the rule saw / dropped */
     uint64_t skipped;       /* rounds jumped over by catching up */
     uint64_t links_lost;    /* connections to neighbours that dropped */
     uint64_t held;          /* rounds started late because a quorum of neighbours was behind */

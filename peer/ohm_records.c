@@ -280,6 +280,8 @@ int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     ohm_metrics_int(m, "missing", p->last_missing);
     ohm_metrics_int(m, "live_neighbours", ohm_inbox_live(p->inbox));
     ohm_metrics_int(m, "rule_discarded", (int64_t)p->rule_discarded);
+    ohm_metrics_int(m, "rule_byz_rows", (int64_t)p->byz_rows);
+    ohm_metrics_int(m, "rule_byz_dropped", (int64_t)p->byz_dropped);
     ohm_metrics_int(m, "rule_clipped", (int64_t)p->rule_clipped);
     ohm_metrics_int(m, "rule_fallbacks", (int64_t)p->rule_fallbacks);
     ohm_metrics_int(m, "rounds_skipped", (int64_t)p->skipped);

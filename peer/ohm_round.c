@@ -35,8 +35,8 @@ static int adapt(ohm_peer_t *p)
     float lr = (float)ohm_settings_lr(&p->s, p->round);
     int flip = p->byz && ohm_byz_trains(p->byz);
     for (int s = 0; s < p->s.local_steps; s++) {
-        ohm_sampler_next(&p->sampler, p->data, p->idx, p->s.batch);
-        const ohm_batch_t *b = ohm_data_train_batch(p->data, p->trainbuf, p->idx, p->s.batch);
+        int nb = ohm_optim_sample(p->opt, &p->sampler, p->data, p->idx, p->s.batch);
+        const ohm_batch_t *b = ohm_data_train_batch(p->data, p->trainbuf, p->idx, nb);
         ohm_batch_t fb;
         if (flip && b->y) {
             /* labelflip trains on y -> C-1-y and is otherwise honest. */
@@ -51,7 +51,9 @@ static int adapt(ohm_peer_t *p)
         int rc = p->s.weight_decay > 0
                      ? ohm_model_decay(p->model, 1.0f - lr * (float)p->s.weight_decay)
                      : OHM_OK;
-        if (!rc) rc = ohm_model_train_step(p->model, b, lr, &loss);
+        if (!rc)
+            rc = p->opt ? ohm_optim_step(p->opt, p->model, b, p->idx, lr, &loss)
+                        : ohm_model_train_step(p->model, b, lr, &loss);
         if (rc) return rc;
         p->loss_sum += loss;
         p->loss_n++;
@@ -95,6 +97,13 @@ static int combine(ohm_peer_t *p, const float *own)
     }
     p->rule_discarded += (uint64_t)st.discarded;
     p->rule_clipped += (uint64_t)st.clipped;
+    /* Which of the dropped rows were Byzantine neighbours' (rows follow p->view). */
+    for (int i = 0, row = 1; i < p->nn && row < 64; i++)
+        if (p->view[i]) {
+            p->byz_rows += (uint64_t)(p->nb_byz[i] != 0);
+            p->byz_dropped += (uint64_t)(p->nb_byz[i] && (st.dropped_rows >> row & 1));
+            row++;
+        }
     return OHM_OK;
 }
 

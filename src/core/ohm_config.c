@@ -60,8 +60,9 @@ static const key_def_t schema[] = {
     STR("data.path", "", "directory of the IDX files (\"\" = /usr/share/datasets/fashion-mnist)"),
     ENUM("data.task", "classify", "classify|regress",
          "synthetic only: Gaussian-mixture classes, or a linear least-squares teacher"),
-    ENUM("data.partition", "iid", "iid|dirichlet|label",
-         "split of the training set over peers (label: sorted by label, contiguous)"),
+    ENUM("data.partition", "iid", "iid|dirichlet|label|label-honest",
+         "split of the training set over peers (label: sorted by label, contiguous; "
+         "label-honest: one class per honest peer in id order, Byzantine peers hold none)"),
     DBL_GT0("data.alpha", "0.5", "Dirichlet concentration: small = skewed, large = near iid"),
     INT_RANGE("data.dim", "32", 1, 1 << 20, "synthetic input dimension"),
     INT_RANGE("data.classes", "10", 1, 1 << 16,
@@ -74,6 +75,8 @@ static const key_def_t schema[] = {
     INT_RANGE("data.test_subset", "1000", 0, IMAX,
               "test examples of intermediate evaluations, held in memory; full set at the last "
               "round, the rest read from the file (0 = full, all held)"),
+    ENUM("data.scale", "unit", "unit|symmetric",
+         "Fashion-MNIST pixel range: [0, 1], or [-1, 1] (2x - 1, as the IOS authors' code)"),
 
     /* [model] */
     LIST("model.hidden", "128", 1, 1 << 16,
@@ -88,6 +91,12 @@ static const key_def_t schema[] = {
     STR("model.layers", "",
         "model.arch = custom: layer list, e.g. conv:6x5x5,pool:max2,fc:120,fc:10 (grammar in "
         "docs/usage.md)"),
+    ENUM("model.init", "glorot", "glorot|normal",
+         "initial weights: He (ReLU) / Glorot with zero biases, or every weight and bias "
+         "N(0, init_sigma^2)"),
+    DBL_GE0("model.init_sigma", "1.0", "standard deviation of model.init = normal"),
+    BOOL("model.init_per_peer", "false",
+         "each peer draws its own initial model (else all peers start from the same one)"),
 
     /* [device] */
     /* First in its section: a preset sets device keys, which the keys written
@@ -140,6 +149,14 @@ static const key_def_t schema[] = {
     INT_RANGE("optimizer.transfer_every", "1", 1, IMAX, "updates between two transfers"),
     INT_RANGE("optimizer.transfer_columns", "1", 1, IMAX, "columns moved per transfer"),
     BOOL("optimizer.buffered", "false", "residual learning keeps a digital buffer H"),
+    DBL("optimizer.momentum", "0", B_LO | B_HI | B_HI_OPEN, 0, 1,
+        "local momentum m <- beta m + (1 - beta) g, step along m (0 = off; digital only)"),
+    ENUM("optimizer.variance_reduction", "none", "none|saga",
+         "SAGA: the step uses g_i(w) - table_i + mean(table) (digital only)"),
+    ENUM("optimizer.saga_table", "auto", "auto|sample|batch",
+         "SAGA table: one entry per example, or per fixed mini-batch (auto: per example when "
+         "it fits saga_max_mb)"),
+    INT_RANGE("optimizer.saga_max_mb", "256", 1, IMAX, "bound on a peer's SAGA table, MiB"),
 
     /* [train] */
     INT_RANGE("train.rounds", "100", 0, IMAX, "rounds to run"),
@@ -166,6 +183,9 @@ static const key_def_t schema[] = {
     INT_RANGE("aggregate.iters", "8", 1, IMAX, "iterations of iterative rules"),
     DBL_GT0("aggregate.tol", "1e-5", "convergence tolerance of iterative rules"),
     INT_RANGE("aggregate.m", "0", 0, IMAX, "multi-krum: models averaged (0 = k-b)"),
+    ENUM("aggregate.faba_self", "include", "include|exclude",
+         "faba: the own model is in the screening mean (include), or only in the final "
+         "mean as in the IOS paper (exclude)"),
 
     /* [net] */
     INT_RANGE("net.round_timeout_ms", "2000", 1, IMAX, "deadline of one round's receive"),
