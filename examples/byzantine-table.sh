@@ -5,35 +5,67 @@
 # Fashion-MNIST, batch 32, step 0.9/sqrt(k+1); every rule against every attack,
 # iid and non-iid (split by label), softmax regression and/or the MLP.
 #
-#   examples/byzantine-table.sh [--rounds R] [--rules r1,r2,...] [--attacks a1,...]
+#   examples/byzantine-table.sh [--paper] [--rounds R] [--rules r1,r2,...] [--attacks a1,...]
 #       [--partitions iid,label] [--model softmax|mlp|both] [--out DIR] [--quick]
-#       [--b N|oracle] [--seed S] [--eval-every E] [--port P] [--build DIR] [--keep]
-#       [--table-only] [--set section.key=value]...
+#       [--b N|oracle] [--seed S] [--eval-every E] [--last K] [--port P] [--build DIR]
+#       [--keep] [--table-only] [--set section.key=value]...
+#   examples/byzantine-table.sh --compare DIR1 DIR2 [DIR...]
 #
-# --keep skips the runs already in DIR/results.csv (to continue an interrupted
-# table); --table-only rewrites DIR/table.md from DIR/results.csv and stops;
-# --set passes a config key to every run (e.g. aggregate.tau=0: adaptive
-# clipping radius for cc/scc instead of the fixed default 1).
+# Two settings:
+# - standard (the default): ohmpeer's own start. Every peer starts from the
+#   same small Glorot model, pixels in [0, 1], b = --b for every peer, the
+#   label split cuts 12 label-sorted runs over all peers (data.partition=label),
+#   the attacks use the Byzantine peer's own view; ER graph from ohmtopo gen
+#   (--seed), "none" on the same graph with every peer honest and the same b.
+# - --paper: the IOS authors' setting, as their code runs it: their graph
+#   (examples/topologies/ios-er12-seed300.topo, Byzantine 6 and 7), each peer
+#   its own N(0, 6^2) model (model.init=normal, init_sigma=6, init_per_peer),
+#   pixels in [-1, 1] (data.scale=symmetric), weight decay 0.01, the label split
+#   giving one class per honest peer and none to the Byzantine peers
+#   (data.partition=label-honest), every attack with view=target (the target's
+#   honest neighbours; exact isolation, duplicate redrawn per round, ALIE's z
+#   of the paper), faba without the own model in its screening
+#   (aggregate.faba_self=exclude), b = each peer's exact count of Byzantine
+#   neighbours, and "none" on the honest subgraph (10 peers, their own
+#   Metropolis weights, b = 0). Defaults: rules ios,faba,weighted,median,
+#   trimmed-mean; attacks none,gaussian,signflip,isolation,duplicate,alie;
+#   label split; 100 evaluations on 2500 test images (the last on all 10000);
+#   --last 10. The authors run 50,000 iterations in float64; --rounds is ours.
 #
-# Writes DIR/results.csv (one line per run), DIR/table.md (final honest mean
-# test accuracy in %, rows = rule, columns = attack, one table per model and
-# partition) and DIR/reports/<model>-<partition>-<attack>.html (ohm-report's
-# comparison of the rules under that attack); each run's metrics stay in
+# --last K reports the mean of each honest peer's last K evaluations (default
+# 1: the final evaluation, on the full test set; --paper: 10, as the authors'
+# tables). --keep skips the runs already in DIR/results.csv (to continue an
+# interrupted table); --table-only rewrites DIR/table.md from DIR/results.csv
+# and stops; --set passes a config key to every run (e.g. aggregate.tau=0, or
+# optimizer.momentum=0.9, optimizer.variance_reduction=saga). --compare prints
+# (and writes to DIR1/compare.md) the accuracy cells of several tables side by
+# side, e.g. the standard and the faithful setting, or plain / momentum / SAGA.
+#
+# Writes DIR/results.csv (one line per run: model, partition, rule, attack,
+# acc (%, the last-K mean over the honest peers), acc_final, acc_min, acc_max,
+# setting, rounds, b, last, status, honest, byz_rows and byz_dropped (the
+# Byzantine neighbours' models the honest peers' rule saw and dropped),
+# discarded (all rows dropped), rss_max_kb, wall_s, dir) and DIR/table.md
+# (rows = rule, columns = attack, one table per model and partition, and for
+# the screening rules the share of the Byzantine models they dropped) and
+# DIR/reports/<model>-<partition>-<attack>.html (ohm-report's comparison of the
+# rules under that attack); each run's metrics stay in
 # DIR/runs/<model>-<partition>-<rule>-<attack>/.
 #
 # Conventions (written down because they change the numbers):
-# - "none" runs the same graph (same --seed: ohmtopo draws the edges and the
-#   Byzantine placement from separate streams, so --byzantine 0 keeps every
-#   edge) with the two would-be Byzantine peers running honest. Its accuracy is
-#   the mean over the same 10 peers that are honest in the attacked runs, and
-#   the rules keep the same b, so the column shows what tolerating b costs.
+# - standard "none" runs the same graph (same --seed: ohmtopo draws the edges
+#   and the Byzantine placement from separate streams, so --byzantine 0 keeps
+#   every edge) with the two would-be Byzantine peers running honest. Its
+#   accuracy is the mean over the same 10 peers that are honest in the attacked
+#   runs, and the rules keep the same b, so the column shows what tolerating b
+#   costs.
 # - b: --b N gives every peer aggregate.b = N (default 2, the number of
 #   Byzantine peers: a configured bound); --b oracle writes each peer's own
 #   count of Byzantine neighbours into the topology (b=<count> per peer, the
 #   papers' oracle), the same counts for "none".
 # - Attack parameters are the defaults of robust/ohm_attack.h (gaussian
 #   sigma 30, ipm eps 0.1, alie z from n and f, duplicate copies one honest
-#   neighbour).
+#   neighbour; with --paper view=target).
 # - Each run holds flock /tmp/ohm-experiments.lock, so experiments started by
 #   different people on one machine do not overlap and distort each other.
 # A run that fails is recorded with status "failed" and an empty accuracy; the
@@ -41,16 +73,20 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+helper=$here/byzantine_table.py
 
-rounds=400
-rules=weighted,mean,trimmed-mean,median,geomed,krum,faba,ios,cc,scc
-attacks=none,gaussian,signflip,isolation,duplicate,alie,ipm
-partitions=iid,label
+rounds=
+rules=
+attacks=
+partitions=
 model=softmax
 out=runs/byzantine
-bsel=2
+bsel=
 seed=1
 eval_every=
+last=
+paper=0
+compare=0
 port=27600
 build=
 keep=0
@@ -58,7 +94,7 @@ quick=0
 table_only=0
 extra=()
 
-usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,73p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 need() { [ $# -ge 2 ] || { echo "byzantine-table: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -71,6 +107,9 @@ while [ $# -gt 0 ]; do
   --b) need "$@"; bsel=$2; shift 2 ;;
   --seed) need "$@"; seed=$2; shift 2 ;;
   --eval-every) need "$@"; eval_every=$2; shift 2 ;;
+  --last) need "$@"; last=$2; shift 2 ;;
+  --paper) paper=1; shift ;;
+  --compare) compare=1; shift; break ;;
   --port) need "$@"; port=$2; shift 2 ;;
   --build) need "$@"; build=$2; shift 2 ;;
   --keep) keep=1; shift ;;
@@ -81,6 +120,23 @@ while [ $# -gt 0 ]; do
   *) echo "byzantine-table: unknown option '$1' (--help)" >&2; exit 2 ;;
   esac
 done
+if [ "$compare" = 1 ]; then
+  [ $# -ge 2 ] || { echo "byzantine-table: --compare needs two or more table folders" >&2; exit 2; }
+  for d in "$@"; do
+    [ -f "$d/results.csv" ] || { echo "byzantine-table: $d/results.csv not found" >&2; exit 1; }
+  done
+  exec python3 "$helper" compare "$1/compare.md" "$@"
+fi
+if [ "$paper" = 1 ]; then
+  [ -z "$bsel" ] || { echo "byzantine-table: --paper gives each peer its exact count of Byzantine neighbours; drop --b" >&2; exit 2; }
+  : "${rounds:=3000}" "${rules:=ios,faba,weighted,median,trimmed-mean}"
+  : "${attacks:=none,gaussian,signflip,isolation,duplicate,alie}" "${partitions:=label}" "${last:=10}"
+  bsel=exact
+else
+  : "${rounds:=400}" "${rules:=weighted,mean,trimmed-mean,median,geomed,krum,faba,ios,cc,scc}"
+  : "${attacks:=none,gaussian,signflip,isolation,duplicate,alie,ipm}" "${partitions:=iid,label}"
+  : "${last:=1}" "${bsel:=2}"
+fi
 if [ "$quick" = 1 ]; then
   # A smoke run (about a minute): three rules, two attacks, iid, softmax.
   rounds=100 rules=weighted,median,ios attacks=none,signflip partitions=iid model=softmax
@@ -90,11 +146,16 @@ softmax) models=softmax ;; mlp) models=mlp ;; both) models="softmax mlp" ;;
 *) echo "byzantine-table: --model must be softmax, mlp or both" >&2; exit 2 ;;
 esac
 case $bsel in
-oracle) ;; *[!0-9]* | '') echo "byzantine-table: --b must be a count or 'oracle'" >&2; exit 2 ;;
+oracle | exact) ;; *[!0-9]* | '') echo "byzantine-table: --b must be a count or 'oracle'" >&2; exit 2 ;;
 esac
 [[ $rounds =~ ^[0-9]+$ ]] || { echo "byzantine-table: --rounds must be a count" >&2; exit 2; }
-[ -n "$eval_every" ] || eval_every=$(((rounds + 4) / 5))
+[[ $last =~ ^[1-9][0-9]*$ ]] || { echo "byzantine-table: --last must be a count >= 1" >&2; exit 2; }
+if [ -z "$eval_every" ]; then
+  if [ "$paper" = 1 ]; then eval_every=$((rounds / 100)); else eval_every=$(((rounds + 4) / 5)); fi
+fi
 [ "$eval_every" -ge 1 ] || eval_every=1
+setting=standard
+[ "$paper" = 1 ] && setting=paper
 
 if [ -z "$build" ]; then
   build=$root/build
@@ -113,84 +174,14 @@ export OHMPEER=$build/peer/ohmpeer
 
 mkdir -p "$out/runs" "$out/topo"
 csv=$out/results.csv
-[ "$keep" = 1 ] && [ -f "$csv" ] ||
-  echo "model,partition,rule,attack,rounds,b,status,honest_acc_mean,honest_acc_min,honest_acc_max,wall_s,dir" >"$csv"
+if [ "$keep" = 1 ] && [ -f "$csv" ]; then
+  [ "$(head -n 1 "$csv")" = "$(python3 "$helper" header)" ] ||
+    { echo "byzantine-table: $csv has another header (an older table?); use a new --out" >&2; exit 1; }
+else
+  python3 "$helper" header >"$csv"
+fi
 
-# Per-peer oracle b: every peer line gets b=<number of its Byzantine neighbours
-# in the attacked graph>; the same for the honest "none" graph.
-oracle_b() { # attacked-topology file-to-edit
-  python3 - "$1" "$2" <<'EOF'
-import re, sys
-att, dst = sys.argv[1], sys.argv[2]
-byz, nb = set(), {}
-for line in open(att):
-    t = line.split("#", 1)[0].split()
-    if len(t) >= 2 and t[0] == "peer" and "role=byzantine" in t:
-        byz.add(int(t[1]))
-    if len(t) >= 3 and t[0] == "edge":
-        i, j = int(t[1]), int(t[2])
-        nb.setdefault(i, set()).add(j)
-        nb.setdefault(j, set()).add(i)
-lines = []
-for line in open(dst):
-    t = line.split("#", 1)[0].split()
-    if len(t) >= 2 and t[0] == "peer":
-        line = line.rstrip("\n") + " b=%d\n" % len(nb.get(int(t[1]), set()) & byz)
-    lines.append(line)
-open(dst, "w").writelines(lines)
-EOF
-}
-
-# Mean, min and max final accuracy over the peers that are honest in the
-# attacked graph (for "none" the two would-be Byzantine peers are left out).
-collect() { # summary.json attacked-topology
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-s = json.load(open(sys.argv[1]))
-byz = set()
-for line in open(sys.argv[2]):
-    t = line.split("#", 1)[0].split()
-    if len(t) >= 2 and t[0] == "peer" and "role=byzantine" in t:
-        byz.add(t[1])
-acc = [v for k, v in s.get("final_acc", {}).items() if k not in byz]
-if len(acc) != s["peers"] - len(byz):
-    print("failed,,,,%s" % s.get("wall_s", ""))
-else:
-    print("ok,%.4f,%.4f,%.4f,%s" % (sum(acc) / len(acc), min(acc), max(acc), s["wall_s"]))
-EOF
-}
-
-# The tables: one per model and partition, rules as rows, attacks as columns,
-# in the order asked for.
-write_table() {
-  python3 - "$csv" "$rules" "$attacks" "$out/table.md" <<'EOF'
-import csv, sys
-path, rules, attacks, dst = sys.argv[1:5]
-rules, attacks = rules.split(","), attacks.split(",")
-cells, groups, rounds, bs = {}, [], [], []
-for r in csv.DictReader(open(path)):
-    g = (r["model"], r["partition"])
-    if g not in groups:
-        groups.append(g)
-    for have, v in ((rounds, r["rounds"]), (bs, r["b"])):
-        if v not in have:
-            have.append(v)
-    v = r["honest_acc_mean"]
-    cells[g + (r["rule"], r["attack"])] = "%.1f" % (100 * float(v)) if r["status"] == "ok" and v else "fail"
-part_name = {"iid": "iid", "label": "non-iid (split by label)", "dirichlet": "Dirichlet"}
-out = ["Final honest mean test accuracy (%%), Fashion-MNIST, ER(12, 0.7) with 2 Byzantine "
-       "peers, %s rounds, batch 32, step 0.9/sqrt(k+1), b = %s." % ("/".join(rounds), "/".join(bs)), ""]
-for g in groups:
-    model = "softmax regression" if g[0] == "softmax" else "MLP 784-128-10"
-    out += ["### %s, %s" % (model, part_name.get(g[1], g[1])), "",
-            "| rule | " + " | ".join(attacks) + " |",
-            "|---|" + "---:|" * len(attacks)]
-    for rule in rules:
-        out.append("| %s | " % rule + " | ".join(cells.get(g + (rule, a), "") for a in attacks) + " |")
-    out.append("")
-open(dst, "w").write("\n".join(out))
-EOF
-}
+write_table() { python3 "$helper" table "$csv" "$rules" "$attacks" "$out/table.md"; }
 if [ "$table_only" = 1 ]; then
   write_table
   cat "$out/table.md"
@@ -203,25 +194,49 @@ IFS=, read -r -a part_list <<<"$partitions"
 total=$((${#rule_list[@]} * ${#attack_list[@]} * ${#part_list[@]} * $(wc -w <<<"$models")))
 n=0
 t_start=$(date +%s)
+# The faithful setting's configuration (see the header).
+paper_set=(--set data.scale=symmetric --set model.init=normal --set model.init_sigma=6
+  --set model.init_per_peer=true --set optimizer.weight_decay=0.01
+  --set aggregate.faba_self=exclude --set data.test_subset=2500)
 for m in $models; do
   if [ "$m" = softmax ]; then hidden=0; else hidden=128; fi
   for part in "${part_list[@]}"; do
+    dpart=$part
+    [ "$paper" = 1 ] && [ "$part" = label ] && dpart=label-honest
     for attack in "${attack_list[@]}"; do
       # One topology per attack; the attacked graph fixes the honest ids.
       att_topo=$out/topo/er12-$attack.topo
       ref_topo=$out/topo/er12-ref.topo
-      "$ohmtopo" gen er -n 12 -p 0.7 --seed "$seed" --byzantine 2 --attack gaussian \
-        --port "$port" -o "$ref_topo"
-      if [ "$attack" = none ]; then
-        "$ohmtopo" gen er -n 12 -p 0.7 --seed "$seed" --byzantine 0 --port "$port" -o "$att_topo"
-        cmp -s <(grep '^edge' "$ref_topo") <(grep '^edge' "$att_topo") ||
-          { echo "byzantine-table: ohmtopo drew other edges without Byzantine peers" >&2; exit 1; }
-      else
-        "$ohmtopo" gen er -n 12 -p 0.7 --seed "$seed" --byzantine 2 --attack "$attack" \
-          --port "$port" -o "$att_topo"
-      fi
       bset=()
-      if [ "$bsel" = oracle ]; then oracle_b "$ref_topo" "$att_topo"; else bset=(--set "aggregate.b=$bsel"); fi
+      setx=()
+      if [ "$paper" = 1 ]; then
+        spec=$attack
+        case $attack in gaussian* | signflip* | isolation* | duplicate* | alie* | ipm*)
+          spec=$attack:view=target ;;
+        esac
+        [[ $attack == *:* ]] && spec=$attack,view=target
+        [ "$attack" = none ] && spec=none
+        python3 "$helper" paper-topo "$root/examples/topologies/ios-er12-seed300.topo" "$att_topo" \
+          "$port" "$spec"
+        ref_topo=$att_topo # "none" runs 10 honest peers: none is left out
+        setx=("${paper_set[@]}")
+      else
+        "$ohmtopo" gen er -n 12 -p 0.7 --seed "$seed" --byzantine 2 --attack gaussian \
+          --port "$port" -o "$ref_topo"
+        if [ "$attack" = none ]; then
+          "$ohmtopo" gen er -n 12 -p 0.7 --seed "$seed" --byzantine 0 --port "$port" -o "$att_topo"
+          cmp -s <(grep '^edge' "$ref_topo") <(grep '^edge' "$att_topo") ||
+            { echo "byzantine-table: ohmtopo drew other edges without Byzantine peers" >&2; exit 1; }
+        else
+          "$ohmtopo" gen er -n 12 -p 0.7 --seed "$seed" --byzantine 2 --attack "$attack" \
+            --port "$port" -o "$att_topo"
+        fi
+        if [ "$bsel" = oracle ]; then
+          python3 "$helper" oracle-b "$ref_topo" "$att_topo"
+        else
+          bset=(--set "aggregate.b=$bsel")
+        fi
+      fi
       for rule in "${rule_list[@]}"; do
         n=$((n + 1))
         name=$m-$part-$rule-$attack
@@ -232,21 +247,19 @@ for m in $models; do
         rc=0
         flock /tmp/ohm-experiments.lock "$launch" --topology "$att_topo" --out "$dir" --quiet \
           --timeout 1800 \
-          --set data.name=fashion-mnist --set "data.partition=$part" \
+          --set data.name=fashion-mnist --set "data.partition=$dpart" \
           --set "model.hidden=$hidden" --set optimizer.name=digital \
           --set optimizer.lr=0.9 --set optimizer.schedule=invsqrt --set optimizer.batch=32 \
           --set "train.rounds=$rounds" --set "train.eval_every=$eval_every" \
           --set "train.seed=$seed" --set train.checkpoint_every=0 \
-          --set "aggregate.rule=$rule" "${bset[@]}" --set net.round_timeout_ms=5000 \
+          --set "aggregate.rule=$rule" "${bset[@]}" "${setx[@]}" --set net.round_timeout_ms=5000 \
           "${extra[@]}" >"$dir.out" 2>&1 || rc=$?
         mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
-        if [ $rc = 0 ] && [ -f "$dir/summary.json" ]; then
-          res=$(collect "$dir/summary.json" "$out/topo/er12-ref.topo")
-        else
-          res="failed,,,,"
-        fi
-        echo "$m,$part,$rule,$attack,$rounds,$bsel,$res,$dir" >>"$csv"
-        echo "$res" | awk -F, '{ if ($1 == "ok") printf "honest acc %.2f%% (min %.2f%%)  %ss\n", 100*$2, 100*$3, $5; else print "FAILED (see launch.out)" }'
+        line=$(python3 "$helper" collect "$dir" "$ref_topo" "$last" "$m" "$part" "$rule" \
+          "$attack" "$setting" "$rounds" "$bsel")
+        [ $rc = 0 ] || line=$(sed 's/,ok,/,failed,/' <<<"$line")
+        echo "$line" >>"$csv"
+        awk -F, '{ if ($13 == "ok") printf "honest acc %.2f%% (final %.2f%%, min %.2f%%)  %ss\n", $5, $6, $7, $19; else print "FAILED (see launch.out)" }' <<<"$line"
       done
     done
   done
