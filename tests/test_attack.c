@@ -407,3 +407,160 @@ Test(attack, control_plane_values_are_the_honest_mean_or_nan)
     for (int c = 0; c < 3; c++)
         cr_expect(isnan(out[c]));
 }
+
+/* ----------------------------------------------------------- view=target */
+
+Test(attack, view_key_parses_and_is_refused_where_meaningless)
+{
+    static const char *const ok[] = {"gaussian:view=target", "signflip:view=target",
+                                     "isolation:view=target", "duplicate:view=target",
+                                     "alie:view=target,z=0.5", "ipm:view=self"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        ohm_attack_params_t p = parsed(ok[i]);
+        cr_expect_eq(p.view, strstr(ok[i], "target") ? OHM_ATTACK_VIEW_TARGET
+                                                     : OHM_ATTACK_VIEW_SELF, "%s", ok[i]);
+    }
+    cr_expect_eq(parsed("signflip").view, OHM_ATTACK_VIEW_SELF, "self stays the default");
+    ohm_attack_params_t p;
+    char err[200] = "";
+    cr_expect_eq(ohm_attack_parse("signflip:view=other", &p, err, sizeof err), OHM_ATTACK_EARGS);
+    cr_expect(strstr(err, "view=other (want self or target)") != NULL, "%s", err);
+    cr_expect_eq(ohm_attack_parse("zero:view=target", &p, err, sizeof err), OHM_ATTACK_EARGS);
+    cr_expect(strstr(err, "takes no key 'view'") != NULL, "%s", err);
+}
+
+Test(attack, alie_z_of_the_ios_paper)
+{
+    /* s = floor((N + 1)/2) - B, z = Phi^-1((N - s)/N) */
+    cr_expect(fabs(ohm_attack_alie_z_paper(8, 1) - 0.31863936396437514) < 1e-12); /* 5/8 */
+    cr_expect(fabs(ohm_attack_alie_z_paper(7, 1) - 0.18001236979270493) < 1e-12); /* 4/7 */
+    cr_expect(fabs(ohm_attack_alie_z_paper(10, 2) - 0.5244005127080407) < 1e-12); /* 7/10 */
+    cr_expect_eq(ohm_attack_alie_z_paper(0, 0), 0.0);
+    cr_expect_eq(ohm_attack_alie_z_paper(2, 2), 0.0); /* (N - s)/N >= 1 */
+    /* the self-view formula gives another z for the same neighbourhood (n = N + 1) */
+    cr_expect(fabs(ohm_attack_alie_z(9, 1) - ohm_attack_alie_z_paper(8, 1)) > 0.1);
+}
+
+/* Three honest neighbours of the target with weights .1, .2, .15 (h = .45),
+ * self weight .25, two Byzantine neighbours sharing wb = .3. */
+static const float t0[] = {1, -1, 2, 0}, t1[] = {3, 5, -2, 1}, t2[] = {-4, 2, 0, 2},
+                   tx[] = {0.5f, 1, -1, 3};
+static const float *const thon[] = {t0, t1, t2};
+static const double tw[] = {0.1, 0.2, 0.15};
+
+static ohm_attack_view_t tview(int n_honest, const float *target)
+{
+    ohm_attack_view_t v = {thon, n_honest, target, 0.25, 0.45, 0.30, 6, 2, 7, 3, NULL, tw};
+    return v;
+}
+
+Test(attack, target_view_formulas_by_hand)
+{
+    float out[4];
+    double want[4];
+    ohm_attack_view_t v = tview(3, tx);
+    /* signflip: -mean(honest U target) */
+    cr_assert_eq(craft("signflip:view=target", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++)
+        want[c] = -(t0[c] + t1[c] + t2[c] + tx[c]) / 4.0;
+    expect_vec(out, want, 4, 1e-6);
+    /* isolation: ((1 - a_tt) x_t - sum_j a_tj x_j) / wb */
+    cr_assert_eq(craft("isolation:view=target", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++)
+        want[c] = (0.75 * tx[c] - 0.1 * t0[c] - 0.2 * t1[c] - 0.15 * t2[c]) / 0.3;
+    expect_vec(out, want, 4, 1e-6);
+    /* alie: mean + z * unbiased std, z of the paper for N = n - 1 = 5, B = 2:
+     * s = 3 - 2 = 1, z = Phi^-1(4/5) */
+    cr_assert_eq(craft("alie:view=target", &v, 4, out), 0);
+    double z = ohm_attack_norm_ppf(0.8);
+    for (int c = 0; c < 4; c++) {
+        double mu = (t0[c] + t1[c] + t2[c]) / 3.0, s2 = 0;
+        const float *h[] = {t0, t1, t2};
+        for (int i = 0; i < 3; i++)
+            s2 += (h[i][c] - mu) * (h[i][c] - mu);
+        want[c] = mu + z * sqrt(s2 / 2.0);
+    }
+    expect_vec(out, want, 4, 1e-6);
+    /* ipm and gaussian keep their formulas over the (target's) honest vectors */
+    cr_assert_eq(craft("ipm:view=target", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++)
+        want[c] = -0.1 * (t0[c] + t1[c] + t2[c]) / 3.0;
+    expect_vec(out, want, 4, 1e-6);
+    cr_assert_eq(craft("gaussian:view=target,sigma=0", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++)
+        want[c] = (t0[c] + t1[c] + t2[c]) / 3.0;
+    expect_vec(out, want, 4, 1e-6);
+}
+
+/* With the exact vector the target's weighted combination is its own model. */
+Test(attack, target_view_isolation_is_exact_through_the_weighted_rule)
+{
+    float byz[4], out[4];
+    ohm_attack_view_t v = tview(3, tx);
+    cr_assert_eq(craft("isolation:view=target", &v, 4, byz), 0);
+    const float *rows[] = {tx, t0, t1, t2, byz, byz};
+    const double w[] = {0.25, 0.1, 0.2, 0.15, 0.15, 0.15};
+    ohm_rule_params_t p;
+    ohm_rule_defaults(&p, OHM_RULE_WEIGHTED);
+    cr_assert_eq(ohm_robust_aggregate(&p, rows, w, 6, 4, out, NULL), 0);
+    for (int c = 0; c < 4; c++)
+        cr_expect(fabsf(out[c] - tx[c]) < 1e-5f, "c=%d: %g vs %g", c, out[c], tx[c]);
+}
+
+/* An honest neighbour of the target that the attacker did not observe: its
+ * weight (h - sum of the observed weights) is filled with the observed ones'
+ * weighted mean; without the target's vector the mean stands for it. */
+Test(attack, target_view_isolation_approximates_what_it_did_not_see)
+{
+    float out[4];
+    double want[4];
+    ohm_attack_view_t v = tview(2, tx); /* t2 (weight .15) unseen */
+    cr_assert_eq(craft("isolation:view=target", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++) {
+        double s = 0.1 * t0[c] + 0.2 * t1[c], m = s / 0.3;
+        want[c] = (0.75 * tx[c] - s - 0.15 * m) / 0.3;
+    }
+    expect_vec(out, want, 4, 1e-6);
+    v = tview(3, NULL);
+    cr_assert_eq(craft("isolation:view=target", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++) {
+        double s = 0.1 * t0[c] + 0.2 * t1[c] + 0.15 * t2[c], m = s / 0.45;
+        want[c] = (0.75 * m - s) / 0.3;
+    }
+    expect_vec(out, want, 4, 1e-6);
+    v = tview(0, tx); /* nothing observed: the target's own vector */
+    cr_assert_eq(craft("isolation:view=target", &v, 4, out), 0);
+    for (int c = 0; c < 4; c++)
+        want[c] = tx[c];
+    expect_vec(out, want, 4, 1e-6);
+    v = tview(3, tx);
+    v.honest_w = NULL;
+    cr_expect_eq(craft("isolation:view=target", &v, 4, out), OHM_ATTACK_EARGS, "weights needed");
+}
+
+/* duplicate:view=target copies one of the honest vectors, drawn again each
+ * round: over many rounds every one is drawn, and a (round, target) always
+ * gives the same one. */
+Test(attack, target_view_duplicate_redraws_every_round)
+{
+    float out[4], again[4];
+    int seen[3] = {0, 0, 0};
+    for (uint32_t r = 0; r < 300; r++) {
+        ohm_attack_view_t v = tview(3, tx);
+        v.round = r;
+        cr_assert_eq(craft("duplicate:view=target,dup=0", &v, 4, out), 0);
+        int which = -1;
+        for (int i = 0; i < 3; i++)
+            if (memcmp(out, thon[i], sizeof out) == 0) which = i;
+        cr_assert(which >= 0, "round %u: not a copy of an honest vector", r);
+        seen[which]++;
+        cr_assert_eq(craft("duplicate:view=target,dup=0", &v, 4, again), 0);
+        cr_expect_arr_eq(out, again, sizeof out, "same round and target, same copy");
+    }
+    for (int i = 0; i < 3; i++)
+        cr_expect(seen[i] > 60, "vector %d drawn %d times of 300", i, seen[i]);
+    /* the self view keeps copying honest[dup] */
+    ohm_attack_view_t v = tview(3, tx);
+    cr_assert_eq(craft("duplicate:dup=1", &v, 4, out), 0);
+    cr_expect_arr_eq(out, t1, sizeof out);
+}

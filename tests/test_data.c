@@ -424,6 +424,81 @@ Test(fashion, bad_labels_and_settings)
     ohm_config_destroy(&c);
 }
 
+/* data.scale = symmetric maps byte p to 2p/255 - 1, in training and test
+ * batches alike (the streamed test images too). */
+Test(fashion, symmetric_scale_maps_pixels_to_minus_one_one)
+{
+    fake_fashion(40, 40, 20, 28, 28);
+    ohm_config_t *c = fashion_config();
+    cr_assert_eq(ohm_config_set(c, "data.scale=symmetric", "t"), OHM_OK);
+    cr_assert_eq(ohm_config_set(c, "data.test_subset=5", "t"), OHM_OK);
+    ohm_data_t *d = NULL;
+    cr_assert_eq(ohm_data_open(c, 4, 1, &d), OHM_OK, "%s", ohm_error_detail());
+    ohm_batchbuf_t *b = ohm_batchbuf_new(d, 16);
+    uint32_t idx[10];
+    for (uint32_t i = 0; i < 10; i++)
+        idx[i] = i;
+    const ohm_batch_t *bt = ohm_data_train_batch(d, b, idx, 10);
+    for (int i = 0; i < 10; i++) {
+        /* pixel j of item k is k + j: find k from pixel 0 */
+        int k = (int)lrintf((bt->x[i * 784] + 1.0f) * 127.5f);
+        cr_assert(k >= 0 && k < 40);
+        cr_expect_float_eq(bt->x[i * 784 + 3], 2.0f * (float)(k + 3) / 255.0f - 1.0f, 1e-6);
+    }
+    const ohm_batch_t *tb = NULL;
+    cr_assert_eq(ohm_data_test_batch(d, b, 2, 10, &tb), OHM_OK);
+    for (int i = 0; i < 10; i++) /* items 2..11: 2..6 resident, 7..11 streamed */
+        cr_expect_float_eq(tb->x[i * 784], 2.0f * (float)(2 + i) / 255.0f - 1.0f, 1e-6);
+    ohm_batchbuf_destroy(&b);
+    ohm_data_destroy(&d);
+    ohm_config_destroy(&c);
+    /* synthetic data has no pixel range to change */
+    const char *sets[] = {"data.name=synthetic", "data.scale=symmetric"};
+    c = config(sets, 2);
+    cr_expect_eq(ohm_data_open(c, 2, 0, &d), OHM_EINVAL);
+    cr_expect(strstr(ohm_error_detail(), "data.scale=symmetric"), "%s", ohm_error_detail());
+    ohm_config_destroy(&c);
+}
+
+/* label-honest with roles: 5 peers, peer 2 Byzantine, 4 honest peers and 10
+ * classes (item k has label k % 10): honest peer j holds the classes c with
+ * c mod 4 = j; the Byzantine peer opens with no training example (and its
+ * test set); without roles it would be honest and get its classes. */
+Test(fashion, label_honest_leaves_byzantine_peers_without_data)
+{
+    fake_fashion(40, 40, 20, 28, 28);
+    ohm_config_t *c = fashion_config();
+    cr_assert_eq(ohm_config_set(c, "data.partition=label-honest", "t"), OHM_OK);
+    const unsigned char byz[5] = {0, 0, 1, 0, 0};
+    const int honest_of[5] = {0, 1, -1, 2, 3};
+    for (int p = 0; p < 5; p++) {
+        ohm_data_t *d = NULL;
+        cr_assert_eq(ohm_data_open_roles(c, 5, p, byz, &d), OHM_OK, "%s", ohm_error_detail());
+        size_t counts[10];
+        ohm_data_class_counts(d, counts);
+        if (byz[p]) {
+            cr_expect_eq(ohm_data_train_size(d), 0, "the Byzantine peer holds nothing");
+            cr_expect_eq(ohm_data_test_size(d), 20);
+        }
+        for (int k = 0; k < 10; k++)
+            cr_expect_eq(counts[k], !byz[p] && k % 4 == honest_of[p] ? 4u : 0u, "peer %d class %d",
+                         p, k);
+        ohm_data_destroy(&d);
+    }
+    ohm_data_t *d = NULL;
+    cr_assert_eq(ohm_data_open(c, 5, 2, &d), OHM_OK, "no roles: every peer is honest");
+    cr_expect_eq(ohm_data_train_size(d), 8); /* classes 2 and 7 */
+    ohm_data_destroy(&d);
+    /* an honest peer left without an example is an error naming it: 12
+     * examples over 12 honest peers, class 4 (one example) dealt over peers 4
+     * and 5, so peer 5 gets none */
+    cr_assert_eq(ohm_config_set(c, "data.train_size=12", "t"), OHM_OK);
+    cr_expect_eq(ohm_data_open(c, 12, 5, &d), OHM_EINVAL);
+    cr_expect(strstr(ohm_error_detail(), "peer 5 has no training example"), "%s",
+              ohm_error_detail());
+    ohm_config_destroy(&c);
+}
+
 /* ---- the real data set (skipped when absent) -------------------------------- */
 
 static long status_kb(const char *field)

@@ -224,3 +224,126 @@ Test(model, decay_scales_every_parameter)
     free(w2);
     ohm_model_destroy(&m);
 }
+
+/* ---- initial weights from the config --------------------------------------- */
+
+static ohm_model_t *linear_model(int in, int out)
+{
+    ohm_model_spec_t s = {.n_in = in, .n_out = out, .loss = OHM_LOSS_XENT, .bias = 1};
+    ohm_model_t *m = NULL;
+    cr_assert_eq(ohm_model_new(&s, NULL, NULL, &m), OHM_OK);
+    return m;
+}
+
+static ohm_config_t *init_config(const char *init, const char *sigma, const char *per_peer)
+{
+    ohm_config_t *c = ohm_config_new();
+    char a[64], b[64], d[64];
+    snprintf(a, sizeof a, "model.init=%s", init);
+    snprintf(b, sizeof b, "model.init_sigma=%s", sigma);
+    snprintf(d, sizeof d, "model.init_per_peer=%s", per_peer);
+    cr_assert_eq(ohm_config_set(c, a, "t"), OHM_OK);
+    cr_assert_eq(ohm_config_set(c, b, "t"), OHM_OK);
+    cr_assert_eq(ohm_config_set(c, d, "t"), OHM_OK);
+    cr_assert_eq(ohm_config_set(c, "train.seed=5", "t"), OHM_OK);
+    return c;
+}
+
+/* The weights peer `peer` starts from, into w[P]. */
+static void start_of(const ohm_config_t *c, uint32_t peer, float *w)
+{
+    ohm_model_t *m = linear_model(20, 4);
+    cr_assert_eq(ohm_model_init_from_config(m, c, peer), OHM_OK);
+    ohm_model_get_params(m, w);
+    ohm_model_destroy(&m);
+}
+
+/* Per-peer streams: two peers start from different models, a peer from the
+ * same one every time; with init_per_peer = false every peer from one. */
+Test(model, init_streams_per_peer)
+{
+    enum { P = 4 * 21 };
+    float a[P], b[P], c2[P];
+    ohm_config_t *c = init_config("normal", "6", "true");
+    start_of(c, 3, a);
+    start_of(c, 3, b);
+    start_of(c, 4, c2);
+    cr_expect_arr_eq(a, b, sizeof a, "same peer, same start");
+    int differ = 0;
+    for (int i = 0; i < P; i++)
+        differ += a[i] != c2[i];
+    cr_expect_eq(differ, P, "another peer draws every weight anew");
+    ohm_config_destroy(&c);
+    c = init_config("normal", "6", "false");
+    start_of(c, 3, a);
+    start_of(c, 4, b);
+    start_of(c, 0, c2);
+    cr_expect_arr_eq(a, b, sizeof a, "common start");
+    cr_expect_arr_eq(a, c2, sizeof a, "common start");
+    ohm_config_destroy(&c);
+}
+
+/* normal: every weight and bias N(0, sigma^2); glorot (the default) is the
+ * start every peer has always had: ohm_model_init on stream (seed, 0, INIT). */
+Test(model, init_kinds)
+{
+    enum { IN = 200, OUT = 10, P = OUT * (IN + 1) };
+    static float w[P], ref[P];
+    ohm_model_t *m = linear_model(IN, OUT);
+    ohm_config_t *c = init_config("normal", "6", "true");
+    cr_assert_eq(ohm_model_init_from_config(m, c, 2), OHM_OK);
+    ohm_model_get_params(m, w);
+    double s = 0, s2 = 0, bias2 = 0;
+    for (int i = 0; i < P; i++)
+        s += w[i], s2 += (double)w[i] * w[i];
+    for (int r = 0; r < OUT; r++)
+        bias2 += (double)w[r * (IN + 1) + IN] * w[r * (IN + 1) + IN];
+    double sd = sqrt(s2 / P - (s / P) * (s / P));
+    cr_expect(fabs(sd - 6) < 0.2, "sd %g", sd);
+    cr_expect(fabs(s / P) < 4 * 6 / sqrt(P), "mean %g", s / P);
+    cr_expect(bias2 > 0, "biases are drawn too");
+    ohm_config_destroy(&c);
+    c = init_config("glorot", "6", "false");
+    cr_assert_eq(ohm_model_init_from_config(m, c, 7), OHM_OK);
+    ohm_model_get_params(m, w);
+    ohm_rng_t r;
+    ohm_rng_seed(&r, 5, 0, OHM_STREAM_INIT);
+    ohm_model_init(m, &r);
+    ohm_model_get_params(m, ref);
+    cr_expect_arr_eq(w, ref, sizeof w, "glorot, common: the original start");
+    for (int row = 0; row < OUT; row++)
+        cr_expect_eq(w[row * (IN + 1) + IN], 0.0f, "zero biases");
+    ohm_config_destroy(&c);
+    ohm_model_destroy(&m);
+}
+
+/* Per-example output errors and their outer products rebuild the gradient of
+ * a single-layer model; deeper models refuse the outer product. */
+Test(model, example_errors_rebuild_the_linear_gradient)
+{
+    ohm_model_t *m = make(6, 3, 0, NULL, OHM_ACT_RELU, OHM_LOSS_XENT, 1);
+    data_t d;
+    fill(&d, 16, 6, 3, 0);
+    size_t P = ohm_model_nparams(m);
+    float *g = malloc(P * 4), *h = calloc(P, 4), err[16 * 3];
+    double l1, l2;
+    cr_assert_eq(ohm_model_loss_grad(m, &d.b, &l1, g), OHM_OK);
+    cr_assert_eq(ohm_model_example_errors(m, &d.b, err, &l2), OHM_OK);
+    cr_expect_float_eq(l1, l2, 1e-9);
+    for (int i = 0; i < 16; i++) { /* softmax minus one-hot: sums to zero */
+        double s = 0;
+        for (int k = 0; k < 3; k++)
+            s += err[i * 3 + k];
+        cr_expect(fabs(s) < 1e-6);
+    }
+    cr_assert_eq(ohm_model_outer_add(m, &d.b, err, 1.0f / 16, h), OHM_OK);
+    for (size_t i = 0; i < P; i++)
+        cr_expect_float_eq(h[i], g[i], 1e-6, "param %zu", i);
+    ohm_model_destroy(&m);
+    int hid[1] = {4};
+    m = make(6, 3, 1, hid, OHM_ACT_TANH, OHM_LOSS_XENT, 1);
+    cr_expect_eq(ohm_model_outer_add(m, &d.b, err, 1.0f, h), OHM_EUNSUPPORTED);
+    ohm_model_destroy(&m);
+    free(g);
+    free(h);
+}

@@ -233,3 +233,63 @@ Test(partition, errors)
     cr_expect_eq(ohm_partition_assign(OHM_PART_DIRICHLET, y, 8, C, 8, 0.5, 1, owner), OHM_OK);
     check_cover(owner, 8, 8, NULL);
 }
+
+/* label-honest, the IOS authors' split: 12 peers, 6 and 7 Byzantine, 10
+ * classes; honest peer number j (in id order 0..5, 8..11) holds class j, all
+ * of it, and the Byzantine peers hold nothing. */
+Test(partition, label_honest_gives_one_class_per_honest_peer)
+{
+    const size_t n = 3000;
+    const int N = 12;
+    int32_t *y = balanced_labels(n, 5);
+    unsigned char byz[12] = {0};
+    byz[6] = byz[7] = 1;
+    uint32_t *a = malloc(sizeof(uint32_t) * n);
+    cr_assert_eq(ohm_partition_assign_roles(OHM_PART_LABEL_HONEST, y, n, C, N, 0, 1, byz, a),
+                 OHM_OK, "%s", ohm_error_detail());
+    const uint32_t honest[10] = {0, 1, 2, 3, 4, 5, 8, 9, 10, 11};
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(a[i], honest[y[i]], "example %zu of class %d", i, y[i]);
+    cr_expect_eq(ohm_partition_shard(a, n, 6, NULL), 0);
+    cr_expect_eq(ohm_partition_shard(a, n, 7, NULL), 0);
+    /* the seed plays no part; without roles every peer is honest */
+    uint32_t *b = malloc(sizeof(uint32_t) * n);
+    cr_assert_eq(ohm_partition_assign_roles(OHM_PART_LABEL_HONEST, y, n, C, N, 0, 9, byz, b),
+                 OHM_OK);
+    cr_expect_arr_eq(a, b, sizeof(uint32_t) * n);
+    cr_assert_eq(ohm_partition_assign(OHM_PART_LABEL_HONEST, y, n, C, 10, 0, 1, b), OHM_OK);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(b[i], (uint32_t)y[i]);
+    /* the other kinds ignore the roles */
+    cr_assert_eq(ohm_partition_assign_roles(OHM_PART_LABEL, y, n, C, N, 0, 1, byz, a), OHM_OK);
+    check_cover(a, n, N, NULL);
+    free(a);
+    free(b);
+    free(y);
+}
+
+/* More honest peers than classes: class c is dealt round-robin, in example
+ * order, over honest peers floor(cH/C) .. floor((c+1)H/C) - 1 (the authors'
+ * partition_with_adaquate_nodes); fewer: class c goes to honest peer c mod H. */
+Test(partition, label_honest_with_other_counts)
+{
+    int32_t y[12] = {0, 1, 0, 2, 0, 1, 2, 2, 1, 0, 2, 1};
+    uint32_t a[12];
+    unsigned char byz[6] = {0, 0, 1, 0, 0, 0}; /* H = 5 honest: 0, 1, 3, 4, 5 */
+    cr_assert_eq(ohm_partition_assign_roles(OHM_PART_LABEL_HONEST, y, 12, 3, 6, 0, 1, byz, a),
+                 OHM_OK);
+    /* groups: class 0 -> honest[0..0] = {0}; class 1 -> honest[1..2] = {1, 3};
+     * class 2 -> honest[3..4] = {4, 5} */
+    const uint32_t want[12] = {0, 1, 0, 4, 0, 3, 5, 4, 1, 0, 5, 3};
+    cr_expect_arr_eq(a, want, sizeof a);
+    unsigned char two[3] = {0, 1, 0}; /* H = 2: classes alternate 0 -> 0, 1 -> 2, 2 -> 0 */
+    cr_assert_eq(ohm_partition_assign_roles(OHM_PART_LABEL_HONEST, y, 12, 3, 3, 0, 1, two, a),
+                 OHM_OK);
+    for (int i = 0; i < 12; i++)
+        cr_expect_eq(a[i], y[i] % 2 ? 2u : 0u, "example %d", i);
+    unsigned char all[3] = {1, 1, 1};
+    cr_expect_eq(ohm_partition_assign_roles(OHM_PART_LABEL_HONEST, y, 12, 3, 3, 0, 1, all, a),
+                 OHM_EINVAL);
+    cr_expect(strstr(ohm_error_detail(), "needs an honest peer"), "%s", ohm_error_detail());
+    cr_expect_eq(ohm_partition_kind("label-honest"), OHM_PART_LABEL_HONEST);
+}

@@ -191,3 +191,38 @@ Test(peer_byzantine, er_value_and_control_plane_attacks, .timeout = 900)
     expect_close(&r2, &clean_ios, "roundlie, b = 2");
     ohm_test_rmdir(dir);
 }
+
+/* Byzantine peers hold no data under data.partition=label-honest: every attack
+ * that crafts vectors (the value attacks with the target's view, and zero,
+ * nan, crash) still runs, and the honest peers' rule sees (and counts) the
+ * attackers' models. A ring of 6 with one Byzantine peer, IOS with b = 1. */
+Test(peer_byzantine, attacks_without_local_data, .timeout = 900)
+{
+    char dir[128], topo[512];
+    ohm_test_tmpdir(dir, sizeof dir, "byznodata");
+    const char *sets[] = {"aggregate.rule=ios", "aggregate.b=1", "data.partition=label-honest",
+                          "model.init=normal", "model.init_per_peer=true", NULL};
+    static const char *const attacks[] = {
+        "gaussian:view=target", "signflip:view=target", "isolation:view=target",
+        "duplicate:view=target", "alie:view=target", "ipm:view=target", "zero", "nan", "crash"};
+    for (size_t a = 0; a < sizeof attacks / sizeof *attacks; a++) {
+        char name[64];
+        snprintf(name, sizeof name, "nodata-%zu", a);
+        topology(dir, name, "ring", 6, 1, attacks[a], topo, sizeof topo);
+        run_t r = run(dir, name, topo, sets);
+        char out[512];
+        snprintf(out, sizeof out, "%s/%s", dir, name);
+        double rows = 0;
+        for (int i = 0; i < r.n; i++) {
+            if (r.byz[i]) continue;
+            double v = 0;
+            if (ohm_test_final(out, i, "rule_byz_rows", &v) == 0) rows += v;
+        }
+        if (strcmp(attacks[a], "crash") == 0 || strcmp(attacks[a], "nan") == 0)
+            cr_expect_eq(rows, 0, "%s: no attacker model reached a rule (%g)", attacks[a], rows);
+        else
+            cr_expect_eq(rows, 2 * ROUNDS, "%s: each of 2 neighbours saw it every round (%g)",
+                         attacks[a], rows);
+    }
+    ohm_test_rmdir(dir);
+}

@@ -1003,3 +1003,118 @@ Test(robust, every_vector_path_matches_reference)
     }
     unsetenv("OHM_ROBUST_ISA");
 }
+
+/* ---------------------------------------- faba without self; dropped rows */
+
+/* Self 100, neighbours 0, 10, 60, b = 1. With self in the screening mean
+ * (42.5) the farthest neighbour is 0; without it (the IOS paper's FABA, mean
+ * 23.33) it is 60. Either way the output is the mean of self and the rest. */
+Test(robust, faba_exclude_self_by_hand)
+{
+    set_t s = set_new(4, 1);
+    set_rows(&s, (float[]){100, 0, 10, 60});
+    ohm_rule_params_t p;
+    ohm_rule_defaults(&p, OHM_RULE_FABA);
+    p.b = 1;
+    ohm_rule_stats_t st;
+    cr_assert_eq(aggp(&p, &s, &st), 0);
+    expect_vec(s.out, (double[]){170.0 / 3}, 1, 1e-6);
+    cr_expect_eq(st.dropped_rows, 1u << 1);
+    p.exclude_self = 1;
+    cr_assert_eq(aggp(&p, &s, &st), 0);
+    expect_vec(s.out, (double[]){110.0 / 3}, 1, 1e-6);
+    cr_expect_eq(st.dropped_rows, 1u << 3);
+    /* ios ignores the flag: self keeps its weight in the screening */
+    p.rule = OHM_RULE_IOS;
+    ohm_rule_params_t q = p;
+    q.exclude_self = 0;
+    set_t t = set_new(4, 1);
+    set_rows(&t, (float[]){100, 0, 10, 60});
+    cr_assert_eq(aggp(&p, &s, NULL), 0);
+    cr_assert_eq(aggp(&q, &t, NULL), 0);
+    cr_expect_eq(s.out[0], t.out[0]);
+    set_free(&s);
+    set_free(&t);
+}
+
+/* faba with exclude_self against its definition on random sets: b times the
+ * plain mean of the active neighbours, drop the farthest; then the mean of
+ * self and the active neighbours. */
+Test(robust, faba_exclude_self_matches_definition)
+{
+    rseed(31);
+    for (int k = 2; k <= 10; k++)
+        for (int b = 0; b < k; b++) {
+            set_t s = set_new(k, 23);
+            fill_random(&s, 1.0);
+            ohm_rule_params_t p;
+            ohm_rule_defaults(&p, OHM_RULE_FABA);
+            p.b = b;
+            p.exclude_self = 1;
+            ohm_rule_stats_t st;
+            cr_assert_eq(aggp(&p, &s, &st), 0);
+            int act[16];
+            for (int i = 0; i < k; i++)
+                act[i] = 1;
+            double m[23];
+            uint64_t dropped = 0;
+            for (int t = 0; t < b; t++) {
+                int n = 0;
+                for (size_t c = 0; c < s.d; c++)
+                    m[c] = 0;
+                for (int i = 1; i < k; i++)
+                    if (act[i]) {
+                        n++;
+                        for (size_t c = 0; c < s.d; c++)
+                            m[c] += row(&s, i)[c];
+                    }
+                if (!n) break;
+                int far = -1;
+                double fd = -1;
+                for (int i = 1; i < k; i++) {
+                    if (!act[i]) continue;
+                    double dd = 0;
+                    for (size_t c = 0; c < s.d; c++) {
+                        double e = row(&s, i)[c] - m[c] / n;
+                        dd += e * e;
+                    }
+                    if (dd > fd) fd = dd, far = i;
+                }
+                act[far] = 0;
+                dropped |= 1ULL << far;
+            }
+            double want[23];
+            int n = 0;
+            for (size_t c = 0; c < s.d; c++)
+                want[c] = 0;
+            for (int i = 0; i < k; i++)
+                if (act[i]) {
+                    n++;
+                    for (size_t c = 0; c < s.d; c++)
+                        want[c] += row(&s, i)[c];
+                }
+            for (size_t c = 0; c < s.d; c++)
+                want[c] /= n;
+            expect_vec(s.out, want, s.d, 1e-5);
+            cr_expect_eq(st.dropped_rows, dropped, "k %d b %d", k, b);
+            set_free(&s);
+        }
+}
+
+/* The dropped rows are reported by the selecting rules, krum included. */
+Test(robust, dropped_rows_name_the_rows)
+{
+    set_t s = set_new(5, 1);
+    set_rows(&s, (float[]){0, 1, -1, 50, 2});
+    ohm_rule_stats_t st;
+    cr_assert_eq(agg(OHM_RULE_IOS, 1, &s, &st), 0);
+    cr_expect_eq(st.dropped_rows, 1u << 3);
+    cr_assert_eq(agg(OHM_RULE_FABA, 2, &s, &st), 0);
+    cr_expect(st.dropped_rows & (1u << 3));
+    cr_expect_eq(__builtin_popcountll(st.dropped_rows), 2);
+    cr_assert_eq(agg(OHM_RULE_MULTI_KRUM, 1, &s, &st), 0);
+    cr_expect_eq(st.dropped_rows, 1u << 3);
+    cr_assert_eq(agg(OHM_RULE_MEDIAN, 1, &s, &st), 0);
+    cr_expect_eq(st.dropped_rows, 0u, "coordinate-wise rules drop no row");
+    set_free(&s);
+}

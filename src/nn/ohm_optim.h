@@ -1,7 +1,7 @@
 /* ohm_optim: the digital step's direction: local momentum and SAGA.
  *
  * Two remedies against the gradient noise that makes robust aggregation fail
- * on non-iid data (docs/robust.md, "Momentum and variance reduction"):
+ * on non-iid data (docs/robust.md, section "Momentum and variance reduction"):
  *
  * - Momentum (optimizer.momentum = beta): m <- beta m + (1 - beta) g and the
  *   step is w <- w - lr m, so the model a peer sends moved along an average of
