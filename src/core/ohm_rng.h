@@ -25,7 +25,8 @@ enum {
     OHM_STREAM_READ = 6,   /* read noise */
     OHM_STREAM_ATTACK = 7, /* Byzantine attack noise */
     OHM_STREAM_EVAL = 8,   /* evaluation subsets */
-    OHM_STREAM_FLAT = 9    /* flatness estimators */
+    OHM_STREAM_FLAT = 9,   /* flatness estimators */
+    OHM_STREAM_COMM = 10   /* randk's coordinate draws */
 };
 
 /* Seeds `r` for (seed, peer, purpose); the same triple always gives the same stream. */

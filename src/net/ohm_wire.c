@@ -6,6 +6,7 @@
 #include "ohm_wire.h"
 
 #include "ohm_error.h"
+#include "ohm_payload.h"
 
 #include <assert.h>
 #include <msgpack.h>
@@ -32,11 +33,12 @@ static int sink_write(void *data, const char *src, size_t n)
  * widest (uint32: 5 bytes, uint64: 9), bin32 header (5). */
 #define WIRE_OVERHEAD                                                                              \
     (1 + (1 + 1 + 5) + (1 + 4 + 5) + (1 + 3 + 9) + (1 + 4 + 5) + (1 + 5 + 5) + (1 + 2 + 9) +       \
-     (1 + 1 + 5) + (1 + 1 + 5))
+     (1 + 1 + 5) + 3 * (1 + 1 + 5) + (1 + 1 + 5))
 
 size_t ohm_wire_max_size(uint32_t count)
 {
-    return WIRE_OVERHEAD + 4 * (size_t)count;
+    /* The f32 payload is the largest but for q8 of one parameter (5 bytes). */
+    return WIRE_OVERHEAD + 4 * (size_t)count + 4;
 }
 
 static int pack_key(msgpack_packer *pk, const char *k)
@@ -91,18 +93,22 @@ static int pack_uint_sized(msgpack_packer *pk, uint32_t v, int size)
 }
 
 /* Everything up to the payload's first byte, v and type in the given sizes. */
-static int pack_header(msgpack_packer *pk, const ohm_wire_msg_t *m, int v_size, int type_size)
+static int pack_header(msgpack_packer *pk, const ohm_wire_msg_t *m, size_t payload, int v_size,
+                       int type_size)
 {
     /* "p" last: the payload ends the message, after every field a receiver checks. */
-    return msgpack_pack_map(pk, 8) || pack_key(pk, "v") ||
+    return msgpack_pack_map(pk, 11) || pack_key(pk, "v") ||
            pack_uint_sized(pk, m->version, v_size) || pack_key(pk, "type") ||
            pack_uint_sized(pk, m->type, type_size) || pack_key(pk, "run") ||
            msgpack_pack_uint64(pk, m->run) || pack_key(pk, "from") ||
            msgpack_pack_uint32(pk, m->from) || pack_key(pk, "round") ||
            msgpack_pack_uint32(pk, m->round) || pack_key(pk, "fp") ||
            msgpack_pack_uint64(pk, m->fp) || pack_key(pk, "n") ||
-           msgpack_pack_uint32(pk, m->count) || pack_key(pk, "p") ||
-           msgpack_pack_bin(pk, 4 * (size_t)m->count);
+           msgpack_pack_uint32(pk, m->count) || pack_key(pk, "k") ||
+           msgpack_pack_uint32(pk, m->kind) || pack_key(pk, "b") ||
+           msgpack_pack_uint32(pk, m->base) || pack_key(pk, "m") ||
+           msgpack_pack_uint32(pk, m->entries) || pack_key(pk, "p") ||
+           msgpack_pack_bin(pk, payload);
 }
 
 /* Sizes for v and type that lengthen the header by `pad` bytes modulo 4
@@ -120,27 +126,57 @@ static int pick_sizes(const ohm_wire_msg_t *m, int pad, int *v_size, int *type_s
     return best >= 0;
 }
 
+/* Writes the header of m for a payload of `payload` bytes into s, aligning
+ * the payload to 4 bytes from the message's start: a receiver whose buffer is
+ * aligned (ZeroMQ's large messages are) can then read the floats in place
+ * instead of copying them out (ohm_wire_view_params). */
+static int header_into(const ohm_wire_msg_t *m, size_t payload, sink_t *s)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, s, sink_write);
+    int v_size = uint_size(m->version), type_size = uint_size(m->type);
+    int bad = pack_header(&pk, m, payload, v_size, type_size);
+    if (!bad && s->len % 4 && pick_sizes(m, (int)(4 - s->len % 4), &v_size, &type_size)) {
+        s->len = 0;
+        bad = pack_header(&pk, m, payload, v_size, type_size);
+    }
+    return bad || payload > s->cap - s->len;
+}
+
+int ohm_wire_encode_header(const ohm_wire_msg_t *m, uint8_t *buf, size_t cap, size_t *off)
+{
+    assert(m && buf && off);
+    if (m->count > OHM_WIRE_MAX_COUNT)
+        return ohm_error_set(OHM_ETOOBIG, "wire encode: n=%u over the limit %u", m->count,
+                             (unsigned)OHM_WIRE_MAX_COUNT);
+    size_t payload = ohm_payload_size(m->kind, m->count, m->entries);
+    if (payload == SIZE_MAX)
+        return ohm_error_set(OHM_EINVAL, "wire encode: no payload of kind %u with n=%u, m=%u",
+                             m->kind, m->count, m->entries);
+    sink_t s = {buf, cap, 0};
+    if (header_into(m, payload, &s))
+        return ohm_error_set(OHM_ETOOBIG,
+                             "wire encode: message with a payload of %zu bytes does not fit %zu",
+                             payload, cap);
+    *off = s.len;
+    return OHM_OK;
+}
+
 int ohm_wire_encode(const ohm_wire_msg_t *m, const float *params, uint8_t *buf, size_t cap,
                     size_t *len)
 {
-    assert(m && buf && len);
+    assert(m && buf && len && m->kind == OHM_KIND_F32);
     assert(m->count == 0 || params);
     if (m->count > OHM_WIRE_MAX_COUNT)
         return ohm_error_set(OHM_ETOOBIG, "wire encode: n=%u over the limit %u", m->count,
                              (unsigned)OHM_WIRE_MAX_COUNT);
     sink_t s = {buf, cap, 0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &s, sink_write);
-    int v_size = uint_size(m->version), type_size = uint_size(m->type);
-    int bad = pack_header(&pk, m, v_size, type_size);
-    /* Align the payload to 4 bytes from the message's start: a receiver whose
-     * buffer is aligned (ZeroMQ's large messages are) can then read the floats
-     * in place instead of copying them out (ohm_wire_view_params). */
-    if (!bad && s.len % 4 && pick_sizes(m, (int)(4 - s.len % 4), &v_size, &type_size)) {
-        s.len = 0;
-        bad = pack_header(&pk, m, v_size, type_size);
+    int bad = header_into(m, 4 * (size_t)m->count, &s);
+    if (!bad) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &s, sink_write);
+        bad = pack_params(&pk, params, m->count);
     }
-    bad = bad || pack_params(&pk, params, m->count);
     if (bad)
         return ohm_error_set(OHM_ETOOBIG, "wire encode: message with n=%u does not fit %zu bytes",
                              m->count, cap);
@@ -154,8 +190,9 @@ typedef struct {
     const uint8_t *p, *end;
 } cur_t;
 
-enum { K_V, K_TYPE, K_RUN, K_FROM, K_ROUND, K_FP, K_N, K_P, K_COUNT };
-static const char *const key_names[K_COUNT] = {"v", "type", "run", "from", "round", "fp", "n", "p"};
+enum { K_V, K_TYPE, K_RUN, K_FROM, K_ROUND, K_FP, K_N, K_K, K_B, K_M, K_P, K_COUNT };
+static const char *const key_names[K_COUNT] = {"v", "type", "run", "from", "round", "fp",
+                                               "n", "k",    "b",   "m",    "p"};
 
 static size_t left(const cur_t *c)
 {
@@ -362,18 +399,26 @@ int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, 
     if (val[K_N] > OHM_WIRE_MAX_COUNT)
         return ohm_error_set(OHM_ETOOBIG, "wire: n=%llu over the limit %u",
                              (unsigned long long)val[K_N], (unsigned)OHM_WIRE_MAX_COUNT);
-    if (payload_len != 4 * val[K_N])
-        return ohm_error_set(OHM_EFORMAT, "wire: p holds %zu bytes, n=%llu needs %llu", payload_len,
-                             (unsigned long long)val[K_N], (unsigned long long)(4 * val[K_N]));
+    if (val[K_K] >= OHM_KIND_COUNT)
+        return ohm_error_set(OHM_ERANGE, "wire: unknown kind %llu", (unsigned long long)val[K_K]);
+    size_t want_len = ohm_payload_size((uint32_t)val[K_K], val[K_N], val[K_M]);
+    if (want_len == SIZE_MAX)
+        return ohm_error_set(OHM_ERANGE, "wire: m=%llu with n=%llu for kind %s",
+                             (unsigned long long)val[K_M], (unsigned long long)val[K_N],
+                             ohm_kind_name((ohm_kind_t)val[K_K]));
+    if (payload_len != want_len)
+        return ohm_error_set(OHM_EFORMAT, "wire: p holds %zu bytes, kind %s with n=%llu needs %zu",
+                             payload_len, ohm_kind_name((ohm_kind_t)val[K_K]),
+                             (unsigned long long)val[K_N], want_len);
     if (val[K_V] != OHM_WIRE_VERSION)
         return ohm_error_set(OHM_EUNSUPPORTED, "wire: v=%llu, this build speaks v=%d",
                              (unsigned long long)val[K_V], OHM_WIRE_VERSION);
     uint64_t type = val[K_TYPE];
-    if (type != OHM_MSG_HELLO && type != OHM_MSG_MODEL && type != OHM_MSG_BYE)
+    if (type < OHM_MSG_HELLO || type > OHM_MSG_SYNC)
         return ohm_error_set(OHM_ERANGE, "wire: unknown type %llu", (unsigned long long)type);
-    if (val[K_ROUND] > UINT32_MAX)
-        return ohm_error_set(OHM_ERANGE, "wire: round=%llu over 32 bits",
-                             (unsigned long long)val[K_ROUND]);
+    if (val[K_ROUND] > UINT32_MAX || val[K_B] > UINT32_MAX)
+        return ohm_error_set(OHM_ERANGE, "wire: round=%llu or b=%llu over 32 bits",
+                             (unsigned long long)val[K_ROUND], (unsigned long long)val[K_B]);
     if (val[K_RUN] != e->run)
         return ohm_error_set(OHM_ESTALE, "wire: run=%llu, expected %llu",
                              (unsigned long long)val[K_RUN], (unsigned long long)e->run);
@@ -388,6 +433,20 @@ int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, 
         return ohm_error_set(OHM_ESHAPE, "wire: n=%llu, expected %llu for type %llu",
                              (unsigned long long)val[K_N], (unsigned long long)want,
                              (unsigned long long)type);
+    ohm_kind_t kind = (ohm_kind_t)val[K_K];
+    if (type != OHM_MSG_MODEL && (kind != OHM_KIND_F32 || val[K_B] != 0))
+        return ohm_error_set(OHM_ERANGE, "wire: a message of type %llu with kind %s and b=%llu",
+                             (unsigned long long)type, ohm_kind_name(kind),
+                             (unsigned long long)val[K_B]);
+    /* A model's payload is the public copy of version b <= round, or refers
+     * to the copy of an earlier version b < round. */
+    int refers = kind != OHM_KIND_F32;
+    if (type == OHM_MSG_MODEL && (refers ? val[K_B] >= val[K_ROUND] : val[K_B] > val[K_ROUND]))
+        return ohm_error_set(OHM_ERANGE, "wire: kind %s with b=%llu in round %llu",
+                             ohm_kind_name(kind), (unsigned long long)val[K_B],
+                             (unsigned long long)val[K_ROUND]);
+    rc = ohm_payload_check_structure(kind, (uint32_t)val[K_N], (uint32_t)val[K_M], payload);
+    if (rc) return rc;
     *m = (ohm_wire_msg_t){.version = (uint32_t)val[K_V],
                           .type = (uint32_t)type,
                           .run = val[K_RUN],
@@ -395,7 +454,11 @@ int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, 
                           .round = (uint32_t)val[K_ROUND],
                           .fp = val[K_FP],
                           .count = (uint32_t)val[K_N],
-                          .params = payload};
+                          .kind = (uint32_t)kind,
+                          .base = (uint32_t)val[K_B],
+                          .entries = (uint32_t)val[K_M],
+                          .params = payload,
+                          .len = payload_len};
     return OHM_OK;
 }
 
@@ -416,7 +479,7 @@ int ohm_wire_decode(const uint8_t *buf, size_t len, const ohm_wire_expect_t *e, 
 READ_PARAMS_CLONES
 int ohm_wire_read_params(const ohm_wire_msg_t *m, float *dst)
 {
-    assert(m && (dst || m->count == 0));
+    assert(m && (dst || m->count == 0) && m->kind == OHM_KIND_F32);
     const uint8_t *src = m->params;
     size_t n = m->count;
     size_t first_bad = SIZE_MAX;
@@ -485,7 +548,9 @@ static READ_PARAMS_CLONES size_t first_nonfinite(const uint8_t *src, size_t n)
 
 int ohm_wire_check_params(const ohm_wire_msg_t *m)
 {
-    assert(m && (m->params || m->count == 0));
+    assert(m && (m->params || m->len == 0));
+    if (m->kind != OHM_KIND_F32)
+        return ohm_payload_check_values((ohm_kind_t)m->kind, m->count, m->entries, m->params);
     size_t bad = first_nonfinite(m->params, m->count);
     if (bad != SIZE_MAX)
         return ohm_error_set(OHM_ENONFINITE, "wire: p[%zu] from peer %u is not finite", bad,
@@ -499,7 +564,7 @@ const float *ohm_wire_params_in_place(const ohm_wire_msg_t *m)
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return NULL;
 #else
-    if (((uintptr_t)m->params % _Alignof(float)) != 0) return NULL;
+    if (m->kind != OHM_KIND_F32 || ((uintptr_t)m->params % _Alignof(float)) != 0) return NULL;
     /* The payload is a float array here: aligned, host order, nothing but its bytes. */
     return (const float *)(const void *)m->params;
 #endif
@@ -507,7 +572,7 @@ const float *ohm_wire_params_in_place(const ohm_wire_msg_t *m)
 
 int ohm_wire_view_params(const ohm_wire_msg_t *m, float *scratch, const float **out)
 {
-    assert(m && out && (scratch || m->count == 0));
+    assert(m && out && (scratch || m->count == 0) && m->kind == OHM_KIND_F32);
     const float *src = ohm_wire_params_in_place(m);
     if (!src) {
         *out = scratch;

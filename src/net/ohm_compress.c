@@ -1,0 +1,284 @@
+/* ohm_compress: compressors with error feedback, and the censoring rule
+ * (see ohm_compress.h and docs/protocol.md, section "Compressed gossip and censoring"). */
+#include "ohm_compress.h"
+
+#include "ohm_error.h"
+#include "ohm_rng.h"
+
+#include <assert.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const names[OHM_COMPRESS_COUNT] = {"none", "f16", "bf16", "q8", "topk", "randk"};
+
+struct ohm_compress {
+    ohm_compressor_t c;
+    uint32_t n, m;
+    uint64_t seed;
+    uint32_t peer;
+    float *mag; /* topk: magnitudes, reordered by the selection */
+};
+
+int ohm_compress_from_name(const char *name)
+{
+    for (int i = 0; i < OHM_COMPRESS_COUNT; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+const char *ohm_compress_name(ohm_compressor_t c)
+{
+    assert(c >= 0 && c < OHM_COMPRESS_COUNT);
+    return names[c];
+}
+
+ohm_kind_t ohm_compress_kind(ohm_compressor_t c)
+{
+    switch (c) {
+    case OHM_COMPRESS_F16:
+        return OHM_KIND_F16;
+    case OHM_COMPRESS_BF16:
+        return OHM_KIND_BF16;
+    case OHM_COMPRESS_Q8:
+        return OHM_KIND_Q8;
+    case OHM_COMPRESS_TOPK:
+    case OHM_COMPRESS_RANDK:
+        return OHM_KIND_SPARSE;
+    default:
+        return OHM_KIND_F32;
+    }
+}
+
+uint32_t ohm_compress_entries(ohm_compressor_t c, uint32_t n, double ratio)
+{
+    if (c != OHM_COMPRESS_TOPK && c != OHM_COMPRESS_RANDK) return 0;
+    double m = floor(ratio * (double)n + 0.5);
+    uint32_t cap = n / 2;
+    if (m < 1) m = 1;
+    return m > cap ? cap : (uint32_t)m;
+}
+
+int ohm_compress_new(ohm_compressor_t c, double ratio, uint32_t n, uint64_t seed, uint32_t peer,
+                     ohm_compress_t **out)
+{
+    *out = NULL;
+    if (c <= OHM_COMPRESS_NONE || c >= OHM_COMPRESS_COUNT || !(ratio > 0 && ratio <= 1))
+        return ohm_error_set(OHM_EINVAL, "compressor %d with ratio %g", (int)c, ratio);
+    ohm_compress_t *z = calloc(1, sizeof *z);
+    if (!z) return ohm_error_set(OHM_ENOMEM, "compressor");
+    z->c = c;
+    z->n = n;
+    z->m = ohm_compress_entries(c, n, ratio);
+    z->seed = seed;
+    z->peer = peer;
+    if (c == OHM_COMPRESS_TOPK && !(z->mag = malloc(sizeof(float) * (n ? n : 1)))) {
+        free(z);
+        return ohm_error_set(OHM_ENOMEM, "compressor: %u floats", n);
+    }
+    *out = z;
+    return OHM_OK;
+}
+
+void ohm_compress_destroy(ohm_compress_t **pz)
+{
+    if (!pz || !*pz) return;
+    free((*pz)->mag);
+    free(*pz);
+    *pz = NULL;
+}
+
+ohm_kind_t ohm_compress_payload_kind(const ohm_compress_t *z)
+{
+    return ohm_compress_kind(z->c);
+}
+
+size_t ohm_compress_payload_size(const ohm_compress_t *z)
+{
+    return ohm_payload_size(ohm_compress_kind(z->c), z->n, z->m);
+}
+
+/* ---------------------------------------------------------------- bytes */
+
+static void store32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static void store16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void store_float(uint8_t *p, float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    store32(p, b);
+}
+
+/* ---------------------------------------------------------------- q8 */
+
+#define Q8_SCALE_MAX (FLT_MAX / 128.0f)
+
+static void encode_q8(const float *d, uint32_t n, uint8_t *buf)
+{
+    size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
+    int8_t *codes = (int8_t *)(void *)(buf + 4 * nb);
+    for (size_t b = 0; b < nb; b++) {
+        size_t lo = b * OHM_Q8_BLOCK, hi = lo + OHM_Q8_BLOCK < n ? lo + OHM_Q8_BLOCK : n;
+        float amax = 0;
+        for (size_t i = lo; i < hi; i++)
+            amax = fmaxf(amax, fabsf(d[i]));
+        float s = amax / 127.0f;
+        if (s > Q8_SCALE_MAX) s = Q8_SCALE_MAX;
+        store_float(buf + 4 * b, s);
+        for (size_t i = lo; i < hi; i++) {
+            long q = s > 0 ? lrintf(d[i] / s) : 0;
+            codes[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- topk */
+
+/* The k-th largest of a[n] (1 <= k <= n); a is reordered. Quickselect with a
+ * median-of-three pivot: linear on average, on data that is not crafted
+ * (a sender selects from its own model's difference). */
+static float kth_largest(float *a, size_t n, size_t k)
+{
+    assert(k >= 1 && k <= n);
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, t = (ptrdiff_t)(n - k);
+    while (lo < hi) {
+        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
+        float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                float tmp = a[i];
+                a[i++] = a[j];
+                a[j--] = tmp;
+            }
+        }
+        if (t <= j)
+            hi = j;
+        else if (t >= i)
+            lo = i;
+        else
+            return a[t];
+    }
+    return a[t];
+}
+
+/* The m coordinates of largest magnitude, in increasing order; ties at the
+ * threshold go to the lowest indices, so the choice is deterministic. */
+static void encode_topk(ohm_compress_t *z, const float *d, uint8_t *buf)
+{
+    uint32_t n = z->n, m = z->m;
+    for (uint32_t i = 0; i < n; i++)
+        z->mag[i] = fabsf(d[i]);
+    float t = kth_largest(z->mag, n, m);
+    uint32_t above = 0;
+    for (uint32_t i = 0; i < n; i++)
+        above += fabsf(d[i]) > t;
+    uint32_t ties = m - above, k = 0;
+    uint8_t *vals = buf + 4 * (size_t)m;
+    for (uint32_t i = 0; i < n && k < m; i++) {
+        float a = fabsf(d[i]);
+        if (a > t || (a == t && ties > 0 && ties--)) {
+            store32(buf + 4 * (size_t)k, i);
+            store16(vals + 2 * (size_t)k, ohm_bf16_from_float(d[i]));
+            k++;
+        }
+    }
+    assert(k == m);
+}
+
+/* m coordinates drawn uniformly without replacement, in increasing order
+ * (selection sampling, Knuth's Algorithm S). */
+static void encode_randk(ohm_compress_t *z, const float *d, uint32_t round, uint8_t *buf)
+{
+    uint32_t n = z->n, m = z->m, k = 0;
+    ohm_rng_t r;
+    ohm_rng_seed(&r, ohm_hash64(&round, sizeof round, z->seed), z->peer, OHM_STREAM_COMM);
+    uint8_t *vals = buf + 4 * (size_t)m;
+    for (uint32_t i = 0; i < n && k < m; i++)
+        if (ohm_rng_uniform(&r) * (double)(n - i) < (double)(m - k)) {
+            store32(buf + 4 * (size_t)k, i);
+            store16(vals + 2 * (size_t)k, ohm_bf16_from_float(d[i]));
+            k++;
+        }
+    assert(k == m);
+}
+
+void ohm_compress_encode(ohm_compress_t *z, const float *d, uint32_t round, uint8_t *buf,
+                         uint32_t *entries)
+{
+    assert(z && buf && entries && (d || z->n == 0));
+    *entries = 0;
+    switch (z->c) {
+    case OHM_COMPRESS_F16:
+        for (uint32_t i = 0; i < z->n; i++)
+            store16(buf + 2 * (size_t)i, ohm_f16_from_float(d[i]));
+        break;
+    case OHM_COMPRESS_BF16:
+        for (uint32_t i = 0; i < z->n; i++)
+            store16(buf + 2 * (size_t)i, ohm_bf16_from_float(d[i]));
+        break;
+    case OHM_COMPRESS_Q8:
+        encode_q8(d, z->n, buf);
+        break;
+    case OHM_COMPRESS_TOPK:
+        if (z->m) encode_topk(z, d, buf);
+        *entries = z->m;
+        break;
+    case OHM_COMPRESS_RANDK:
+        if (z->m) encode_randk(z, d, round, buf);
+        *entries = z->m;
+        break;
+    default:
+        assert(0 && "no compressor");
+    }
+}
+
+int ohm_compress_step(ohm_compress_t *z, const float *x, float *xhat, float *scratch,
+                      uint32_t round, uint8_t *buf, uint32_t *entries)
+{
+    for (uint32_t i = 0; i < z->n; i++) {
+        float v = x[i] - xhat[i];
+        scratch[i] = fabsf(v) <= FLT_MAX ? v : copysignf(FLT_MAX, v);
+    }
+    ohm_compress_encode(z, scratch, round, buf, entries);
+    return ohm_payload_apply(ohm_compress_kind(z->c), z->n, *entries, buf, xhat);
+}
+
+/* ---------------------------------------------------------------- censoring */
+
+int ohm_censor_skip(const ohm_censor_t *c, uint32_t round, uint32_t version, double dnorm,
+                    double xnorm)
+{
+    if (round < version || round - version > c->max_staleness) return 0;
+    double tau = c->tau0 * pow(c->decay, (double)round);
+    return dnorm <= tau * xnorm;
+}
+
+void ohm_compress_norms(const float *a, const float *b, size_t n, double *diff, double *norm)
+{
+    double s = 0, t = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        s += d * d;
+        t += (double)a[i] * (double)a[i];
+    }
+    *diff = sqrt(s);
+    *norm = sqrt(t);
+}

@@ -1,0 +1,274 @@
+/* ohm_payload: payload layouts, their checks and their application to a copy
+ * (see ohm_payload.h and docs/protocol.md, section "Payload kinds"). */
+#include "ohm_payload.h"
+
+#include "ohm_error.h"
+
+#include <assert.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+static const char *const kind_names[OHM_KIND_COUNT] = {"f32", "f16",    "bf16",
+                                                       "q8",  "sparse", "same"};
+
+const char *ohm_kind_name(ohm_kind_t k)
+{
+    assert(k >= 0 && k < OHM_KIND_COUNT);
+    return kind_names[k];
+}
+
+int ohm_kind_is_difference(ohm_kind_t k)
+{
+    return k == OHM_KIND_F16 || k == OHM_KIND_BF16 || k == OHM_KIND_Q8 || k == OHM_KIND_SPARSE;
+}
+
+size_t ohm_payload_size(uint32_t k, uint64_t n, uint64_t m)
+{
+    if (k >= OHM_KIND_COUNT || n > UINT32_MAX) return SIZE_MAX;
+    if (k == OHM_KIND_SPARSE ? m > n / 2 : m != 0) return SIZE_MAX;
+    switch ((ohm_kind_t)k) {
+    case OHM_KIND_F32:
+        return 4 * (size_t)n;
+    case OHM_KIND_F16:
+    case OHM_KIND_BF16:
+        return 2 * (size_t)n;
+    case OHM_KIND_Q8:
+        return 4 * (((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK) + (size_t)n;
+    case OHM_KIND_SPARSE:
+        return 6 * (size_t)m;
+    default:
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- bytes */
+
+static uint32_t load32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t load16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static float load_float(const uint8_t *p)
+{
+    uint32_t b = load32(p);
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* ---------------------------------------------------------------- 16-bit floats */
+
+uint16_t ohm_f16_from_float(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u);
+    if (ax >= 0x477ff000u) return sign | 0x7bffu; /* would round to Inf: saturate at 65504 */
+    if (ax < 0x38800000u) {
+        /* Below the smallest normal half, 2^-14: a multiple of 2^-24. Scaling
+         * by a power of two is exact; the default rounding is to nearest even. */
+        float a;
+        memcpy(&a, &ax, 4);
+        return sign | (uint16_t)lrintf(a * 16777216.0f);
+    }
+    uint32_t h = ((ax >> 23) - 112u) << 10 | (ax & 0x7fffffu) >> 13;
+    uint32_t rest = ax & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++; /* a carry moves the exponent */
+    return sign | (uint16_t)h;
+}
+
+float ohm_f16_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 0) {
+        float v = (float)m * 5.9604644775390625e-8f; /* m 2^-24, exact */
+        memcpy(&x, &v, 4);
+        x |= sign;
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | m << 13;
+    } else {
+        x = sign | (e + 112u) << 23 | m << 13;
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+uint16_t ohm_bf16_from_float(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(x >> 16 | 0x40u); /* NaN stays NaN */
+    if (ax == 0x7f800000u) return (uint16_t)(x >> 16);
+    uint32_t r = x + 0x7fffu + ((x >> 16) & 1u);
+    if ((r & 0x7f800000u) == 0x7f800000u) return (uint16_t)((x >> 16 & 0x8000u) | 0x7f7fu);
+    return (uint16_t)(r >> 16);
+}
+
+float ohm_bf16_to_float(uint16_t h)
+{
+    uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+int ohm_payload_check_structure(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p)
+{
+    if (k != OHM_KIND_SPARSE) return OHM_OK;
+    assert(p || m == 0);
+    uint64_t prev = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        uint32_t idx = load32(p + 4 * (size_t)j);
+        if (idx >= n)
+            return ohm_error_set(OHM_ERANGE, "wire: sparse entry %u: index %u, the model has %u", j,
+                                 idx, n);
+        if (j > 0 && idx <= prev)
+            return ohm_error_set(OHM_EFORMAT,
+                                 "wire: sparse entry %u: index %u after %llu (indices must "
+                                 "increase strictly)",
+                                 j, idx, (unsigned long long)prev);
+        prev = idx;
+    }
+    return OHM_OK;
+}
+
+/* The largest q8 scale: 128 of it is still finite. */
+#define Q8_SCALE_MAX (FLT_MAX / 128.0f)
+
+static int bad_value(size_t i)
+{
+    return ohm_error_set(OHM_ENONFINITE, "wire: payload value %zu is not finite", i);
+}
+
+int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p)
+{
+    switch (k) {
+    case OHM_KIND_F32:
+        for (size_t i = 0; i < n; i++)
+            if ((load32(p + 4 * i) & 0x7f800000u) == 0x7f800000u) return bad_value(i);
+        return OHM_OK;
+    case OHM_KIND_F16:
+        for (size_t i = 0; i < n; i++)
+            if ((load16(p + 2 * i) & 0x7c00u) == 0x7c00u) return bad_value(i);
+        return OHM_OK;
+    case OHM_KIND_BF16:
+        for (size_t i = 0; i < n; i++)
+            if ((load16(p + 2 * i) & 0x7f80u) == 0x7f80u) return bad_value(i);
+        return OHM_OK;
+    case OHM_KIND_Q8: {
+        size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
+        for (size_t b = 0; b < nb; b++) {
+            float s = load_float(p + 4 * b);
+            if (!(fabsf(s) <= Q8_SCALE_MAX))
+                return ohm_error_set(OHM_ENONFINITE,
+                                     "wire: q8 scale %zu is not finite or over %g (value %g)", b,
+                                     (double)Q8_SCALE_MAX, (double)s);
+        }
+        return OHM_OK;
+    }
+    case OHM_KIND_SPARSE: {
+        const uint8_t *v = p + 4 * (size_t)m;
+        for (size_t j = 0; j < m; j++)
+            if ((load16(v + 2 * j) & 0x7f80u) == 0x7f80u) return bad_value(j);
+        return OHM_OK;
+    }
+    default:
+        return OHM_OK;
+    }
+}
+
+/* ---------------------------------------------------------------- apply */
+
+/* Index of the first value of x[n] that is not finite, or SIZE_MAX. */
+static size_t first_nonfinite(const float *x, size_t n)
+{
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], 4);
+        acc |= (b & 0x7f800000u) + 0x00800000u; /* carries into bit 31 exactly for NaN/Inf */
+    }
+    if (!(acc & 0x80000000u)) return SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return SIZE_MAX;
+}
+
+int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, float *x)
+{
+    assert(x || n == 0);
+    /* Each decoded value is computed in its own statement before it is added:
+     * no compiler may fuse the two into one rounding (fp-contract works within
+     * an expression), so every host computes the same copy. */
+    switch (k) {
+    case OHM_KIND_F32:
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        for (size_t i = 0; i < n; i++)
+            x[i] = load_float(p + 4 * i);
+#else
+        memcpy(x, p, 4 * (size_t)n);
+#endif
+        break;
+    case OHM_KIND_F16:
+        for (size_t i = 0; i < n; i++) {
+            float v = ohm_f16_to_float(load16(p + 2 * i));
+            x[i] += v;
+        }
+        break;
+    case OHM_KIND_BF16:
+        for (size_t i = 0; i < n; i++) {
+            float v = ohm_bf16_to_float(load16(p + 2 * i));
+            x[i] += v;
+        }
+        break;
+    case OHM_KIND_Q8: {
+        size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
+        const int8_t *codes = (const int8_t *)(const void *)(p + 4 * nb);
+        for (size_t b = 0; b < nb; b++) {
+            float s = load_float(p + 4 * b);
+            size_t lo = b * OHM_Q8_BLOCK, hi = lo + OHM_Q8_BLOCK < n ? lo + OHM_Q8_BLOCK : n;
+            if (s == 0.0f) continue; /* adds only zeros */
+            for (size_t i = lo; i < hi; i++) {
+                float v = s * (float)codes[i];
+                x[i] += v;
+            }
+        }
+        break;
+    }
+    case OHM_KIND_SPARSE: {
+        const uint8_t *v = p + 4 * (size_t)m;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t i = load32(p + 4 * j);
+            assert(i < n);
+            float d = ohm_bf16_to_float(load16(v + 2 * j));
+            x[i] += d;
+        }
+        /* Only these coordinates changed. */
+        for (size_t j = 0; j < m; j++) {
+            uint32_t i = load32(p + 4 * j);
+            if (!isfinite(x[i]))
+                return ohm_error_set(OHM_ENONFINITE, "copy: coordinate %u is not finite", i);
+        }
+        return OHM_OK;
+    }
+    default:
+        return OHM_OK;
+    }
+    if (k == OHM_KIND_F32) return OHM_OK; /* checked before it was applied */
+    size_t bad = first_nonfinite(x, n);
+    if (bad != SIZE_MAX)
+        return ohm_error_set(OHM_ENONFINITE, "copy: coordinate %zu is not finite", bad);
+    return OHM_OK;
+}
