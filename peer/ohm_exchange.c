@@ -21,7 +21,9 @@ int ohm_exchange_send(ohm_peer_t *p, uint32_t type, uint32_t round, const float 
                         .from = p->id,
                         .round = round,
                         .fp = p->fp,
-                        .count = params ? (uint32_t)p->P : 0};
+                        .count = params ? (uint32_t)p->P : 0,
+                        .kind = OHM_KIND_F32,
+                        .base = type == OHM_MSG_MODEL ? round : 0};
     size_t cap = ohm_wire_max_size(m.count), len = 0;
     uint8_t *buf = malloc(cap);
     int rc = buf ? ohm_wire_encode(&m, params, buf, cap, &len)
@@ -83,8 +85,20 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f)
     /* A frame read after our link to it reconnected: the neighbour is back. */
     if (ohm_inbox_cut(p->inbox, i) && ohm_transport_link_up(p->tr, m.from))
         ohm_inbox_link_up(p->inbox, i);
+    if (m.type == OHM_MSG_SYNC) {
+        /* It lost its copy of ours; no position, no evidence. */
+        ohm_comm_sync_request(p, i);
+        ohm_frame_destroy(&f);
+        return;
+    }
     ohm_inbox_msg_t im = {.type = m.type, .round = m.round, .valid = 0};
-    if (m.type == OHM_MSG_MODEL) im.valid = ohm_wire_check_params(&m) == OHM_OK;
+    if (m.type == OHM_MSG_MODEL) {
+        im.valid = ohm_wire_check_params(&m) == OHM_OK;
+        /* "Unchanged" of a copy too old to use: the neighbour had to send. */
+        if (im.valid && m.kind == OHM_KIND_SAME && m.round - m.base > p->s.max_staleness)
+            im.valid = 0, im.too_stale = 1;
+        if (im.valid && m.round < p->round) ohm_comm_arrived_late(p, i, &m);
+    }
     int reply = ohm_inbox_feed(p->inbox, i, &im, f);
     if (reply) ohm_exchange_send(p, OHM_MSG_HELLO, p->round, NULL, &m.from, 1);
 }
@@ -166,7 +180,8 @@ int ohm_exchange_barrier(ohm_peer_t *p)
 }
 
 /* p->view[i]: neighbour i's parameters of this round, in place in its frame or
- * copied (unaligned payload), or NULL. They were checked on arrival. */
+ * copied (unaligned payload), or (comm on) its copy as this round's message
+ * left it; NULL when there is none. They were checked on arrival. */
 static void take_views(ohm_peer_t *p)
 {
     for (int i = 0; i < p->nn; i++) {
@@ -176,6 +191,10 @@ static void take_views(ohm_peer_t *p)
         ohm_wire_msg_t m;
         if (ohm_wire_decode(ohm_frame_data(f), ohm_frame_size(f), &p->expect, &m) != OHM_OK)
             continue; /* decoded on arrival: cannot fail on the same bytes */
+        if (p->comm_on || m.kind != OHM_KIND_F32) {
+            p->view[i] = ohm_comm_take(p, i, &m);
+            continue;
+        }
         p->view[i] = ohm_wire_params_in_place(&m);
         if (!p->view[i]) {
             ohm_wire_read_params(&m, p->nb_vec[i]);
@@ -276,5 +295,6 @@ int ohm_exchange_hold(ohm_peer_t *p)
 int ohm_exchange_byz_send(void *ctx, uint32_t type, uint32_t round, const float *params,
                           uint32_t target)
 {
+    if (type == OHM_MSG_MODEL) return ohm_comm_byz_send(ctx, round, params, target);
     return ohm_exchange_send(ctx, type, round, params, &target, 1);
 }

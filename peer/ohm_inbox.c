@@ -12,7 +12,7 @@
 
 static const char *const drop_names[OHM_DROP_COUNT] = {
     "truncated", "malformed",     "version", "other_run", "shape",     "range",  "too_big",
-    "nonfinite", "not_neighbour", "spoofed", "stale",     "duplicate", "future",
+    "nonfinite", "not_neighbour", "spoofed", "stale",     "duplicate", "future", "stale_copy",
 };
 
 typedef struct {
@@ -169,7 +169,7 @@ static void file_model(ohm_inbox_t *ib, nbr_t *b, const ohm_inbox_msg_t *m, void
         } else {
             b->got = 1;
             if (!m->valid || !payload) {
-                b->drops[OHM_DROP_NONFINITE]++;
+                b->drops[m->too_stale ? OHM_DROP_STALE_COPY : OHM_DROP_NONFINITE]++;
             } else {
                 b->cur = payload;
                 b->valid = 1;
@@ -177,7 +177,8 @@ static void file_model(ohm_inbox_t *ib, nbr_t *b, const ohm_inbox_msg_t *m, void
             }
         }
     } else if (!m->valid || !payload) {
-        b->drops[OHM_DROP_NONFINITE]++; /* never buffered: it is no evidence */
+        /* never buffered: it is no evidence */
+        b->drops[m->too_stale ? OHM_DROP_STALE_COPY : OHM_DROP_NONFINITE]++;
     } else if (m->round - r > (uint32_t)ib->o.future) {
         /* Beyond the window: keep only its latest, which is exactly the model
          * a catch-up to its round needs. Counted as dropped until used. */

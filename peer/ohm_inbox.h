@@ -50,6 +50,7 @@ typedef enum {
     OHM_DROP_STALE,
     OHM_DROP_DUPLICATE,
     OHM_DROP_FUTURE,
+    OHM_DROP_STALE_COPY, /* "unchanged" of a copy older than comm.max_staleness */
     OHM_DROP_COUNT
 } ohm_drop_t;
 
@@ -72,7 +73,9 @@ typedef struct {
 typedef struct {
     uint32_t type;  /* OHM_MSG_HELLO, OHM_MSG_MODEL or OHM_MSG_BYE (ohm_wire.h) */
     uint32_t round; /* the round it is stamped with */
-    int valid;      /* models: every parameter finite (anything else: ignored) */
+    int valid;      /* models: every value finite, and usable (anything else: ignored) */
+    int too_stale;  /* models, valid == 0: an "unchanged" that refers to a copy older than
+                       comm.max_staleness (dropped as stale_copy, not as nonfinite) */
 } ohm_inbox_msg_t;
 
 /* Per-neighbour accounting for the metrics. */

@@ -253,9 +253,12 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
     p->tmp = malloc(sizeof(float) * p->P);
     p->rows = calloc(nn1, sizeof *p->rows);
     p->weights = calloc(nn1, sizeof *p->weights);
-    p->idx = calloc((size_t)p->s.batch, sizeof *p->idx);
-    p->flipped = calloc((size_t)p->s.batch, sizeof *p->flipped);
-    p->trainbuf = ohm_batchbuf_new(p->data, p->s.batch);
+    /* The mini-batch grows with optimizer.batch_growth: buffers for the largest. */
+    p->batch_max =
+        ohm_settings_batch(&p->s, p->s.rounds ? p->s.rounds - 1 : 0, ohm_data_train_size(p->data));
+    p->idx = calloc((size_t)p->batch_max, sizeof *p->idx);
+    p->flipped = calloc((size_t)p->batch_max, sizeof *p->flipped);
+    p->trainbuf = ohm_batchbuf_new(p->data, p->batch_max);
     p->evalbuf = ohm_batchbuf_new(p->data, OHM_EVAL_CHUNK);
     size_t R = p->s.rounds ? p->s.rounds : 1;
     p->t_compute = calloc(R, sizeof(float));
@@ -271,6 +274,7 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
     p->run_id = derive_run_id(p);
     p->expect = (ohm_wire_expect_t){
         .run = p->run_id, .fp = p->fp, .count = (uint32_t)p->P, .max_from = (uint32_t)p->npeers};
+    if ((rc = ohm_comm_init(p))) goto fail;
     if ((rc = setup_network(p))) goto fail;
     if ((rc = ohm_metrics_open(p->path_metrics, &p->metrics))) goto fail;
     *out = p;
@@ -290,6 +294,7 @@ void ohm_peer_destroy(ohm_peer_t **pp)
         free(p->nb_vec[i]);
     /* The inbox's frames belong to the transport's context: release them first. */
     ohm_inbox_destroy(&p->inbox);
+    ohm_comm_free(p);
     free(p->nb_ids);
     free(p->nb_w);
     free(p->nb_byz);

@@ -4,13 +4,17 @@
  *   ohm_round.c     the round loop: adapt, send, receive, combine, write back
  *   ohm_exchange.c  messages: send, receive with deadlines, barrier, catch-up
  *   ohm_records.c   metrics lines, snapshots, checkpoints and resume
+ *   ohm_comm.c      public copies: censoring, compression, the neighbours' copies
  *   ohm_inbox.c     per-neighbour protocol state (its own unit, no peer state)
+ *   ohm_copies.c    per-neighbour copies of public models (its own unit)
  *   ohm_settings.c  the configuration resolved into typed fields */
 #ifndef OHM_PEER_IMPL_H
 #define OHM_PEER_IMPL_H
 
 #include "ohm_analog.h"
 #include "ohm_byzantine.h"
+#include "ohm_compress.h"
+#include "ohm_copies.h"
 #include "ohm_data.h"
 #include "ohm_inbox.h"
 #include "ohm_metrics.h"
@@ -65,6 +69,20 @@ struct ohm_peer {
     const float **view; /* this round's parameters per neighbour (NULL: none) */
     ohm_wire_expect_t expect;
     uint64_t run_id, fp;
+    /* public copies (ohm_comm.c; docs/protocol.md, section "Compressed gossip and censoring") */
+    int comm_on;            /* censoring or compression: copies are exchanged */
+    float *pub;             /* our public copy, as every neighbour holds it */
+    int64_t pub_version;    /* the round it was last changed in; -1 before the first send */
+    float *diff;            /* scratch: x - pub */
+    ohm_compress_t *comp;   /* NULL without compression */
+    ohm_copies_t *copies;   /* the neighbours' public copies, as we hold them */
+    uint8_t *need_whole;    /* per neighbour: it asked for our public copy whole */
+    int64_t *sync_asked;    /* per neighbour: the round we last asked it for its copy */
+    ohm_copies_t *byz_held; /* a Byzantine sender: what each neighbour holds of it */
+    uint8_t *byz_whole;     /* ... and which asked for it whole */
+    uint64_t comm_rounds, comm_censored, comm_whole_sent, comm_syncs_sent, comm_syncs_recv;
+    uint64_t comm_reused, comm_unsynced;
+    int batch_max; /* the largest mini-batch of the run (optimizer.batch_growth) */
     /* progress */
     uint32_t round;
     double loss_sum;
@@ -120,6 +138,39 @@ void ohm_exchange_advance(ohm_peer_t *p, uint32_t r);
 /* ohm_byz_send_fn for a Byzantine peer (ctx is the peer). */
 int ohm_exchange_byz_send(void *ctx, uint32_t type, uint32_t round, const float *params,
                           uint32_t target);
+
+/* ---- ohm_comm.c ---- */
+
+/* Allocates the public-copy state when comm is on (p->P, p->nn set).
+ * Errors: OHM_ENOMEM, OHM_EINVAL. */
+int ohm_comm_init(ohm_peer_t *p);
+/* Frees it (safe on a partly made peer). */
+void ohm_comm_free(ohm_peer_t *p);
+
+/* Sends this round's model x to every neighbour: the whole model, or (comm
+ * on) "unchanged", a compressed difference, or the public copy whole to a
+ * neighbour that asked for it. Errors as ohm_exchange_send. */
+int ohm_comm_send(ohm_peer_t *p, uint32_t round, const float *x);
+
+/* A Byzantine peer's model for `target`, stamped `round`: whole, or (comm on)
+ * as a compressed difference to what target holds of it. */
+int ohm_comm_byz_send(ohm_peer_t *p, uint32_t round, const float *x, uint32_t target);
+
+/* Neighbour i asked for our public copy whole (a sync message). */
+void ohm_comm_sync_request(ohm_peer_t *p, int i);
+
+/* A valid model of neighbour i stamped before our round arrived: applied to
+ * its copy when it is the next in its sequence (it is no longer filed). */
+void ohm_comm_arrived_late(ohm_peer_t *p, int i, const ohm_wire_msg_t *m);
+
+/* This round's view of neighbour i from its model message m (taken from the
+ * inbox): the copy it updates, or NULL when the message cannot be used (out
+ * of sync: then neighbour i is asked, at most every few rounds, for its copy
+ * whole). */
+const float *ohm_comm_take(ohm_peer_t *p, int i, const ohm_wire_msg_t *m);
+
+/* The comm counters in a metrics line (final: all of them). */
+void ohm_comm_metrics(const ohm_peer_t *p, ohm_metrics_t *m, int final);
 
 /* ---- ohm_records.c ---- */
 

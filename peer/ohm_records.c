@@ -288,6 +288,7 @@ int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
     ohm_metrics_int(m, "rounds_held", (int64_t)p->held);
     ohm_metrics_int(m, "rounds_timed_out", (int64_t)p->timed_out);
     ohm_metrics_double(m, "wall_s", ohm_peer_now() - p->t_start);
+    ohm_comm_metrics(p, m, final);
 
     if (final) {
         ohm_metrics_bool(m, "final", 1);

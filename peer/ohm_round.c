@@ -34,8 +34,10 @@ static int adapt(ohm_peer_t *p)
 {
     float lr = (float)ohm_settings_lr(&p->s, p->round);
     int flip = p->byz && ohm_byz_trains(p->byz);
+    int batch = ohm_settings_batch(&p->s, p->round, ohm_data_train_size(p->data));
+    if (batch > p->batch_max) batch = p->batch_max; /* the buffers' size: the run's largest */
     for (int s = 0; s < p->s.local_steps; s++) {
-        int nb = ohm_optim_sample(p->opt, &p->sampler, p->data, p->idx, p->s.batch);
+        int nb = ohm_optim_sample(p->opt, &p->sampler, p->data, p->idx, batch);
         const ohm_batch_t *b = ohm_data_train_batch(p->data, p->trainbuf, p->idx, nb);
         ohm_batch_t fb;
         if (flip && b->y) {
@@ -63,13 +65,16 @@ static int adapt(ohm_peer_t *p)
 
 /* out = Rule(own, received) with the weights of the neighbours that delivered;
  * the weight of those that did not goes to self so the weights still sum to 1.
- * A rule that cannot run on what arrived (too few inputs for its b) keeps our
- * own model and is counted; running out of memory is an error. */
+ * With public copies (comm on) the rule runs on copies, ours included, and
+ * out = own + gamma (Rule(pub, copies) - pub): the CHOCO-SGD consensus step,
+ * which keeps the average of the models where compression error would move
+ * it. A rule that cannot run on what arrived (too few inputs for its b) keeps
+ * our own model and is counted; running out of memory is an error. */
 static int combine(ohm_peer_t *p, const float *own)
 {
     int k = 0;
     double wself = 1.0;
-    p->rows[k] = own;
+    p->rows[k] = p->comm_on ? p->pub : own;
     p->weights[k++] = 0; /* filled below */
     for (int i = 0; i < p->nn; i++) {
         wself -= p->nb_w[i];
@@ -104,6 +109,11 @@ static int combine(ohm_peer_t *p, const float *own)
             p->byz_dropped += (uint64_t)(p->nb_byz[i] && (st.dropped_rows >> row & 1));
             row++;
         }
+    if (p->comm_on) {
+        float g = (float)p->s.gamma;
+        for (size_t i = 0; i < p->P; i++)
+            p->out[i] = own[i] + g * (p->out[i] - p->pub[i]);
+    }
     return OHM_OK;
 }
 
@@ -134,12 +144,10 @@ static int honest_round(ohm_peer_t *p, double *tc, double *tw, double *tb)
     if (p->s.order == OHM_ORDER_ATC) {
         if ((rc = adapt(p))) return rc;
         ohm_model_get_params(p->model, p->own);
-        if ((rc = ohm_exchange_send(p, OHM_MSG_MODEL, p->round, p->own, p->nb_ids, p->nn)))
-            return rc;
+        if ((rc = ohm_comm_send(p, p->round, p->own))) return rc;
     } else {
         ohm_model_get_params(p->model, p->own);
-        if ((rc = ohm_exchange_send(p, OHM_MSG_MODEL, p->round, p->own, p->nb_ids, p->nn)))
-            return rc;
+        if ((rc = ohm_comm_send(p, p->round, p->own))) return rc;
         if (p->s.order == OHM_ORDER_CONSENSUS) { /* the gradient at our own current point */
             if ((rc = adapt(p))) return rc;
             ohm_model_get_params(p->model, p->psi);

@@ -1,6 +1,7 @@
 /* ohm_settings: typed run settings, resolved once from the configuration. */
 #include "ohm_settings.h"
 
+#include "ohm_compress.h"
 #include "ohm_error.h"
 #include "ohm_inbox.h"
 #include "ohm_model.h"
@@ -42,10 +43,26 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
     s->hold_share = ohm_config_double(c, "net.hold_share");
     s->hold_burst_s = ohm_config_double(c, "net.hold_burst_s");
     s->test_subset = (size_t)ohm_config_int(c, "data.test_subset");
+    s->batch_growth = ohm_config_double(c, "optimizer.batch_growth");
+    s->censor = strcmp(ohm_config_str(c, "comm.censor"), "threshold") == 0;
+    s->tau0 = ohm_config_double(c, "comm.censor_tau0");
+    s->decay = ohm_config_double(c, "comm.censor_decay");
+    s->max_staleness = (uint32_t)ohm_config_int(c, "comm.max_staleness");
+    s->compress = ohm_compress_from_name(ohm_config_str(c, "comm.compress"));
+    s->ratio = ohm_config_double(c, "comm.ratio");
+    s->gamma = ohm_config_double(c, "comm.gamma");
+    if (s->gamma == 0) {
+        /* CHOCO's consensus step must be of the order of the compressor's
+         * quality: about ratio for a sparsifier (docs/protocol.md, section
+         * "Compressed gossip and censoring"). */
+        int sparse = s->compress == OHM_COMPRESS_TOPK || s->compress == OHM_COMPRESS_RANDK;
+        s->gamma = sparse ? fmin(1.0, 4.0 * s->ratio) : 1.0;
+    }
     /* The schema bounds what it can; these are checked here so a change of the
      * schema cannot make the loop run with an unchecked value. */
-    if ((int)s->order < 0 || (int)s->schedule < 0)
-        return ohm_error_set(OHM_EINVAL, "aggregate.order or optimizer.schedule: unknown value");
+    if ((int)s->order < 0 || (int)s->schedule < 0 || s->compress < 0)
+        return ohm_error_set(OHM_EINVAL,
+                             "aggregate.order, optimizer.schedule or comm.compress: unknown value");
     if (s->future > OHM_INBOX_MAX_FUTURE)
         return ohm_error_set(OHM_EINVAL, "net.future_rounds = %d: at most %d", s->future,
                              OHM_INBOX_MAX_FUTURE);
@@ -70,4 +87,17 @@ double ohm_settings_lr(const ohm_settings_t *s, uint32_t r)
         break;
     }
     return s->lr;
+}
+
+int ohm_settings_batch(const ohm_settings_t *s, uint32_t r, size_t cap)
+{
+    double b = s->batch_growth > 1 ? floor(s->batch * pow(s->batch_growth, (double)r)) : s->batch;
+    if (cap > 0 && b > (double)cap) b = (double)cap;
+    if (b > (double)INT32_MAX) b = (double)INT32_MAX;
+    return b < s->batch ? s->batch : (int)b;
+}
+
+int ohm_settings_copies(const ohm_settings_t *s)
+{
+    return s->censor || s->compress != OHM_COMPRESS_NONE;
 }

@@ -36,6 +36,14 @@ typedef struct {
     double hold_share, hold_burst_s;
     /* [data] */
     size_t test_subset;
+    /* [optimizer] batch growth (CSGD) */
+    double batch_growth;
+    /* [comm] (docs/protocol.md, section "Compressed gossip and censoring") */
+    int censor; /* comm.censor = threshold */
+    double tau0, decay;
+    uint32_t max_staleness;
+    int compress; /* ohm_compressor_t */
+    double ratio, gamma;
 } ohm_settings_t;
 
 /* Reads every field from cfg (already validated by its schema). Errors:
@@ -45,5 +53,12 @@ int ohm_settings_resolve(const ohm_config_t *cfg, ohm_settings_t *s);
 
 /* The step size of round r (0-based) under the schedule. */
 double ohm_settings_lr(const ohm_settings_t *s, uint32_t r);
+
+/* The mini-batch size of round r: batch growth^r, at most cap (the shard). */
+int ohm_settings_batch(const ohm_settings_t *s, uint32_t r, size_t cap);
+
+/* Whether peers exchange public copies (censoring or compression on) rather
+ * than whole models every round. */
+int ohm_settings_copies(const ohm_settings_t *s);
 
 #endif

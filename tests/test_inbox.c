@@ -500,3 +500,24 @@ Test(inbox, a_neighbour_with_a_strike_cannot_complete_a_catch_up_quorum)
     cr_expect_eq(ohm_inbox_catch_up(ib), -1, "but gives no evidence");
     done(&ib);
 }
+
+/* An "unchanged" that refers to a copy older than comm.max_staleness: the
+ * neighbour had to send. Dropped as stale_copy, no evidence, but it ends the
+ * wait for that neighbour like any invalid model of the round. */
+Test(inbox, a_too_stale_unchanged_is_dropped_and_no_evidence)
+{
+    ohm_inbox_t *ib = started(2, 4, 0, 100, 5);
+    ohm_inbox_msg_t m = {.type = OHM_MSG_MODEL, .round = 5, .valid = 0, .too_stale = 1};
+    ohm_inbox_feed(ib, 0, &m, tag(0, 5));
+    cr_expect_eq(stats(ib, 0).drops[OHM_DROP_STALE_COPY], 1);
+    cr_expect_eq(stats(ib, 0).drops[OHM_DROP_NONFINITE], 0);
+    cr_expect_null(ohm_inbox_model(ib, 0));
+    cr_expect_eq(ohm_inbox_waits_for(ib, 0), 0, "it spoke for this round");
+    cr_expect_eq(stats(ib, 0).evid, -1, "no evidence");
+    m.round = 7; /* a future one is never buffered */
+    ohm_inbox_feed(ib, 1, &m, tag(1, 7));
+    cr_expect_eq(stats(ib, 1).drops[OHM_DROP_STALE_COPY], 1);
+    cr_expect_eq(stats(ib, 1).evid, -1);
+    cr_expect_str_eq(ohm_drop_name(OHM_DROP_STALE_COPY), "stale_copy");
+    done(&ib);
+}

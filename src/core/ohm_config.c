@@ -157,6 +157,9 @@ static const key_def_t schema[] = {
          "SAGA table: one entry per example, or per fixed mini-batch (auto: per example when "
          "it fits saga_max_mb)"),
     INT_RANGE("optimizer.saga_max_mb", "256", 1, IMAX, "bound on a peer's SAGA table, MiB"),
+    DBL("optimizer.batch_growth", "1", B_LO, 1, 0,
+        "mini-batch size of round r: batch growth^r, at most the peer's shard (CSGD's "
+        "increasing batch; 1 = fixed)"),
 
     /* [train] */
     INT_RANGE("train.rounds", "100", 0, IMAX, "rounds to run"),
@@ -218,6 +221,26 @@ static const key_def_t schema[] = {
             "energy of one input conversion beyond read_cell_j, J (0: included there)"),
     DBL_GE0("energy.net_byte_j", "2.16e-4",
             "energy of one byte sent over the network, J (Aslan et al. 2018)"),
+
+    /* [comm] */
+    ENUM("comm.censor", "none", "none|threshold",
+         "threshold: send \"unchanged\" in a round where the model moved little since the "
+         "public copy was last sent (docs/protocol.md)"),
+    DBL_GE0("comm.censor_tau0", "0.01",
+            "censoring threshold at round 0, relative: unchanged when ||x - xhat|| <= tau0 "
+            "decay^round ||x||"),
+    DBL("comm.censor_decay", "0.999", B_LO | B_HI | B_LO_OPEN, 0, 1,
+        "factor per round of the censoring threshold"),
+    INT_RANGE("comm.max_staleness", "10", 1, IMAX,
+              "rounds a neighbour's copy may be reused; a censoring sender sends at least this "
+              "often"),
+    ENUM("comm.compress", "none", "none|f16|bf16|q8|topk|randk",
+         "send compressed differences to a public copy, with error feedback (CHOCO)"),
+    DBL("comm.ratio", "0.05", B_LO | B_HI | B_LO_OPEN, 0, 0.5,
+        "share of the coordinates topk and randk send each round"),
+    DBL("comm.gamma", "0", B_LO | B_HI, 0, 1,
+        "consensus step on copies: x <- x + gamma (Rule(xhat, copies) - xhat); 0 = 1 for "
+        "f16, bf16, q8 and censoring, min(1, 4 ratio) for topk and randk"),
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])

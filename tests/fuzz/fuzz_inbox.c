@@ -102,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2:
             m.round = some_round(&s, cur, rounds);
             m.valid = take(&s) % 4 != 0;
+            m.too_stale = !m.valid && take(&s) % 2; /* an "unchanged" too old to use */
             if (m.valid && (!has_claim[i] || m.round > claimed[i])) {
                 claimed[i] = m.round;
                 has_claim[i] = 1;
