@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ohm_error.h"
 #include "ohm_topology.h"
@@ -410,4 +411,68 @@ Test(topogen, hosts_file)
     cr_assert_eq(ohm_topogen_read_hosts(path, &h, &n), OHM_EPARSE);
     remove(path);
     cr_assert_eq(ohm_topogen_read_hosts(path, &h, &n), OHM_EIO);
+}
+
+/* ---- ports and the kernel's ephemeral range ---- */
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(topogen, ephemeral_range_is_read_and_checked)
+{
+    char path[] = "/tmp/ohm-range-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    int lo = 0, hi = 0;
+    write_text(path, "32768\t60999\n");
+    cr_assert_eq(ohm_topogen_ephemeral_range(path, &lo, &hi), OHM_OK);
+    cr_expect_eq(lo, 32768);
+    cr_expect_eq(hi, 60999);
+    const char *bad[] = {"", "32768\n", "x y\n", "60999 32768\n", "0 100\n", "1024 70000\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_text(path, bad[i]);
+        cr_expect_eq(ohm_topogen_ephemeral_range(path, &lo, &hi), OHM_EPARSE, "'%s'", bad[i]);
+    }
+    unlink(path);
+    cr_expect_eq(ohm_topogen_ephemeral_range(path, &lo, &hi), OHM_EIO);
+    cr_expect(strstr(ohm_error_detail(), path) != NULL, "%s", ohm_error_detail());
+}
+
+Test(topogen, port_span_and_a_safe_first_port)
+{
+    ohm_topogen_t g = {.kind = "ring", .n = 256};
+    int first, last;
+    ohm_topogen_port_span(&g, &first, &last);
+    cr_expect_eq(first, 27000);
+    cr_expect_eq(last, 27255);
+    g.port = 33000;
+    ohm_topogen_port_span(&g, &first, &last);
+    cr_expect_eq(last, 33255);
+    const char *hosts[] = {"a", "b", "c"};
+    g.hosts = hosts;
+    g.n_hosts = 3;
+    g.n = 8;
+    ohm_topogen_port_span(&g, &first, &last);
+    cr_expect_eq(last - first + 1, 3, "round-robin: ceil(8/3) ports per host");
+    g.tasks_per_node = 4;
+    g.n = 12;
+    ohm_topogen_port_span(&g, &first, &last);
+    cr_expect_eq(last - first + 1, 4, "block: tasks per node");
+
+    /* Debian's default range leaves 27000.. clear */
+    cr_expect_eq(ohm_topogen_safe_port(256, 32768, 60999), 27000);
+    cr_expect_eq(ohm_topogen_safe_port(4096, 32768, 60999), 27000);
+    /* a range from 20000: below it if the span fits, else above it */
+    cr_expect_eq(ohm_topogen_safe_port(256, 20000, 60999), 20000 - 256);
+    cr_expect_eq(ohm_topogen_safe_port(256, 1100, 60999), 61000);
+    cr_expect_eq(ohm_topogen_safe_port(256, 1024, 65535), 0, "no room at all");
+    /* the span ends right below the range */
+    int p = ohm_topogen_safe_port(100, 27050, 60000);
+    cr_expect_eq(p + 99, 27049);
 }

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -471,4 +472,38 @@ int ohm_topogen_read_hosts(const char *path, char ***hosts, int *n)
     *hosts = out.v;
     *n = out.n;
     return OHM_OK;
+}
+
+/* ---- ports ----------------------------------------------------------------- */
+
+int ohm_topogen_ephemeral_range(const char *path, int *lo, int *hi)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return ohm_error_set(OHM_EIO, "%s: %s", path, strerror(errno));
+    int a = 0, b = 0, got = fscanf(f, "%d %d", &a, &b);
+    fclose(f);
+    if (got != 2 || a < 1 || b > 65535 || a > b)
+        return ohm_error_set(OHM_EPARSE, "%s: expected two ports LO HI", path);
+    *lo = a;
+    *hi = b;
+    return OHM_OK;
+}
+
+void ohm_topogen_port_span(const ohm_topogen_t *g, int *first, int *last)
+{
+    int port0 = g->port ? g->port : DEFAULT_PORT, count = g->n;
+    if (g->n_hosts > 0)
+        count = g->tasks_per_node > 0 ? g->tasks_per_node : (g->n + g->n_hosts - 1) / g->n_hosts;
+    if (count < 1) count = 1;
+    *first = port0;
+    *last = port0 + count - 1;
+}
+
+int ohm_topogen_safe_port(int count, int lo, int hi)
+{
+    if (count < 1) count = 1;
+    if (DEFAULT_PORT + count - 1 < lo || DEFAULT_PORT > hi) return DEFAULT_PORT;
+    if (lo - count >= 1024) return lo - count;
+    if (hi + count <= 65535) return hi + 1;
+    return 0;
 }

@@ -164,4 +164,21 @@ int ohm_topogen_read_hosts(const char *path, char ***hosts, int *n);
 /* Frees a host list from the two functions above; NULL-safe; clears *hosts. */
 void ohm_topogen_free_hosts(char ***hosts, int n);
 
+/* Where Linux keeps the range of local ports it picks for outgoing connections. */
+#define OHM_EPHEMERAL_RANGE_FILE "/proc/sys/net/ipv4/ip_local_port_range"
+
+/* Reads that range ("LO HI") from path. Errors: OHM_EIO (no such file: not
+ * Linux, or a sandbox), OHM_EPARSE. A port inside it may be taken by any
+ * outgoing connection of the machine (a peer's own links among them) before
+ * the peer that owns it binds it. */
+int ohm_topogen_ephemeral_range(const char *path, int *lo, int *hi);
+
+/* The ports generated for g (its port, or the default when 0): first and last. */
+void ohm_topogen_port_span(const ohm_topogen_t *g, int *first, int *last);
+
+/* A first port for `count` consecutive ports clear of [lo, hi]: the default
+ * 27000 when its span is clear, else the highest start whose span ends below
+ * lo (not under 1024), else the port after hi; 0 when none fits. */
+int ohm_topogen_safe_port(int count, int lo, int hi);
+
 #endif

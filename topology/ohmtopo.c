@@ -41,8 +41,10 @@ static void usage(FILE *f)
             "  --byzantine B       mark B peers byzantine, chosen by the seed\n"
             "  --attack SPEC       their attack, NAME[:key=value,...]\n"
             "  --weights SCHEME    metropolis (default) | uniform\n"
-            "  --port P            first port (default 27000); peer i gets P+i, or with\n"
-            "                      several hosts consecutive ports per host from P\n"
+            "  --port P            first port (default 27000, or clear of the local ephemeral\n"
+            "                      port range when 27000.. is not); peer i gets P+i, or with\n"
+            "                      several hosts consecutive ports per host from P; a warning\n"
+            "                      when a port falls in the ephemeral range\n"
             "  --host H            host of every peer (default 127.0.0.1)\n"
             "  --hosts FILE        hosts, one per line ('#' comments); peers placed round-robin\n"
             "  --nodelist LIST     hosts as a SLURM node list, e.g. node[01-03,07],gpu5\n"
@@ -147,6 +149,35 @@ static int known_option(const char *a)
     return 0;
 }
 
+/* Ports in the kernel's ephemeral range may be taken by outgoing connections
+ * (the peers' own links among them) before their peer binds: without --port,
+ * pick a first port clear of it; with --port, warn. */
+static void check_ports(ohm_topogen_t *g)
+{
+    int lo, hi, first, last;
+    const char *file = getenv("OHMTOPO_PORT_RANGE_FILE");
+    if (!file) file = OHM_EPHEMERAL_RANGE_FILE;
+    if (ohm_topogen_ephemeral_range(file, &lo, &hi) != OHM_OK) return; /* not Linux: no range */
+    ohm_topogen_port_span(g, &first, &last);
+    if (last < lo || first > hi) return;
+    if (!g->port) {
+        int p = ohm_topogen_safe_port(last - first + 1, lo, hi);
+        if (p) {
+            g->port = p;
+            fprintf(stderr,
+                    "ohmtopo: ports %d..%d would fall in the ephemeral port range %d..%d (%s); "
+                    "using %d..%d\n",
+                    first, last, lo, hi, file, p, p + last - first);
+            return;
+        }
+    }
+    fprintf(stderr,
+            "ohmtopo: warning: ports %d..%d overlap the ephemeral port range %d..%d (%s): "
+            "outgoing connections may take them and a peer then fails to bind; use a --port "
+            "span below %d or above %d\n",
+            first, last, lo, hi, file, lo, hi);
+}
+
 static int cmd_gen(int argc, char **argv)
 {
     ohm_topogen_t g = {.seed = 1, .p = 0.5, .n = -1};
@@ -240,6 +271,7 @@ static int cmd_gen(int argc, char **argv)
     }
     g.hosts = (const char *const *)hosts;
     g.n_hosts = nh;
+    check_ports(&g);
     ohm_topology_t *t = NULL;
     rc = ohm_topology_generate(&g, &t);
     ohm_topogen_free_hosts(&hosts, nh);
