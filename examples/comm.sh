@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Fewer bytes per round: the demo (16 peers on a ring, Fashion-MNIST, MLP
+# 784-128-10, CURVE on) with whole models, with compressed gossip and with
+# censoring, each run into OUT/<name>, then one table of honest accuracy, bytes
+# sent, censored share and wall time (docs/results/comm.md).
+#   examples/comm.sh [OUT_DIR] [NAME...]   names: whole f16 q8 topk randk
+#                                          censor-0.02 censor-0.05 censor-0.1 q8-censor
+# Extra settings for every run: OHM_SET="--set train.rounds=1000 ..." in the
+# environment. Each run takes about a minute on two idle cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${OHM_BUILD:-build}
+if [ ! -x "$build/peer/ohmpeer" ]; then
+  bash tests/install-deps.sh
+  meson setup "$build" >/dev/null
+fi
+meson compile -C "$build" >/dev/null
+out=${1:-runs/comm}
+shift || true
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(whole f16 q8 topk randk censor-0.02 censor-0.05 censor-0.1 q8-censor)
+mkdir -p "$out"
+"$build/topology/ohmtopo" gen ring -n 16 --port "${OHM_PORT:-27300}" -o "$out/ring16.topo"
+
+settings() {
+  case "$1" in
+    whole) ;;
+    f16 | q8 | topk | randk) echo "--set comm.compress=$1" ;;
+    censor-*) echo "--set comm.censor=threshold --set comm.censor_tau0=${1#censor-}" ;;
+    q8-censor) echo "--set comm.compress=q8 --set comm.censor=threshold --set comm.censor_tau0=0.05" ;;
+    *) echo "unknown run '$1'" >&2; return 1 ;;
+  esac
+}
+
+for n in "${names[@]}"; do
+  s=$(settings "$n")
+  echo "== $n: $s ${OHM_SET:-} (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  # shellcheck disable=SC2086
+  "$build/peer/ohm-launch" --topology "$out/ring16.topo" --config examples/configs/demo.ini \
+    --out "$out/$n" --quiet $s ${OHM_SET:-} >"$out/$n.log" 2>&1 || {
+    echo "run $n failed; see $out/$n.log" >&2
+    exit 1
+  }
+done
+
+python3 - "$out" "${names[@]}" <<'PY'
+import glob, json, os, sys
+out, names = sys.argv[1], sys.argv[2:]
+def finals(d):
+    for path in sorted(glob.glob(os.path.join(d, "peer-*.jsonl"))):
+        lines = [json.loads(l) for l in open(path) if '"final":true' in l]
+        if lines:
+            yield lines[-1]
+rows, base = [], None
+for n in names:
+    f = list(finals(os.path.join(out, n)))
+    acc = [x["test_acc"] for x in f if not x.get("byzantine")]
+    sent = sum(x["bytes_sent"] for x in f)
+    rounds = sum(x.get("comm", {}).get("rounds", x["round"]) for x in f)
+    cens = sum(x.get("comm", {}).get("censored", 0) for x in f)
+    wall = max(x["wall_s"] for x in f)
+    if base is None:
+        base = sent
+    rows.append((n, sum(acc) / len(acc), min(acc), max(acc), sent, base / sent,
+                 cens / rounds if rounds else 0, wall, f[0]["round"]))
+print("| run | rounds | honest accuracy mean (min-max) | bytes sent | fewer bytes | censored | wall |")
+print("|---|---|---|---|---|---|---|")
+for n, m, lo, hi, sent, ratio, c, wall, r in rows:
+    print("| %s | %d | %.4f (%.4f-%.4f) | %.3g | %.1fx | %.1f%% | %.0f s |"
+          % (n, r, m, lo, hi, sent, ratio, 100 * c, wall))
+PY
