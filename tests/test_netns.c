@@ -3,7 +3,10 @@
  * private addresses, stand in for three machines of a LAN. Six peers (two per
  * namespace) run a ring with CURVE on; their result must match the same run on
  * loopback. A second test takes one namespace's link down for a number of
- * rounds and checks that everybody keeps running and rejoins.
+ * rounds and checks that everybody keeps running and rejoins. A third shapes
+ * every link to 100 Mbit/s (tc: netem with a 0.5 ms delay where the kernel has
+ * it, else a token bucket) and runs the ring with whole models and with
+ * compressed gossip over it (examples/lan-shaped.sh is the experiment).
  *
  * Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) and `ip`; skipped otherwise.
  * Everything created is named after this process and removed at the end, also
@@ -163,6 +166,78 @@ static void need_netns(const char *tag)
 static void fini(void)
 {
     net_teardown();
+}
+
+/* ---- shaping ------------------------------------------------------------- */
+
+static const char *find_tc(void)
+{
+    static const char *const c[] = {"/usr/sbin/tc", "/sbin/tc", "/usr/bin/tc", "/bin/tc"};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (access(c[i], X_OK) == 0) return c[i];
+    return NULL;
+}
+
+/* Runs a `tc` command line quietly; returns its exit status. */
+static int __attribute__((format(printf, 2, 3))) tccmd(const char *tc, const char *fmt, ...)
+{
+    char cmd[512];
+    int n = snprintf(cmd, sizeof cmd, "%s ", tc);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>/dev/null", sizeof cmd - strlen(cmd) - 1);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Shapes one device's egress: netem (rate and delay) when the kernel has it,
+ * else a token bucket at the rate, with a queue deep enough that TCP sees
+ * delay rather than loss. Returns 1 for netem, 0 for tbf, -1 for neither. */
+static int shape_dev(const char *tc, const char *ns, const char *dev, const char *rate,
+                     const char *delay)
+{
+    if (tccmd(tc, "-n %s qdisc replace dev %s root netem delay %s rate %s limit 100000", ns, dev,
+              delay, rate) == 0)
+        return 1;
+    if (tccmd(tc, "-n %s qdisc replace dev %s root tbf rate %s burst 256kb limit 16mb", ns, dev,
+              rate) == 0)
+        return 0;
+    return -1;
+}
+
+/* Every host's link shaped both ways (its eth0, and the switch's port to it).
+ * Returns 1 (netem), 0 (tbf only: no delay) or skips the test. */
+static int shape_links(const char *rate, const char *delay)
+{
+    const char *tc = find_tc();
+    if (!tc) cr_skip_test("`tc` is missing (Debian: iproute2); skipped");
+    int kind = 1;
+    for (int h = 0; h < NHOSTS; h++) {
+        char port[8];
+        snprintf(port, sizeof port, "p%d", h);
+        int a = shape_dev(tc, ns_host[h], "eth0", rate, delay);
+        int b = shape_dev(tc, ns_switch, port, rate, delay);
+        if (a < 0 || b < 0) cr_skip_test("this kernel has neither netem nor tbf; skipped");
+        kind = kind && a && b;
+    }
+    return kind;
+}
+
+/* Bytes the shaper of host h's eth0 has sent ("Sent N bytes" of `tc -s`). */
+static double shaped_bytes(int h)
+{
+    char cmd[256], line[512];
+    snprintf(cmd, sizeof cmd, "%s -n %s -s qdisc show dev eth0 2>/dev/null", find_tc(), ns_host[h]);
+    FILE *f = popen(cmd, "r");
+    double sent = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "Sent ");
+        if (p && sent < 0) sent = strtod(p + 5, NULL);
+    }
+    if (f) pclose(f);
+    return sent;
 }
 
 /* ---- runs --------------------------------------------------------------- */
@@ -540,5 +615,66 @@ Test(netns, partition_and_rejoin, .fini = fini)
               "peer 2 not back in step within 5 s of the heal (round %d, %.1f s)", j2, d2);
     cr_expect(j5 >= 0 && d5 < 5.0,
               "peer 5 not back in step within 5 s of the heal (round %d, %.1f s)", j5, d5);
+    ohm_test_rmdir(dir);
+}
+
+/* Six peers on three hosts whose links are shaped to 100 Mbit/s: the ring
+ * learns over them with whole models and with compressed gossip (topk), to
+ * the same accuracy; every byte the peers of a host send passes its shaper.
+ * The wall times are reported, not asserted (the experiment with the demo's
+ * model is examples/lan-shaped.sh). */
+Test(netns, shaped_links_carry_whole_and_compressed_models, .fini = fini)
+{
+    need_netns("c");
+    int netem = shape_links("100mbit", "0.5ms");
+    char dir[128], topo[256], out[2][256];
+    ohm_test_tmpdir(dir, sizeof dir, "netns-shaped");
+    make_keys(dir);
+    snprintf(topo, sizeof topo, "%s/lan.topo", dir);
+    const char *hosts[NHOSTS] = {addr[0], addr[1], addr[2]};
+    write_topology(topo, dir, hosts, NHOSTS, PORT);
+    /* 134 KB per model: about 11 ms per message on a 100 Mbit/s link */
+    const char *whole[] = {"train.rounds=100", "train.eval_every=50",        "data.dim=256",
+                           "model.hidden=128", "net.round_timeout_ms=10000", NULL};
+    const char *topk[] = {"train.rounds=100",
+                          "train.eval_every=50",
+                          "data.dim=256",
+                          "model.hidden=128",
+                          "net.round_timeout_ms=10000",
+                          "comm.compress=topk",
+                          NULL};
+    const char *const *runs[2] = {whole, topk};
+    double acc[2], wall[2] = {0, 0}, sent[2] = {0, 0};
+    for (int r = 0; r < 2; r++) {
+        snprintf(out[r], sizeof out[r], "%s/out-%s", dir, r ? "topk" : "whole");
+        mkdir(out[r], 0755);
+        double before = 0;
+        for (int h = 0; h < NHOSTS; h++)
+            before += shaped_bytes(h);
+        pid_t pids[NPEERS];
+        for (int i = 0; i < NPEERS; i++)
+            pids[i] = start_peer(ns_of(i), topo, i, out[r], runs[r]);
+        wait_all(out[r], pids, 120000);
+        acc[r] = honest_mean_acc(out[r], 100);
+        double shaped = -before;
+        for (int h = 0; h < NHOSTS; h++)
+            shaped += shaped_bytes(h);
+        for (int i = 0; i < NPEERS; i++) {
+            double w = 0, b = 0;
+            ohm_test_final(out[r], i, "wall_s", &w);
+            ohm_test_final(out[r], i, "bytes_sent", &b);
+            if (w > wall[r]) wall[r] = w;
+            sent[r] += b;
+        }
+        cr_expect_geq(shaped, sent[r], "%s: the shapers passed %.0f bytes, the peers sent %.0f",
+                      r ? "topk" : "whole", shaped, sent[r]);
+    }
+    cr_log_info("shaped links (100 Mbit/s, %s): whole models %.1f s, %.3g bytes, acc %.4f; "
+                "topk %.1f s, %.3g bytes, acc %.4f",
+                netem ? "netem, 0.5 ms delay" : "tbf, no delay: no netem here", wall[0], sent[0],
+                acc[0], wall[1], sent[1], acc[1]);
+    cr_expect_gt(acc[0], 0.5, "the shaped run did not learn (%.4f)", acc[0]);
+    cr_expect_geq(acc[1], acc[0] - 0.03, "topk %.4f, whole %.4f", acc[1], acc[0]);
+    cr_expect_lt(sent[1], sent[0] / 5, "topk sent %.3g bytes, whole models %.3g", sent[1], sent[0]);
     ohm_test_rmdir(dir);
 }
