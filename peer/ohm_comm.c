@@ -78,7 +78,8 @@ static ohm_wire_msg_t model_msg(const ohm_peer_t *p, uint32_t round, ohm_kind_t 
 /* A message buffer with the header of m written; *off: where its payload goes. */
 static uint8_t *start_msg(const ohm_wire_msg_t *m, size_t *off, size_t *len)
 {
-    size_t cap = ohm_wire_max_size(m->count);
+    /* the widest header of any message, and this payload */
+    size_t cap = ohm_wire_max_size(0) + ohm_payload_size(m->kind, m->count, m->entries);
     uint8_t *buf = malloc(cap);
     if (!buf) {
         ohm_error_set(OHM_ENOMEM, "message buffer of %zu bytes", cap);

@@ -262,11 +262,12 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
     p->evalbuf = ohm_batchbuf_new(p->data, OHM_EVAL_CHUNK);
     size_t R = p->s.rounds ? p->s.rounds : 1;
     p->t_compute = calloc(R, sizeof(float));
+    p->t_send = calloc(R, sizeof(float));
     p->t_wait = calloc(R, sizeof(float));
     p->t_combine = calloc(R, sizeof(float));
     p->t_round = calloc(R, sizeof(float));
     if (!p->own || !p->psi || !p->out || !p->tmp || !p->rows || !p->weights || !p->idx ||
-        !p->flipped || !p->trainbuf || !p->evalbuf || !p->t_compute || !p->t_wait ||
+        !p->flipped || !p->trainbuf || !p->evalbuf || !p->t_compute || !p->t_send || !p->t_wait ||
         !p->t_combine || !p->t_round)
         goto oom;
     ohm_sampler_init(&p->sampler, p->s.seed, p->id);
@@ -318,6 +319,7 @@ void ohm_peer_destroy(ohm_peer_t **pp)
     free(p->idx);
     free(p->flipped);
     free(p->t_compute);
+    free(p->t_send);
     free(p->t_wait);
     free(p->t_combine);
     free(p->t_round);

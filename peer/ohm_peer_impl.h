@@ -89,7 +89,7 @@ struct ohm_peer {
     long loss_n;
     double t_start;
     double startup_deadline; /* until then, a neighbour heard at start-up is waited for */
-    float *t_compute, *t_wait, *t_combine, *t_round;
+    float *t_compute, *t_send, *t_wait, *t_combine, *t_round;
     ohm_metrics_t *metrics;
     uint64_t rule_discarded, rule_clipped, rule_fallbacks;
     uint64_t byz_rows, byz_dropped; /* Byzantine neighbours' models the rule saw / dropped */

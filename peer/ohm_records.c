@@ -6,6 +6,7 @@
 #include "ohm_ckpt.h"
 #include "ohm_error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -114,6 +115,41 @@ static long rss_max_kb(void)
         if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
     if (f) fclose(f);
     return kb;
+}
+
+/* CPU seconds of this process's main thread (the round loop) and of its
+ * other threads (ZeroMQ's I/O thread: CURVE encryption, TCP; the ZAP
+ * handler), from /proc/self/task. -1 where there is no /proc. */
+static int thread_cpu(double *main_s, double *other_s)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    long tick = sysconf(_SC_CLK_TCK);
+    pid_t self = getpid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], buf[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* After "(comm)": state and 10 more fields, then utime and stime in ticks. */
+        const char *q = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        if (!q ||
+            sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        double s = (double)(ut + st) / (double)(tick > 0 ? tick : 100);
+        if (atol(e->d_name) == (long)self)
+            *main_s += s;
+        else
+            *other_s += s;
+    }
+    closedir(d);
+    return 0;
 }
 
 static int ensure_dir(const char *d)
@@ -294,10 +330,16 @@ int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
         ohm_metrics_bool(m, "final", 1);
         ohm_metrics_double(m, "round_ms_median", median_ms(p->t_round, timed));
         ohm_metrics_double(m, "compute_ms_median", median_ms(p->t_compute, timed));
+        ohm_metrics_double(m, "send_ms_median", median_ms(p->t_send, timed));
         ohm_metrics_double(m, "wait_ms_median", median_ms(p->t_wait, timed));
         ohm_metrics_double(m, "combine_ms_median", median_ms(p->t_combine, timed));
         ohm_metrics_double(m, "hold_s", p->hold_s);
         ohm_metrics_int(m, "rss_max_kb", rss_max_kb());
+        double cpu_main = 0, cpu_io = 0;
+        if (thread_cpu(&cpu_main, &cpu_io) == 0) {
+            ohm_metrics_double(m, "cpu_main_s", cpu_main);
+            ohm_metrics_double(m, "cpu_io_s", cpu_io);
+        }
         transport_json(&ts, m);
         neighbours_json(p, m);
         analog_json(p, m);

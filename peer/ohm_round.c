@@ -137,17 +137,27 @@ static int byzantine_round(ohm_peer_t *p)
     return src ? src : rc;
 }
 
-static int honest_round(ohm_peer_t *p, double *tc, double *tw, double *tb)
+/* Encodes and sends the round's model; *ts: the time it took (encoding,
+ * compression, handing to the transport; encryption runs on ZeroMQ's threads). */
+static int timed_send(ohm_peer_t *p, double *ts)
+{
+    double t = ohm_peer_now();
+    int rc = ohm_comm_send(p, p->round, p->own);
+    *ts = ohm_peer_now() - t;
+    return rc;
+}
+
+static int honest_round(ohm_peer_t *p, double *tc, double *ts, double *tw, double *tb)
 {
     double t0 = ohm_peer_now();
     int rc;
     if (p->s.order == OHM_ORDER_ATC) {
         if ((rc = adapt(p))) return rc;
         ohm_model_get_params(p->model, p->own);
-        if ((rc = ohm_comm_send(p, p->round, p->own))) return rc;
+        if ((rc = timed_send(p, ts))) return rc;
     } else {
         ohm_model_get_params(p->model, p->own);
-        if ((rc = ohm_comm_send(p, p->round, p->own))) return rc;
+        if ((rc = timed_send(p, ts))) return rc;
         if (p->s.order == OHM_ORDER_CONSENSUS) { /* the gradient at our own current point */
             if ((rc = adapt(p))) return rc;
             ohm_model_get_params(p->model, p->psi);
@@ -166,7 +176,7 @@ static int honest_round(ohm_peer_t *p, double *tc, double *tw, double *tb)
     if (p->s.order == OHM_ORDER_CTA && (rc = adapt(p))) /* adapt from the combined point */
         return rc;
     double t4 = ohm_peer_now();
-    *tc = (t1 - t0) + (t4 - t3);
+    *tc = (t1 - t0) - *ts + (t4 - t3);
     *tw = t2 - t1;
     *tb = t3 - t2;
     return stop;
@@ -183,9 +193,9 @@ int ohm_peer_run(ohm_peer_t *p)
     uint32_t timed = 0;
     while (p->round < p->s.rounds) {
         ohm_exchange_catch_up(p);
-        double t0 = ohm_peer_now(), tc = 0, tw = 0, tb = 0;
+        double t0 = ohm_peer_now(), tc = 0, ts = 0, tw = 0, tb = 0;
         int r = ohm_exchange_hold(p);
-        if (!r) r = byz_sender ? byzantine_round(p) : honest_round(p, &tc, &tw, &tb);
+        if (!r) r = byz_sender ? byzantine_round(p) : honest_round(p, &tc, &ts, &tw, &tb);
         if (r && r != OHM_EINTR) {
             rc = r;
             goto finish;
@@ -193,6 +203,7 @@ int ohm_peer_run(ohm_peer_t *p)
         if (timed < p->s.rounds) {
             p->t_round[timed] = (float)(ohm_peer_now() - t0);
             p->t_compute[timed] = (float)tc;
+            p->t_send[timed] = (float)ts;
             p->t_wait[timed] = (float)tw;
             p->t_combine[timed] = (float)tb;
             timed++;
