@@ -137,7 +137,7 @@ int ohm_comm_send(ohm_peer_t *p, uint32_t round, const float *x)
         return send_whole(p, round, round, p->pub, p->nb_ids, p->nn);
     }
     double dn = 0, xn = 0;
-    ohm_compress_norms(x, p->pub, p->P, &dn, &xn);
+    if (p->s.censor) ohm_compress_norms(x, p->pub, p->P, &dn, &xn);
     ohm_censor_t cen = {p->s.tau0, p->s.decay, p->s.max_staleness};
     uint8_t *buf = NULL;
     size_t len = 0, off = 0;
@@ -267,7 +267,8 @@ const float *ohm_comm_take(ohm_peer_t *p, int i, const ohm_wire_msg_t *m)
 
 void ohm_comm_metrics(const ohm_peer_t *p, ohm_metrics_t *m, int final)
 {
-    if (!p->comm_on) return;
+    /* With comm off only a neighbour configured otherwise makes these count. */
+    if (!p->comm_on && !p->comm_unsynced) return;
     ohm_metrics_int(m, "censored", (int64_t)p->comm_censored);
     if (!final) return;
     char buf[512];
