@@ -53,10 +53,13 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
     s->gamma = ohm_config_double(c, "comm.gamma");
     if (s->gamma == 0) {
         /* CHOCO's consensus step must be of the order of the compressor's
-         * quality: about ratio for a sparsifier (docs/protocol.md, section
-         * "Compressed gossip and censoring"). */
-        int sparse = s->compress == OHM_COMPRESS_TOPK || s->compress == OHM_COMPRESS_RANDK;
-        s->gamma = sparse ? fmin(1.0, 4.0 * s->ratio) : 1.0;
+         * quality: ratio for randk, which keeps that share of the difference's
+         * energy on average, a few times more for topk, which keeps the
+         * largest coordinates (docs/protocol.md, section "Compressed gossip and
+         * censoring"). */
+        s->gamma = s->compress == OHM_COMPRESS_TOPK    ? fmin(1.0, 4.0 * s->ratio)
+                   : s->compress == OHM_COMPRESS_RANDK ? s->ratio
+                                                       : 1.0;
     }
     /* The schema bounds what it can; these are checked here so a change of the
      * schema cannot make the loop run with an unchecked value. */

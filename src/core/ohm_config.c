@@ -240,7 +240,7 @@ static const key_def_t schema[] = {
         "share of the coordinates topk and randk send each round"),
     DBL("comm.gamma", "0", B_LO | B_HI, 0, 1,
         "consensus step on copies: x <- x + gamma (Rule(xhat, copies) - xhat); 0 = 1 for "
-        "f16, bf16, q8 and censoring, min(1, 4 ratio) for topk and randk"),
+        "f16, bf16, q8 and censoring, min(1, 4 ratio) for topk, ratio for randk"),
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
