@@ -2,11 +2,14 @@
 # Fewer bytes per round: the demo (16 peers on a ring, Fashion-MNIST, MLP
 # 784-128-10, CURVE on) with whole models, with compressed gossip and with
 # censoring, each run into OUT/<name>, then one table of honest accuracy, bytes
-# sent, censored share and wall time (docs/results/comm.md).
+# sent, censored share, median round time, largest peak RSS and wall time
+# (docs/results/comm.md).
 #   examples/comm.sh [OUT_DIR] [NAME...]   names: whole f16 q8 topk randk
 #                                          censor-0.02 censor-0.05 censor-0.1 q8-censor
-# Extra settings for every run: OHM_SET="--set train.rounds=1000 ..." in the
-# environment. Each run takes about a minute on two idle cores.
+# Environment: OHM_PEERS (16) and OHM_KIND (ring; e.g. exp) for another graph,
+# OHM_SET="--set train.rounds=1000 ..." for every run, OHM_PORT (first port).
+# Each run of the demo takes about a minute on two idle cores; 256 peers on
+# the exponential graph take seconds per round with whole models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${OHM_BUILD:-build}
@@ -20,7 +23,10 @@ shift || true
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(whole f16 q8 topk randk censor-0.02 censor-0.05 censor-0.1 q8-censor)
 mkdir -p "$out"
-"$build/topology/ohmtopo" gen ring -n 16 --port "${OHM_PORT:-27300}" -o "$out/ring16.topo"
+topo="$out/${OHM_KIND:-ring}${OHM_PEERS:-16}.topo"
+port=()
+[ -z "${OHM_PORT:-}" ] || port=(--port "$OHM_PORT")
+"$build/topology/ohmtopo" gen "${OHM_KIND:-ring}" -n "${OHM_PEERS:-16}" "${port[@]}" -o "$topo"
 
 settings() {
   case "$1" in
@@ -36,7 +42,7 @@ for n in "${names[@]}"; do
   s=$(settings "$n")
   echo "== $n: $s ${OHM_SET:-} (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   # shellcheck disable=SC2086
-  "$build/peer/ohm-launch" --topology "$out/ring16.topo" --config examples/configs/demo.ini \
+  "$build/peer/ohm-launch" --topology "$topo" --config examples/configs/demo.ini \
     --out "$out/$n" --quiet $s ${OHM_SET:-} >"$out/$n.log" 2>&1 || {
     echo "run $n failed; see $out/$n.log" >&2
     exit 1
@@ -44,7 +50,7 @@ for n in "${names[@]}"; do
 done
 
 python3 - "$out" "${names[@]}" <<'PY'
-import glob, json, os, sys
+import glob, json, os, statistics, sys
 out, names = sys.argv[1], sys.argv[2:]
 def finals(d):
     for path in sorted(glob.glob(os.path.join(d, "peer-*.jsonl"))):
@@ -59,13 +65,16 @@ for n in names:
     rounds = sum(x.get("comm", {}).get("rounds", x["round"]) for x in f)
     cens = sum(x.get("comm", {}).get("censored", 0) for x in f)
     wall = max(x["wall_s"] for x in f)
+    rmed = statistics.median(x["round_ms_median"] for x in f)
+    rss = max(x["rss_max_kb"] for x in f) / 1024.0
     if base is None:
         base = sent
     rows.append((n, sum(acc) / len(acc), min(acc), max(acc), sent, base / sent,
-                 cens / rounds if rounds else 0, wall, f[0]["round"]))
-print("| run | rounds | honest accuracy mean (min-max) | bytes sent | fewer bytes | censored | wall |")
-print("|---|---|---|---|---|---|---|")
-for n, m, lo, hi, sent, ratio, c, wall, r in rows:
-    print("| %s | %d | %.4f (%.4f-%.4f) | %.3g | %.1fx | %.1f%% | %.0f s |"
-          % (n, r, m, lo, hi, sent, ratio, 100 * c, wall))
+                 cens / rounds if rounds else 0, rmed, rss, wall, f[0]["round"]))
+print("| run | rounds | honest accuracy mean (min-max) | bytes sent | fewer bytes | censored "
+      "| round median | RSS max | wall |")
+print("|---|---|---|---|---|---|---|---|---|")
+for n, m, lo, hi, sent, ratio, c, rmed, rss, wall, r in rows:
+    print("| %s | %d | %.4f (%.4f-%.4f) | %.3g | %.1fx | %.1f%% | %.0f ms | %.1f MB | %.0f s |"
+          % (n, r, m, lo, hi, sent, ratio, 100 * c, rmed, rss, wall))
 PY
