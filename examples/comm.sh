@@ -7,17 +7,16 @@
 #   examples/comm.sh [OUT_DIR] [NAME...]   names: whole f16 q8 topk randk
 #                                          censor-0.02 censor-0.05 censor-0.1 q8-censor
 # Environment: OHM_PEERS (16) and OHM_KIND (ring; e.g. exp) for another graph,
-# OHM_SET="--set train.rounds=1000 ..." for every run, OHM_PORT (first port).
+# OHM_SET="--set train.rounds=1000 ..." for every run, OHM_PORT (first port),
+# OHM_BUILD (the build folder; default: the first that holds the tools).
 # Each run of the demo takes about a minute on two idle cores; 256 peers on
 # the exponential graph take seconds per round with whole models.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-build=${OHM_BUILD:-build}
-if [ ! -x "$build/peer/ohmpeer" ]; then
-  bash tests/install-deps.sh
-  meson setup "$build" >/dev/null
-fi
-meson compile -C "$build" >/dev/null
+. "$(dirname "$0")/lib.sh"
+ohm_init comm
+case ${1:-} in -h | --help) ohm_help ;; esac
+cd "$OHM_ROOT"
+ohm_build "" peer/ohmpeer topology/ohmtopo
 out=${1:-runs/comm}
 shift || true
 names=("$@")
@@ -26,7 +25,7 @@ mkdir -p "$out"
 topo="$out/${OHM_KIND:-ring}${OHM_PEERS:-16}.topo"
 port=()
 [ -z "${OHM_PORT:-}" ] || port=(--port "$OHM_PORT")
-"$build/topology/ohmtopo" gen "${OHM_KIND:-ring}" -n "${OHM_PEERS:-16}" "${port[@]}" -o "$topo"
+"$OHMTOPO" gen "${OHM_KIND:-ring}" -n "${OHM_PEERS:-16}" "${port[@]}" -o "$topo"
 
 settings() {
   case "$1" in
@@ -42,7 +41,7 @@ for n in "${names[@]}"; do
   s=$(settings "$n")
   echo "== $n: $s ${OHM_SET:-} (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   # shellcheck disable=SC2086
-  "$build/peer/ohm-launch" --topology "$topo" --config examples/configs/demo.ini \
+  "$OHM_LAUNCH" --topology "$topo" --config examples/configs/demo.ini \
     --out "$out/$n" --quiet $s ${OHM_SET:-} >"$out/$n.log" 2>&1 || {
     echo "run $n failed; see $out/$n.log" >&2
     exit 1

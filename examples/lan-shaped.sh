@@ -11,22 +11,19 @@
 #   names: whole q8 topk censor q8-censor (default: all but q8-censor)
 #   environment: OHM_PEERS (8; 6-16 make sense), OHM_HOSTS (4), OHM_KIND (ring),
 #     OHM_RATE (100mbit), OHM_DELAY (0.5ms), OHM_ROUNDS (1500), OHM_EVAL (50),
-#     OHM_TARGET (0.82), OHM_SET (extra --set options for every run)
+#     OHM_TARGET (0.82), OHM_SET (extra --set options for every run), OHM_BUILD
 # Needs root (network namespaces, tc), iproute2, and the build (made if missing).
 # Everything it creates is named after its pid and removed on exit.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "lan-shaped.sh: needs root (ip netns, tc)" >&2; exit 2; }
-command -v ip >/dev/null && command -v tc >/dev/null ||
-  { echo "lan-shaped.sh: needs ip and tc (Debian: iproute2)" >&2; exit 2; }
-build=${OHM_BUILD:-build}
-if [ ! -x "$build/peer/ohmpeer" ]; then
-  bash tests/install-deps.sh
-  meson setup "$build" >/dev/null
-fi
-meson compile -C "$build" >/dev/null
-ohmpeer=$(realpath "$build/peer/ohmpeer")
-ohmtopo=$(realpath "$build/topology/ohmtopo")
+. "$(dirname "$0")/lib.sh"
+ohm_init lan-shaped
+case ${1:-} in -h | --help) ohm_help ;; esac
+cd "$OHM_ROOT"
+[ "$(id -u)" -eq 0 ] || ohm_usage_error "needs root (ip netns, tc)"
+command -v ip >/dev/null && command -v tc >/dev/null || ohm_die "needs ip and tc (Debian: iproute2)"
+ohm_build "" peer/ohmpeer topology/ohmtopo
+ohmpeer=$OHMPEER
+ohmtopo=$OHMTOPO
 
 out=${1:-runs/lan-shaped}
 shift || true
@@ -90,9 +87,7 @@ chmod 700 "$out/keys"
 for ((i = 0; i < N; i++)); do
   [ -f "$out/keys/peer-$i.key" ] || "$ohmpeer" keygen --out "$out/keys/peer-$i" >/dev/null 2>&1
 done
-awk -v keys="$out/keys" '
-  $1 == "peer" { f = keys "/peer-" $2 ".pub"; getline k < f; close(f); $0 = $0 " key=" k }
-  { print }' "$out/plain.topo" >"$out/lan.topo"
+"$ohmtopo" edit "$out/plain.topo" --keys "$out/keys" -o "$out/lan.topo"
 
 settings() {
   case "$1" in
