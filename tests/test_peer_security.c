@@ -228,13 +228,15 @@ typedef struct {
     uint64_t v, type, run, from, round, fp, n;
 } fields_t;
 
-/* The eight-key map of the wire format with arbitrary values; p holds p_len bytes. */
+/* The eleven-key map of the wire format with arbitrary values, a whole f32
+ * model (kind 0, b = the round, no sparse entries); p holds p_len bytes. */
 static void mp_message(mp_t *m, const fields_t *f, const void *p, size_t p_len)
 {
-    mp_byte(m, 0x88);
-    const char *names[] = {"v", "type", "run", "from", "round", "fp", "n"};
-    const uint64_t vals[] = {f->v, f->type, f->run, f->from, f->round, f->fp, f->n};
-    for (int i = 0; i < 7; i++) {
+    mp_byte(m, 0x8b);
+    const char *names[] = {"v", "type", "run", "from", "round", "fp", "n", "k", "b", "m"};
+    const uint64_t b = f->type == OHM_MSG_MODEL ? f->round : 0;
+    const uint64_t vals[] = {f->v, f->type, f->run, f->from, f->round, f->fp, f->n, 0, b, 0};
+    for (int i = 0; i < 10; i++) {
         mp_str(m, names[i]);
         mp_uint(m, vals[i]);
     }
@@ -456,10 +458,11 @@ static void send_garbage(ohm_transport_t *t, const fields_t *ok, const float *go
     m.n = 0;
 
     /* malformed x3: round as a string; from as a float; an array instead of a map. */
-    mp_byte(&m, 0x88);
-    const char *names[] = {"v", "type", "run", "from", "round", "fp", "n"};
-    const uint64_t vals[] = {ok->v, ok->type, ok->run, ok->from, ok->round, ok->fp, ok->n};
-    for (int i = 0; i < 7; i++) {
+    mp_byte(&m, 0x8b);
+    const char *names[] = {"v", "type", "run", "from", "round", "fp", "n", "k", "b", "m"};
+    const uint64_t vals[] = {ok->v,  ok->type, ok->run, ok->from,  ok->round,
+                             ok->fp, ok->n,    0,       ok->round, 0};
+    for (int i = 0; i < 10; i++) {
         mp_str(&m, names[i]);
         if (i == 4)
             mp_str(&m, "two");
@@ -470,8 +473,8 @@ static void send_garbage(ohm_transport_t *t, const fields_t *ok, const float *go
     mp_bin(&m, good, plen);
     send_bytes(t, m.b, m.n);
     m.n = 0;
-    mp_byte(&m, 0x88);
-    for (int i = 0; i < 7; i++) {
+    mp_byte(&m, 0x8b);
+    for (int i = 0; i < 10; i++) {
         mp_str(&m, names[i]);
         if (i == 3) {
             mp_byte(&m, 0xca);
