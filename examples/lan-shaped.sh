@@ -11,7 +11,10 @@
 #   names: whole q8 topk censor q8-censor (default: all but q8-censor)
 #   environment: OHM_PEERS (8; 6-16 make sense), OHM_HOSTS (4), OHM_KIND (ring),
 #     OHM_RATE (100mbit), OHM_DELAY (0.5ms), OHM_ROUNDS (1500), OHM_EVAL (50),
-#     OHM_TARGET (0.82), OHM_SET (extra --set options for every run), OHM_BUILD
+#     OHM_TARGET (0.82), OHM_SET (extra --set options for every run), OHM_BUILD,
+#     OHM_REPORT_ONLY=1 (no runs: the table and the figure again from OUT)
+# Writes OUT/<name>.curve (mean accuracy against wall time) and, with gnuplot,
+# OUT/accuracy-vs-time.svg.
 # Needs root (network namespaces, tc), iproute2, and the build (made if missing).
 # Everything it creates is named after its pid and removed on exit.
 set -euo pipefail
@@ -19,8 +22,6 @@ set -euo pipefail
 ohm_init lan-shaped
 case ${1:-} in -h | --help) ohm_help ;; esac
 cd "$OHM_ROOT"
-[ "$(id -u)" -eq 0 ] || ohm_usage_error "needs root (ip netns, tc)"
-command -v ip >/dev/null && command -v tc >/dev/null || ohm_die "needs ip and tc (Debian: iproute2)"
 ohm_build "" peer/ohmpeer topology/ohmtopo
 ohmpeer=$OHMPEER
 ohmtopo=$OHMTOPO
@@ -40,7 +41,63 @@ KIND=${OHM_KIND:-ring}
 mkdir -p "$out"
 out=$(realpath "$out")
 
+# The table, and OUT/<name>.curve (mean accuracy against wall time) for each
+# run, plotted into OUT/accuracy-vs-time.svg where gnuplot is installed.
+report() {
+python3 - "$out" "$TARGET" "$(cat "$out/links.txt")" "${names[@]}" <<'PY'
+import glob, json, os, sys
+out, target, shaped, names = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+print("links: %s" % shaped)
+print("| run | wall to mean accuracy %.2f | round | final accuracy | bytes sent | wall |" % target)
+print("|---|---|---|---|---|---|")
+for n in names:
+    by_round, finals = {}, []
+    for path in glob.glob(os.path.join(out, n, "peer-*.jsonl")):
+        for line in open(path):
+            x = json.loads(line)
+            if x.get("final"):
+                finals.append(x)
+            elif "test_acc" in x:
+                by_round.setdefault(x["round"], []).append(x)
+    hit = None
+    for r in sorted(by_round):
+        xs = by_round[r]
+        if len(xs) == len(finals) and sum(x["test_acc"] for x in xs) / len(xs) >= target:
+            hit = (max(x["wall_s"] for x in xs), r)
+            break
+    with open(os.path.join(out, n + ".curve"), "w") as f:
+        f.write("# wall_s mean_accuracy (evaluation subset), every evaluated round\n")
+        for r in sorted(by_round):
+            xs = by_round[r]
+            if len(xs) == len(finals):
+                f.write("%.3f %.4f\n" % (max(x["wall_s"] for x in xs),
+                                         sum(x["test_acc"] for x in xs) / len(xs)))
+    acc = sum(x["test_acc"] for x in finals) / len(finals)
+    print("| %s | %s | %s | %.4f | %.3g | %.0f s |" % (
+        n, "%.0f s" % hit[0] if hit else "not reached", hit[1] if hit else "-", acc,
+        sum(x["bytes_sent"] for x in finals), max(x["wall_s"] for x in finals)))
+PY
+  command -v gnuplot >/dev/null || return 0
+  local plot="set terminal svg size 720,420 dynamic; set output '$out/accuracy-vs-time.svg';"
+  plot+=" set xlabel 'wall time (s, log scale)'; set ylabel 'honest mean accuracy (evaluation subset)';"
+  plot+=" set key bottom right; set grid; set yrange [0.5:0.9]; set logscale x;"
+  plot+=" set title 'ring of $N peers, $(cat "$out/links.txt")';"
+  plot+=" plot"
+  local n sep=""
+  for n in "${names[@]}"; do
+    plot+="$sep '$out/$n.curve' using 1:2 with linespoints title '$n'"
+    sep=","
+  done
+  gnuplot -e "$plot"
+}
+if [ "${OHM_REPORT_ONLY:-}" = 1 ]; then
+  report
+  exit 0
+fi
+
 # ---- the network ----------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || ohm_usage_error "needs root (ip netns, tc)"
+command -v ip >/dev/null && command -v tc >/dev/null || ohm_die "needs ip and tc (Debian: iproute2)"
 tag=ohmshape$$
 sw=${tag}sw
 sub=$(($$ % 250 + 1))
@@ -78,6 +135,7 @@ for ((h = 0; h < H; h++)); do
   shape "$sw" "p$h"
   echo "10.78.$sub.$((h + 1))" >>"$out/hosts.txt"
 done
+echo "$shaped_by" >"$out/links.txt"
 echo "links: $shaped_by; $N peers on $H hosts ($KIND), $ROUNDS rounds, target $TARGET"
 
 # ---- topology and keys ----------------------------------------------------
@@ -117,29 +175,4 @@ for n in "${names[@]}"; do
   pids=()
 done
 
-python3 - "$out" "$TARGET" "$shaped_by" "${names[@]}" <<'PY'
-import glob, json, os, sys
-out, target, shaped, names = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
-print("links: %s" % shaped)
-print("| run | wall to mean accuracy %.2f | round | final accuracy | bytes sent | wall |" % target)
-print("|---|---|---|---|---|---|")
-for n in names:
-    by_round, finals = {}, []
-    for path in glob.glob(os.path.join(out, n, "peer-*.jsonl")):
-        for line in open(path):
-            x = json.loads(line)
-            if x.get("final"):
-                finals.append(x)
-            elif "test_acc" in x:
-                by_round.setdefault(x["round"], []).append(x)
-    hit = None
-    for r in sorted(by_round):
-        xs = by_round[r]
-        if len(xs) == len(finals) and sum(x["test_acc"] for x in xs) / len(xs) >= target:
-            hit = (max(x["wall_s"] for x in xs), r)
-            break
-    acc = sum(x["test_acc"] for x in finals) / len(finals)
-    print("| %s | %s | %s | %.4f | %.3g | %.0f s |" % (
-        n, "%.0f s" % hit[0] if hit else "not reached", hit[1] if hit else "-", acc,
-        sum(x["bytes_sent"] for x in finals), max(x["wall_s"] for x in finals)))
-PY
+report
