@@ -383,20 +383,10 @@ Test(config, schema_lists_every_section_and_allowed_values)
     FILE *f = open_memstream(&buf, &len);
     ohm_config_print_schema(f);
     fclose(f);
-    const char *must[] = {"[data]",
-                          "[model]",
-                          "[device]",
-                          "[optimizer]",
-                          "[train]",
-                          "[aggregate]",
-                          "[net]",
-                          "[comm]",
-                          "round_timeout_ms",
-                          "fashion-mnist|synthetic",
-                          "multi-krum",
-                          "1..32",
-                          "checkpoint_every",
-                          "test_subset"};
+    const char *must[] = {
+        "[data]",      "[model]", "[device]",         "[optimizer]",      "[train]",
+        "[aggregate]", "[net]",   "[comm]",           "round_timeout_ms", "fashion-mnist|synthetic",
+        "multi-krum",  "1..32",   "checkpoint_every", "test_subset"};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++)
         cr_expect(strstr(buf, must[i]), "schema lacks '%s'", must[i]);
     free(buf);
