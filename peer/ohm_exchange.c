@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void free_buffer(void *buf, void *hint)
+{
+    (void)hint;
+    free(buf);
+}
+
 int ohm_exchange_send(ohm_peer_t *p, uint32_t type, uint32_t round, const float *params,
                       const uint32_t *ids, int n)
 {
@@ -33,7 +39,10 @@ int ohm_exchange_send(ohm_peer_t *p, uint32_t type, uint32_t round, const float 
         p->send_failures++;
         return rc;
     }
-    ohm_transport_send_all(p->tr, ids, n, buf, len); /* refusals are counted there */
+    if (p->latest) /* asynchronous: only the newest message per link, never a queue */
+        ohm_transport_send_latest(p->tr, ids, n, buf, len, free_buffer, NULL);
+    else
+        ohm_transport_send_all(p->tr, ids, n, buf, len); /* refusals are counted there */
     return OHM_OK;
 }
 
@@ -55,6 +64,14 @@ static ohm_drop_t drop_reason_of(int rc)
     default:
         return OHM_DROP_MALFORMED;
     }
+}
+
+/* A late joiner keeps the first valid model of each neighbour. */
+static void join_keep(ohm_peer_t *p, int i, const ohm_wire_msg_t *m)
+{
+    if (p->join_got[i]) return;
+    ohm_wire_read_params(m, p->join_vec[i]);
+    p->join_got[i] = 1;
 }
 
 /* Decodes, attributes and checks one frame, then hands it to the inbox: only
@@ -99,6 +116,17 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f)
             im.valid = 0, im.too_stale = 1;
         if (im.valid && m.round < p->round) ohm_comm_arrived_late(p, i, &m);
     }
+    if (p->joining && im.valid) join_keep(p, i, &m);
+    if (p->latest && m.type == OHM_MSG_MODEL) {
+        /* Asynchronous mode: only the newest model of each neighbour matters. */
+        ohm_inbox_mark_heard(p->inbox, i);
+        int r = ohm_latest_feed(p->latest, i, m.round, im.valid, f, p->round, ohm_peer_now());
+        if (r == OHM_LATEST_STALE) ohm_inbox_drop(p->inbox, i, OHM_DROP_STALE);
+        if (r == OHM_LATEST_NONFINITE) ohm_inbox_drop(p->inbox, i, OHM_DROP_NONFINITE);
+        return;
+    }
+    if (p->latest && m.type == OHM_MSG_HELLO) ohm_latest_reset(p->latest, i);
+    if (p->latest && m.type == OHM_MSG_BYE) ohm_latest_forget(p->latest, i);
     int reply = ohm_inbox_feed(p->inbox, i, &im, f);
     if (reply) ohm_exchange_send(p, OHM_MSG_HELLO, p->round, NULL, &m.from, 1);
 }
@@ -113,6 +141,7 @@ static void links_lost(ohm_peer_t *p)
         int i = ohm_inbox_index(p->inbox, id);
         if (i < 0) continue;
         p->links_lost++;
+        if (p->latest) ohm_latest_forget(p->latest, i);
         if (ohm_inbox_link_lost(p->inbox, i))
             fprintf(stderr, "ohmpeer %u: link to %u lost at round %u; not waiting for it\n", p->id,
                     id, p->round);
@@ -203,8 +232,40 @@ static void take_views(ohm_peer_t *p)
     }
 }
 
+/* Asynchronous mode: takes what has arrived without waiting, then the newest
+ * model of each neighbour that is not too old, with its staleness factor. */
+static int receive_latest(ohm_peer_t *p)
+{
+    ohm_transport_flush(p->tr);
+    for (int k = 0; k < 8 * (p->nn + 1); k++) { /* bounded: a flood cannot hold the step */
+        ohm_frame_t *f = NULL;
+        if (ohm_transport_recv(p->tr, 0, &f) != OHM_OK) break;
+        dispatch(p, f);
+    }
+    ohm_transport_flush(p->tr);
+    double now = ohm_peer_now();
+    for (int i = 0; i < p->nn; i++) {
+        uint64_t age = 0;
+        ohm_frame_t *f = ohm_latest_get(p->latest, i, p->round, now, &age);
+        p->view[i] = NULL;
+        if (!f) continue;
+        ohm_wire_msg_t m;
+        if (ohm_wire_decode(ohm_frame_data(f), ohm_frame_size(f), &p->expect, &m) != OHM_OK)
+            continue; /* decoded on arrival: cannot fail on the same bytes */
+        p->view[i] = ohm_wire_params_in_place(&m);
+        if (!p->view[i]) {
+            ohm_wire_read_params(&m, p->nb_vec[i]);
+            p->view[i] = p->nb_vec[i];
+        }
+        p->factor[i] = ohm_latest_factor(p->latest, age);
+        p->age_hist[age < OHM_AGE_BINS ? age : OHM_AGE_BINS - 1]++;
+    }
+    return ohm_peer_stop_requested ? OHM_EINTR : OHM_OK;
+}
+
 int ohm_exchange_round(ohm_peer_t *p)
 {
+    if (p->latest) return receive_latest(p);
     double deadline = ohm_peer_now() + p->s.timeout_ms / 1000.0;
     /* During the start-up window, neighbours may still be held by their own
      * barrier (waiting for a peer that is slow or absent), and their
@@ -297,4 +358,73 @@ int ohm_exchange_byz_send(void *ctx, uint32_t type, uint32_t round, const float 
 {
     if (type == OHM_MSG_MODEL) return ohm_comm_byz_send(ctx, round, params, target);
     return ohm_exchange_send(ctx, type, round, params, &target, 1);
+}
+
+static int join_done(const ohm_peer_t *p)
+{
+    for (int i = 0; i < p->nn; i++)
+        if (!p->join_got[i] && !ohm_inbox_cut(p->inbox, i)) return 0;
+    return 1;
+}
+
+static int join_any(const ohm_peer_t *p)
+{
+    for (int i = 0; i < p->nn; i++)
+        if (p->join_got[i]) return 1;
+    return 0;
+}
+
+int ohm_exchange_join(ohm_peer_t *p)
+{
+    int rc = OHM_OK, k = 0;
+    p->join_vec = calloc((size_t)p->nn + 1, sizeof *p->join_vec);
+    p->join_got = calloc((size_t)p->nn + 1, sizeof *p->join_got);
+    if (!p->join_vec || !p->join_got) rc = ohm_error_set(OHM_ENOMEM, "join");
+    for (int i = 0; !rc && i < p->nn; i++)
+        if (!(p->join_vec[i] = malloc(sizeof(float) * p->P)))
+            rc = ohm_error_set(OHM_ENOMEM, "join: %zu parameters", p->P);
+    if (rc) goto out;
+    /* Wait for the first model of every reachable neighbour: at most the
+     * start-up window, and one round deadline after the first one came. */
+    p->joining = 1;
+    double end = ohm_peer_now() + p->s.startup_timeout_ms / 1000.0;
+    if ((rc = receive_until(p, end, join_any))) goto out;
+    double soon = ohm_peer_now() + p->s.timeout_ms / 1000.0;
+    if ((rc = receive_until(p, soon < end ? soon : end, join_done))) goto out;
+    const float **rows = p->rows; /* scratch of nn + 1 rows */
+    for (int i = 0; i < p->nn; i++)
+        if (p->join_got[i]) rows[k++] = p->join_vec[i];
+    if (k == 0) {
+        fprintf(stderr,
+                "ohmpeer %u: joined, but no neighbour sent a model in the start-up "
+                "window; starting from its own initialization\n",
+                p->id);
+        goto out;
+    }
+    /* The coordinate-wise median of the first models: any minority of lying
+     * neighbours cannot choose the joiner's start. */
+    ohm_rule_params_t med;
+    ohm_rule_defaults(&med, OHM_RULE_MEDIAN);
+    if (ohm_robust_aggregate(&med, rows, NULL, k, p->P, p->out, NULL) != OHM_ROBUST_OK) {
+        rc = ohm_error_set(OHM_ENOMEM, "join: median of %d models", k);
+        goto out;
+    }
+    ohm_model_set_params(p->model, p->out, OHM_WB_EXACT);
+    p->joined_from = k;
+    fprintf(stderr, "ohmpeer %u: joined from the median of %d neighbour model%s\n", p->id, k,
+            k == 1 ? "" : "s");
+out:
+    p->joining = 0;
+    for (int i = 0; p->join_vec && i < p->nn; i++)
+        free(p->join_vec[i]);
+    free(p->join_vec);
+    free(p->join_got);
+    p->join_vec = NULL;
+    p->join_got = NULL;
+    return rc;
+}
+
+void ohm_exchange_flush(ohm_peer_t *p)
+{
+    if (p->latest) ohm_transport_flush(p->tr);
 }

@@ -22,6 +22,7 @@ typedef struct {
     int cut;      /* our link to it dropped and has not come back */
     int finished; /* said bye */
     int ignored;  /* never waited or held for */
+    int joins_late; /* a planned late joiner: the barrier does not wait for it */
     int got;      /* a model of the current round arrived (valid or not) */
     int valid;    /* ... and it is kept in cur */
     int late;     /* still waited for when the deadline passed */
@@ -263,10 +264,23 @@ void ohm_inbox_ignore(ohm_inbox_t *ib, int i)
     ib->nb[i].ignored = 1;
 }
 
+void ohm_inbox_expect_late(ohm_inbox_t *ib, int i)
+{
+    assert(i >= 0 && i < ib->n);
+    ib->nb[i].joins_late = 1;
+    ib->nb[i].live = 0;
+}
+
+void ohm_inbox_mark_heard(ohm_inbox_t *ib, int i)
+{
+    assert(i >= 0 && i < ib->n);
+    ib->nb[i].heard = 1;
+}
+
 int ohm_inbox_all_heard(const ohm_inbox_t *ib)
 {
     for (int i = 0; i < ib->n; i++)
-        if (!ib->nb[i].heard && !ib->nb[i].ignored) return 0;
+        if (!ib->nb[i].heard && !ib->nb[i].ignored && !ib->nb[i].joins_late) return 0;
     return 1;
 }
 
@@ -275,7 +289,7 @@ int ohm_inbox_end_barrier(ohm_inbox_t *ib, uint32_t *unheard, int cap)
     int k = 0;
     ib->barrier = 0;
     for (int i = 0; i < ib->n; i++)
-        if (!ib->nb[i].heard) {
+        if (!ib->nb[i].heard && !ib->nb[i].joins_late) {
             ib->nb[i].live = 0;
             if (k < cap) unheard[k] = ib->nb[i].id;
             k++;

@@ -125,6 +125,14 @@ int ohm_inbox_cut(const ohm_inbox_t *ib, int i);
  * would cost both a deadline every round). Its frames are filed as usual. */
 void ohm_inbox_ignore(ohm_inbox_t *ib, int i);
 
+/* Neighbour i starts late (a planned joiner): the start-up barrier does not
+ * wait for it, and it is waited for only once it delivers in step. */
+void ohm_inbox_expect_late(ohm_inbox_t *ib, int i);
+
+/* Neighbour i was heard from (a frame the inbox does not file: asynchronous
+ * mode keeps models elsewhere). */
+void ohm_inbox_mark_heard(ohm_inbox_t *ib, int i);
+
 /* Start-up barrier: whether every neighbour has been heard. */
 int ohm_inbox_all_heard(const ohm_inbox_t *ib);
 /* Ends the barrier: neighbours never heard are down (not waited for until they

@@ -228,7 +228,10 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
     p->nb_byz = calloc(nn1, sizeof *p->nb_byz);
     p->nb_vec = calloc(nn1, sizeof *p->nb_vec);
     p->view = calloc(nn1, sizeof *p->view);
-    if (!p->nb_ids || !p->nb_w || !p->nb_byz || !p->nb_vec || !p->view) goto oom;
+    p->factor = calloc(nn1, sizeof *p->factor);
+    if (!p->nb_ids || !p->nb_w || !p->nb_byz || !p->nb_vec || !p->view || !p->factor) goto oom;
+    for (int i = 0; i < p->nn; i++)
+        p->factor[i] = 1.0;
     for (int i = 0; i < p->nn; i++) {
         p->nb_ids[i] = ids[i];
         p->nb_w[i] = ohm_topology_weight(p->topo, p->id, ids[i]);
@@ -244,6 +247,21 @@ int ohm_peer_new(const ohm_peer_opts_t *o, const ohm_config_t *cfg, ohm_peer_t *
                            .hold_min_s = p->s.timeout_ms / 2000.0,
                            .release = release_frame};
     if ((rc = ohm_inbox_new(&io, p->nb_ids, p->nn, &p->inbox))) goto fail;
+    if (p->s.async) {
+        ohm_latest_opts_t lo = {.max_steps = p->s.async_max_staleness,
+                                .max_s = p->s.async_max_staleness_s,
+                                .poly_a = p->s.staleness_a,
+                                .release = release_frame};
+        if ((rc = ohm_latest_new(&lo, p->nn, &p->latest))) goto fail;
+        if (!(p->age_hist = calloc(OHM_AGE_BINS, sizeof *p->age_hist))) goto oom;
+    }
+    /* Planned late joiners are not waited for at start-up. */
+    int late[16];
+    int nlate = ohm_config_int_list(cfg, "net.late_joiners", late, 16);
+    for (int k = 0; k < nlate; k++) {
+        int i = ohm_inbox_index(p->inbox, (uint32_t)late[k]);
+        if (i >= 0 && (uint32_t)late[k] != p->id) ohm_inbox_expect_late(p->inbox, i);
+    }
     /* A Byzantine peer does not wait for its fellow attackers (they collude). */
     for (int i = 0; p->self->byzantine && i < p->nn; i++)
         if (p->nb_byz[i]) ohm_inbox_ignore(p->inbox, i);
@@ -296,6 +314,9 @@ void ohm_peer_destroy(ohm_peer_t **pp)
     /* The inbox's frames belong to the transport's context: release them first. */
     ohm_inbox_destroy(&p->inbox);
     ohm_comm_free(p);
+    ohm_latest_destroy(&p->latest);
+    free(p->age_hist);
+    free(p->factor);
     free(p->nb_ids);
     free(p->nb_w);
     free(p->nb_byz);

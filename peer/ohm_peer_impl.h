@@ -17,6 +17,7 @@
 #include "ohm_copies.h"
 #include "ohm_data.h"
 #include "ohm_inbox.h"
+#include "ohm_latest.h"
 #include "ohm_metrics.h"
 #include "ohm_model.h"
 #include "ohm_optim.h"
@@ -32,6 +33,7 @@
 #include <stdint.h>
 
 #define OHM_EVAL_CHUNK 1000
+#define OHM_AGE_BINS 1024 /* the staleness histogram's last bin holds the older ones */
 
 struct ohm_peer {
     const ohm_config_t *cfg;
@@ -67,6 +69,8 @@ struct ohm_peer {
     int *nb_byz;        /* per the topology (only Byzantine peers use it: they collude) */
     float **nb_vec;     /* where a neighbour's parameters are copied when unaligned */
     const float **view; /* this round's parameters per neighbour (NULL: none) */
+    double *factor;     /* staleness factor of each view (1 in sync mode) */
+    ohm_latest_t *latest; /* async mode: the newest model of each neighbour */
     ohm_wire_expect_t expect;
     uint64_t run_id, fp;
     /* public copies (ohm_comm.c; docs/protocol.md, section "Compressed gossip and censoring") */
@@ -101,6 +105,15 @@ struct ohm_peer {
     double hold_s;
     int last_missing; /* neighbours without a valid model in the last round */
     ohm_tile_counters_t eval_reads; /* tile reads spent on evaluations (not training) */
+    /* time split and asynchronous accounting */
+    double wait_s, work_s, slow_s; /* receiving, computing + combining, straggler sleep */
+    uint64_t combined;             /* neighbour models combined, all steps */
+    uint64_t *age_hist;            /* async: ages (steps) of the combined models */
+    int joined_from;               /* a late joiner: neighbours its start was combined from */
+    int joining;                   /* collecting the first models (ohm_exchange_join) */
+    float **join_vec;              /* ... neighbour i's first valid model */
+    int *join_got;
+    int left; /* left the run at train.leave_at */
 };
 
 /* Set by ohm_peer_request_stop (a signal handler). */
@@ -132,8 +145,16 @@ void ohm_exchange_catch_up(ohm_peer_t *p);
  * while a neighbour is far behind, so that it can come near. */
 int ohm_exchange_hold(ohm_peer_t *p);
 
+/* A late joiner (train.join): waits (bounded) for the first valid model of
+ * each neighbour and starts from their robust combination. */
+int ohm_exchange_join(ohm_peer_t *p);
+
 /* Moves to round r, taking the models buffered for it. */
 void ohm_exchange_advance(ohm_peer_t *p, uint32_t r);
+
+/* Asynchronous mode: hands models waiting in the one-slot outboxes to links
+ * that have finished writing (a no-op in synchronous mode). */
+void ohm_exchange_flush(ohm_peer_t *p);
 
 /* ohm_byz_send_fn for a Byzantine peer (ctx is the peer). */
 int ohm_exchange_byz_send(void *ctx, uint32_t type, uint32_t round, const float *params,

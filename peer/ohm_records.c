@@ -206,6 +206,27 @@ static void transport_json(const ohm_transport_stats_t *ts, ohm_metrics_t *m)
     ohm_metrics_raw(m, "visitors", buf);
 }
 
+/* The staleness (age in steps) of the neighbour models combined, from the
+ * histogram: median, 95th percentile and largest (the last bin holds the
+ * older ones). */
+static void staleness_json(const ohm_peer_t *p, ohm_metrics_t *m)
+{
+    uint64_t n = 0, seen = 0;
+    for (int a = 0; a < OHM_AGE_BINS; a++)
+        n += p->age_hist[a];
+    int med = -1, p95 = -1, max = -1;
+    for (int a = 0; a < OHM_AGE_BINS && n; a++) {
+        if (!p->age_hist[a]) continue;
+        seen += p->age_hist[a];
+        if (med < 0 && 2 * seen >= n) med = a;
+        if (p95 < 0 && 100 * seen >= 95 * n) p95 = a;
+        max = a;
+    }
+    ohm_metrics_int(m, "staleness_median", med);
+    ohm_metrics_int(m, "staleness_p95", p95);
+    ohm_metrics_int(m, "staleness_max", max);
+}
+
 /* Per-neighbour accounting: accepted, missed rounds, strikes, drops by reason. */
 static void neighbours_json(const ohm_peer_t *p, ohm_metrics_t *m)
 {
@@ -334,6 +355,19 @@ int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
         ohm_metrics_double(m, "wait_ms_median", median_ms(p->t_wait, timed));
         ohm_metrics_double(m, "combine_ms_median", median_ms(p->t_combine, timed));
         ohm_metrics_double(m, "hold_s", p->hold_s);
+        ohm_metrics_str(m, "mode", p->s.async ? "async" : "sync");
+        ohm_metrics_double(m, "wait_s", p->wait_s);
+        ohm_metrics_double(m, "work_s", p->work_s);
+        if (p->s.slowdown > 1) ohm_metrics_double(m, "slow_s", p->slow_s);
+        ohm_metrics_double(m, "combined_per_step", done ? (double)p->combined / done : 0);
+        if (p->latest) staleness_json(p, m);
+        if (p->s.join) ohm_metrics_int(m, "joined_from", p->joined_from);
+        if (p->left) ohm_metrics_bool(m, "left", 1);
+        if (p->s.async) {
+            ohm_metrics_int(m, "outbox_replaced", (int64_t)ts.outbox_replaced);
+            ohm_metrics_int(m, "outbox_peak_inflight", ts.outbox_peak_inflight);
+            ohm_metrics_int(m, "outbox_peak_waiting", ts.outbox_peak_waiting);
+        }
         ohm_metrics_int(m, "rss_max_kb", rss_max_kb());
         double cpu_main = 0, cpu_io = 0;
         if (thread_cpu(&cpu_main, &cpu_io) == 0) {

@@ -29,9 +29,25 @@ double ohm_peer_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A straggler (train.slowdown = F): the step took `took` seconds of work;
+ * sleep (F - 1) times as long, so it takes F times its compute time. */
+static void straggle(ohm_peer_t *p, double took)
+{
+    double d = (p->s.slowdown - 1.0) * took, end = ohm_peer_now() + d;
+    /* In slices, handing on the models waiting in the outboxes meanwhile. */
+    for (double left = d; left > 0 && !ohm_peer_stop_requested; left = end - ohm_peer_now()) {
+        double s = left < 0.002 ? left : 0.002;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(s * 1e9)};
+        nanosleep(&ts, NULL);
+        ohm_exchange_flush(p);
+    }
+    p->slow_s += d;
+}
+
 /* local_steps mini-batch steps on the tiles. */
 static int adapt(ohm_peer_t *p)
 {
+    double t0 = ohm_peer_now();
     float lr = (float)ohm_settings_lr(&p->s, p->round);
     int flip = p->byz && ohm_byz_trains(p->byz);
     int batch = ohm_settings_batch(&p->s, p->round, ohm_data_train_size(p->data));
@@ -60,11 +76,13 @@ static int adapt(ohm_peer_t *p)
         p->loss_sum += loss;
         p->loss_n++;
     }
+    if (p->s.slowdown > 1) straggle(p, ohm_peer_now() - t0);
     return OHM_OK;
 }
 
-/* out = Rule(own, received) with the weights of the neighbours that delivered;
- * the weight of those that did not goes to self so the weights still sum to 1.
+/* out = Rule(own, received) with the weights of the neighbours that delivered
+ * (times their staleness factor in asynchronous mode); the weight of those
+ * that did not goes to self so the weights still sum to 1.
  * With public copies (comm on) the rule runs on copies, ours included, and
  * out = own + gamma (Rule(pub, copies) - pub): the CHOCO-SGD consensus step,
  * which keeps the average of the models where compression error would move
@@ -77,12 +95,14 @@ static int combine(ohm_peer_t *p, const float *own)
     p->rows[k] = p->comm_on ? p->pub : own;
     p->weights[k++] = 0; /* filled below */
     for (int i = 0; i < p->nn; i++) {
-        wself -= p->nb_w[i];
         if (p->view[i]) {
+            /* asynchronous mode scales a stale model's weight down; the rest
+             * goes to self, as the weight of a missing model does */
+            double w = p->nb_w[i] * p->factor[i];
             p->rows[k] = p->view[i];
-            p->weights[k++] = p->nb_w[i];
-        } else {
-            wself += p->nb_w[i];
+            p->weights[k++] = w;
+            wself -= w;
+            p->combined++;
         }
     }
     p->weights[0] = wself;
@@ -172,6 +192,7 @@ static int honest_round(ohm_peer_t *p, double *tc, double *ts, double *tw, doubl
         for (size_t i = 0; i < p->P; i++)
             p->out[i] += p->psi[i] - p->own[i];
     ohm_model_set_params(p->model, p->out, p->s.writeback);
+    ohm_exchange_flush(p);
     double t3 = ohm_peer_now();
     if (p->s.order == OHM_ORDER_CTA && (rc = adapt(p))) /* adapt from the combined point */
         return rc;
@@ -189,17 +210,34 @@ int ohm_peer_run(ohm_peer_t *p)
     if (p->o.resume && (rc = ohm_records_resume(p))) return rc;
     if ((rc = ohm_exchange_barrier(p)) == OHM_EINTR) goto finish;
     if (rc) return rc;
+    if (p->s.join && (rc = ohm_exchange_join(p))) {
+        if (rc == OHM_EINTR) goto finish;
+        return rc;
+    }
     int byz_sender = p->byz && !ohm_byz_trains(p->byz);
     uint32_t timed = 0;
     while (p->round < p->s.rounds) {
-        ohm_exchange_catch_up(p);
+        if (p->s.leave_at && p->round >= p->s.leave_at) { /* a clean departure */
+            p->left = 1;
+            fprintf(stderr, "ohmpeer %u: leaving at round %u (train.leave_at)\n", p->id, p->round);
+            break;
+        }
+        if (p->s.max_seconds > 0 && ohm_peer_now() - p->t_start >= p->s.max_seconds) {
+            fprintf(stderr, "ohmpeer %u: train.max_seconds reached at round %u\n", p->id, p->round);
+            break;
+        }
+        /* Synchronous rounds line up with the neighbours; asynchronous steps
+         * never wait for them. */
+        if (!p->s.async) ohm_exchange_catch_up(p);
         double t0 = ohm_peer_now(), tc = 0, ts = 0, tw = 0, tb = 0;
-        int r = ohm_exchange_hold(p);
+        int r = p->s.async ? OHM_OK : ohm_exchange_hold(p);
         if (!r) r = byz_sender ? byzantine_round(p) : honest_round(p, &tc, &ts, &tw, &tb);
         if (r && r != OHM_EINTR) {
             rc = r;
             goto finish;
         }
+        p->wait_s += tw;
+        p->work_s += tc + tb;
         if (timed < p->s.rounds) {
             p->t_round[timed] = (float)(ohm_peer_now() - t0);
             p->t_compute[timed] = (float)tc;
@@ -209,7 +247,7 @@ int ohm_peer_run(ohm_peer_t *p)
             timed++;
         }
         ohm_exchange_advance(p, p->round + 1);
-        int last = p->round == p->s.rounds;
+        int last = p->round == p->s.rounds || (p->s.leave_at && p->round >= p->s.leave_at);
         if (!last && p->round % p->s.eval_every == 0 &&
             (rc = ohm_records_metrics(p, p->round, 0, timed)))
             goto finish;
@@ -225,6 +263,9 @@ int ohm_peer_run(ohm_peer_t *p)
 finish:;
     int bye = ohm_exchange_send(p, OHM_MSG_BYE, p->round, NULL, p->nb_ids, p->nn);
     if (bye) fprintf(stderr, "ohmpeer %u: could not send bye: %s\n", p->id, ohm_error_detail());
+    /* Asynchronous mode keeps only the newest message per link: let the last
+     * ones (the bye) leave before the sockets close, for a bounded time. */
+    if (p->s.async) ohm_transport_drain_outboxes(p->tr, 1000);
     int ck = ohm_records_checkpoint(p);
     if (ck && rc == OHM_OK) rc = ck;
     return rc;

@@ -7,6 +7,7 @@
 #include "ohm_model.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Index of v in names[n]; the schema admitted only these values. */
@@ -22,6 +23,11 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
     static const char *const orders[] = {"atc", "cta", "consensus"};
     static const char *const schedules[] = {"const", "invsqrt", "cosine"};
     memset(s, 0, sizeof *s);
+    s->async = strcmp(ohm_config_str(c, "train.mode"), "async") == 0;
+    s->max_seconds = ohm_config_double(c, "train.max_seconds");
+    s->slowdown = ohm_config_double(c, "train.slowdown");
+    s->join = ohm_config_bool(c, "train.join");
+    s->leave_at = (uint32_t)ohm_config_int(c, "train.leave_at");
     s->rounds = (uint32_t)ohm_config_int(c, "train.rounds");
     s->eval_every = (uint32_t)ohm_config_int(c, "train.eval_every");
     s->checkpoint_every = (uint32_t)ohm_config_int(c, "train.checkpoint_every");
@@ -61,6 +67,21 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
                    : s->compress == OHM_COMPRESS_RANDK ? s->ratio
                                                        : 1.0;
     }
+    s->async_max_staleness = (uint64_t)ohm_config_int(c, "async.max_staleness");
+    s->async_max_staleness_s = ohm_config_double(c, "async.max_staleness_s");
+    const char *w = ohm_config_str(c, "async.staleness_weight");
+    if (strcmp(w, "none") == 0) {
+        s->staleness_a = 0;
+    } else {
+        char *end;
+        double a = strncmp(w, "poly:", 5) == 0 ? strtod(w + 5, &end) : -1;
+        if (a < 0 || !isfinite(a) || *end || !w[5])
+            return ohm_error_set(OHM_EINVAL,
+                                 "async.staleness_weight = '%s': expected none or poly:A with "
+                                 "A >= 0 (e.g. poly:0.5)",
+                                 w);
+        s->staleness_a = a;
+    }
     /* The schema bounds what it can; these are checked here so a change of the
      * schema cannot make the loop run with an unchecked value. */
     if ((int)s->order < 0 || (int)s->schedule < 0 || s->compress < 0)
@@ -74,6 +95,14 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
                              "optimizer.weight_decay = %g: weight decay applies to the digital "
                              "optimizer only (optimizer.name = %s)",
                              s->weight_decay, ohm_config_str(c, "optimizer.name"));
+    /* Public copies are tracked round by round, identically at both ends of a
+     * link; asynchronous mode keeps only the newest model and drops the rest,
+     * which would desynchronise them. */
+    if (s->async && (s->censor || s->compress != OHM_COMPRESS_NONE))
+        return ohm_error_set(OHM_EINVAL,
+                             "train.mode = async works with whole models only: comm.compress = "
+                             "%s and comm.censor = %s need train.mode = sync",
+                             ohm_config_str(c, "comm.compress"), ohm_config_str(c, "comm.censor"));
     return OHM_OK;
 }
 

@@ -20,6 +20,11 @@ typedef enum { OHM_SCHEDULE_CONST, OHM_SCHEDULE_INVSQRT, OHM_SCHEDULE_COSINE } o
 
 typedef struct {
     /* [train] */
+    int async;          /* train.mode = async */
+    double max_seconds; /* 0: no limit */
+    double slowdown;    /* >= 1 */
+    int join;
+    uint32_t leave_at; /* 0: never */
     uint32_t rounds, eval_every, checkpoint_every;
     int local_steps;
     int snapshots;
@@ -44,6 +49,10 @@ typedef struct {
     uint32_t max_staleness;
     int compress; /* ohm_compressor_t */
     double ratio, gamma;
+    /* [async] */
+    uint64_t async_max_staleness;
+    double async_max_staleness_s;
+    double staleness_a; /* poly:A exponent; 0 for none */
 } ohm_settings_t;
 
 /* Reads every field from cfg (already validated by its schema). Errors:

@@ -211,7 +211,7 @@ Test(config, every_error_names_file_and_line)
         "run.ini:3: unknown key 'rnds' in [train]");
     bad("[train]\nrounds = 3\n[training]\n", OHM_ENOTFOUND,
         "run.ini:3: unknown section [training] (known: data model device optimizer "
-        "train aggregate net energy comm)");
+        "train aggregate net energy comm async)");
     bad("[train]\nrounds = 3\nseed = 1.5\n", OHM_EINVAL, "run.ini:3: train.seed: '1.5' is not");
     bad("[train]\nrounds = 3\nseed = \n", OHM_EINVAL, "run.ini:3: train.seed");
     bad("[train]\nrounds = 3\nseed = 99999999999999999999999\n", OHM_ERANGE, "run.ini:3:");

@@ -126,8 +126,9 @@ static const key_def_t schema[] = {
     INT_RANGE("device.out_bits", "0", 0, 24, "output ADC resolution (0 = ideal)"),
     DBL_GE0("device.out_bound", "0", "output saturation bound (0 = unbounded)"),
     DBL_GE0("device.out_noise", "0.0", "output read noise (std)"),
-    BOOL("device.update_management", "true",
-         "stochastic mode: balance the x and d train probabilities, rescale d past BL (aihwkit UM)"),
+    BOOL(
+        "device.update_management", "true",
+        "stochastic mode: balance the x and d train probabilities, rescale d past BL (aihwkit UM)"),
     BOOL("device.update_bl_management", "false",
          "stochastic mode: train length ceil(lr max|x| max|d| / dw_min) up to bl (aihwkit UBLM)"),
     ENUM("device.asymmetry_convention", "ohm", "ohm|aihwkit",
@@ -171,6 +172,17 @@ static const key_def_t schema[] = {
     INT_RANGE("train.local_steps", "1", 1, IMAX, "mini-batch steps per round"),
     BOOL("train.snapshots", "false",
          "write the model at every evaluation to <out>/snapshots/ (consensus distance)"),
+    ENUM("train.mode", "sync", "sync|async",
+         "sync: rounds in lock-step with the neighbours; async: each peer on its own clock, "
+         "combining the newest model of each neighbour"),
+    DBL_GE0("train.max_seconds", "0", "end the run after this many seconds (0 = no limit)"),
+    DBL("train.slowdown", "1", B_LO, 1, 0,
+        "straggler emulation: each local step takes this many times its compute time"),
+    BOOL("train.join", "false",
+         "a late joiner: start from the robust combination of the first models the neighbours "
+         "send instead of its own initialization"),
+    INT_RANGE("train.leave_at", "0", 0, IMAX,
+              "leave cleanly (bye to the neighbours) after this many rounds (0 = never)"),
 
     /* [aggregate] */
     ENUM("aggregate.rule", "weighted",
@@ -206,6 +218,9 @@ static const key_def_t schema[] = {
     STR("net.key", "", "secret key file (\"\" = keys/peer-<id>.key beside the topology file)"),
     STR("net.run_id", "", "run identifier (\"\" = derived from topology and seed)"),
     STR("net.bind", "", "endpoint to bind (\"\" = the peer's endpoint from the topology)"),
+    LIST("net.late_joiners", "", 0, 1 << 20,
+         "ids of peers that start late (ohm-launch --join): the start-up barrier does not "
+         "wait for them"),
 
     /* [energy]: constants of the energy and latency estimates in summary.json
      * (per event, from published hardware: docs/energy.md cites each). */
@@ -241,6 +256,15 @@ static const key_def_t schema[] = {
     DBL("comm.gamma", "0", B_LO | B_HI, 0, 1,
         "consensus step on copies: x <- x + gamma (Rule(xhat, copies) - xhat); 0 = 1 for "
         "f16, bf16, q8 and censoring, min(1, 4 ratio) for topk, ratio for randk"),
+
+    /* [async] */
+    INT_RANGE("async.max_staleness", "20", 0, IMAX,
+              "a neighbour's model older than this many of our steps is not combined (0 = no "
+              "bound)"),
+    DBL_GE0("async.max_staleness_s", "0",
+            "... nor one older than this many seconds (0 = no bound)"),
+    STR("async.staleness_weight", "none",
+        "none, or poly:A: a model tau steps old weighs (1 + tau)^(-A) times its weight"),
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])

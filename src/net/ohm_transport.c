@@ -10,6 +10,7 @@
 #include "ohm_zap.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -32,12 +33,32 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define MAX_RETRANSMIT_MS 1000
 
+/* A buffer shared by the messages of several links (ohm_transport_send_latest). */
+typedef struct {
+    _Atomic int refs;
+    void *buf;
+    size_t len;
+    ohm_transport_release_fn *release;
+    void *hint;
+} shared_t;
+
+/* A link's one-slot outbox (ohm_transport_send_latest): the message ZeroMQ
+ * holds for it (at most one), and the newest one waiting for it to leave.
+ * Heap-allocated: ZeroMQ's I/O thread updates `inflight` when it lets go. */
+typedef struct {
+    _Atomic int inflight;
+    shared_t *waiting;
+    uint64_t replaced; /* waiting messages replaced by newer ones */
+    int peak_inflight, peak_waiting;
+} outbox_t;
+
 typedef struct {
     uint32_t id;
     void *sock;
     void *mon; /* PAIR reading the socket's monitor (watch_links), else NULL */
     int up;    /* connected, as the monitor last said */
     int lost;  /* its connection dropped since ohm_transport_lost last said so */
+    outbox_t *ob;
 } link_t;
 
 struct ohm_transport {
@@ -57,6 +78,8 @@ struct ohm_transport {
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv, send_dropped;
     uint64_t drop_multipart, drop_oversized, drop_session;
 };
+
+static void unref(shared_t *sh);
 
 struct ohm_frame {
     zmq_msg_t msg;
@@ -247,6 +270,11 @@ void ohm_transport_destroy(ohm_transport_t **tp)
         }
     }
     if (t->keys) sodium_free(t->keys); /* wipes before freeing */
+    for (int i = 0; i < t->n_links; i++)
+        if (t->links[i].ob) {
+            unref(t->links[i].ob->waiting);
+            free(t->links[i].ob);
+        }
     free(t->links);
     free(t->items);
     free(t);
@@ -335,7 +363,17 @@ int ohm_transport_add_peer(ohm_transport_t *t, uint32_t id, const char *endpoint
         zmq_close(s);
         return ohm_error_set(OHM_ENET, "connect %s: %s", endpoint, net_reason(err));
     }
-    t->links[t->n_links++] = (link_t){id, s, mon, 0, 0};
+    outbox_t *ob = calloc(1, sizeof *ob);
+    if (!ob) {
+        if (mon) {
+            zmq_socket_monitor(s, NULL, 0);
+            zmq_close(mon);
+        }
+        zmq_close(s);
+        return ohm_error_set(OHM_ENOMEM, "peer %" PRIu32 ": outbox", id);
+    }
+    atomic_init(&ob->inflight, 0);
+    t->links[t->n_links++] = (link_t){id, s, mon, 0, 0, ob};
     return OHM_OK;
 }
 
@@ -464,6 +502,132 @@ int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, 
     zmq_msg_close(&shared);
     t->send_dropped += (uint64_t)refused;
     return refused;
+}
+
+/* ---------------------------------------------------------- latest only */
+
+static void unref(shared_t *sh)
+{
+    if (sh && atomic_fetch_sub(&sh->refs, 1) == 1) {
+        sh->release(sh->buf, sh->hint);
+        free(sh);
+    }
+}
+
+/* What one link's message needs when ZeroMQ lets go of it. */
+typedef struct {
+    shared_t *sh;
+    outbox_t *ob;
+} hold_t;
+
+/* Runs on a ZeroMQ I/O thread (or in destroy): the link may take the next. */
+static void hold_release(void *buf, void *hint)
+{
+    (void)buf;
+    hold_t *h = hint;
+    atomic_fetch_sub(&h->ob->inflight, 1);
+    unref(h->sh);
+    free(h);
+}
+
+/* Hands sh to link l's socket; the link's reference to sh moves into the
+ * message. Returns 0, or -1 (the reference is dropped) when refused. */
+static int hand_over(ohm_transport_t *t, link_t *l, shared_t *sh)
+{
+    hold_t *h = malloc(sizeof *h);
+    zmq_msg_t m;
+    if (!h) {
+        unref(sh);
+        return -1;
+    }
+    *h = (hold_t){sh, l->ob};
+    int n = atomic_fetch_add(&l->ob->inflight, 1) + 1;
+    if (zmq_msg_init_data(&m, sh->buf, sh->len, hold_release, h) != 0) {
+        hold_release(sh->buf, h);
+        return -1;
+    }
+    if (send_now(l->sock, &m) < 0) {
+        zmq_msg_close(&m); /* runs hold_release */
+        return -1;
+    }
+    if (n > l->ob->peak_inflight) l->ob->peak_inflight = n;
+    t->msgs_sent++;
+    t->bytes_sent += sh->len;
+    return 0;
+}
+
+/* Parks sh (a new reference) in link l's slot, replacing what waited there. */
+static void park(link_t *l, shared_t *sh)
+{
+    if (l->ob->waiting) {
+        unref(l->ob->waiting);
+        l->ob->replaced++;
+    }
+    l->ob->waiting = sh;
+    if (l->ob->peak_waiting < 1) l->ob->peak_waiting = 1;
+}
+
+int ohm_transport_send_latest(ohm_transport_t *t, const uint32_t *ids, int n, void *buf, size_t len,
+                              ohm_transport_release_fn *release, void *hint)
+{
+    assert(t && (ids || n == 0) && release);
+    shared_t *sh = malloc(sizeof *sh);
+    if (!sh) {
+        release(buf, hint);
+        t->send_dropped += (uint64_t)n;
+        return ohm_error_set(OHM_ENOMEM, "send: outbox");
+    }
+    *sh = (shared_t){.buf = buf, .len = len, .release = release, .hint = hint};
+    atomic_init(&sh->refs, 1); /* ours, until every link has its own */
+    int refused = 0;
+    for (int i = 0; i < n; i++) {
+        link_t *l = find_link(t, ids[i]);
+        if (!l) {
+            refused++;
+            continue;
+        }
+        atomic_fetch_add(&sh->refs, 1);
+        if (atomic_load(&l->ob->inflight) > 0) {
+            park(l, sh); /* the link is still writing: this one waits, newest only */
+        } else if (hand_over(t, l, sh) < 0) {
+            atomic_fetch_add(&sh->refs, 1);
+            park(l, sh); /* refused for now (high-water mark): try again on flush */
+        }
+    }
+    unref(sh);
+    t->send_dropped += (uint64_t)refused;
+    return refused;
+}
+
+void ohm_transport_flush(ohm_transport_t *t)
+{
+    assert(t);
+    for (int i = 0; i < t->n_links; i++) {
+        link_t *l = &t->links[i];
+        shared_t *sh = l->ob->waiting;
+        if (!sh || atomic_load(&l->ob->inflight) > 0) continue;
+        l->ob->waiting = NULL;
+        atomic_fetch_add(&sh->refs, 1);
+        if (hand_over(t, l, sh) < 0) {
+            l->ob->waiting = sh; /* still refused: keep it waiting */
+            continue;
+        }
+        unref(sh); /* the slot's reference */
+    }
+}
+
+int ohm_transport_drain_outboxes(ohm_transport_t *t, int timeout_ms)
+{
+    assert(t);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+    for (int waited = 0;; waited++) {
+        ohm_transport_flush(t);
+        int left = 0;
+        for (int i = 0; i < t->n_links; i++)
+            left += t->links[i].ob->waiting != NULL || atomic_load(&t->links[i].ob->inflight) > 0;
+        if (left == 0 || waited >= timeout_ms) return left;
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---------------------------------------------------------------- recv */
@@ -624,4 +788,12 @@ void ohm_transport_stats(ohm_transport_t *t, ohm_transport_stats_t *s)
                                  .handshake_failed_other = v.failed_other,
                                  .disconnected = v.disconnected};
     s->auth_refused = z.unknown_key + z.mechanism + z.domain + z.malformed;
+    for (int i = 0; i < t->n_links; i++) {
+        const outbox_t *ob = t->links[i].ob;
+        s->outbox_replaced += ob->replaced;
+        if (ob->peak_inflight > s->outbox_peak_inflight)
+            s->outbox_peak_inflight = ob->peak_inflight;
+        if (ob->peak_waiting > s->outbox_peak_waiting) s->outbox_peak_waiting = ob->peak_waiting;
+        s->outbox_waiting += ob->waiting != NULL;
+    }
 }

@@ -79,6 +79,25 @@ typedef void ohm_transport_release_fn(void *buf, void *hint);
 int ohm_transport_send_all_with(ohm_transport_t *t, const uint32_t *ids, int n, void *buf,
                                 size_t len, ohm_transport_release_fn *release, void *hint);
 
+/* Sends buf to each of ids[n] keeping, per link, at most one message in
+ * ZeroMQ and at most one waiting: a link still writing its previous message
+ * gets this one in its slot, replacing (and releasing) an older one waiting
+ * there, so a slow or stopped receiver never makes messages queue up
+ * (asynchronous gossip: only the newest model matters). Takes ownership of
+ * buf (release(buf, hint) runs once, when no link holds it). Returns the
+ * number of ids that are not out-neighbours. */
+int ohm_transport_send_latest(ohm_transport_t *t, const uint32_t *ids, int n, void *buf, size_t len,
+                              ohm_transport_release_fn *release, void *hint);
+
+/* Hands the waiting messages of links that have finished writing to ZeroMQ;
+ * call it often (each step, and while receiving). */
+void ohm_transport_flush(ohm_transport_t *t);
+
+/* Flushes until no message waits in an outbox or timeout_ms passed (at the
+ * end of a run, so that the last model and the bye leave). Returns how many
+ * links still have one waiting. */
+int ohm_transport_drain_outboxes(ohm_transport_t *t, int timeout_ms);
+
 /* Waits up to timeout_ms (0: poll, <0: forever) for one frame. Returns OHM_OK
  * with *f set (caller owns it), OHM_ETIMEOUT, OHM_EINTR on a signal, OHM_ENET.
  * Multi-part messages, messages over max_msg_size and frames of a second
@@ -124,6 +143,11 @@ typedef struct {
     uint64_t handshake_failed_auth;     /* refused by ZAP */
     uint64_t handshake_failed_other;    /* failed without detail (e.g. closed mid-handshake) */
     uint64_t disconnected;              /* connections that ended */
+    /* the one-slot outboxes (ohm_transport_send_latest) */
+    uint64_t outbox_replaced; /* waiting models replaced by newer ones */
+    int outbox_peak_inflight; /* most messages ZeroMQ held for one link at once */
+    int outbox_peak_waiting;  /* most messages waiting in one link's slot at once */
+    int outbox_waiting;       /* links with a message waiting now */
 } ohm_transport_stats_t;
 void ohm_transport_stats(ohm_transport_t *t, ohm_transport_stats_t *s);
 

@@ -1,0 +1,219 @@
+/* Integration: asynchronous gossip (train.mode = async), stragglers, late
+ * joiners and clean departures with real ohmpeer processes on loopback
+ * (docs/protocol.md, section "Asynchronous mode"). */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ohm_testproc.h"
+
+#define N 8
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* common settings, then `extra`, NULL-terminated, into out[cap] */
+static void settings(const char **out, int cap, const char *const *extra)
+{
+    static const char *const common[] = {"data.name=synthetic",
+                                         "data.dim=16",
+                                         "data.classes=4",
+                                         "data.noise=1.0",
+                                         "model.hidden=16",
+                                         "optimizer.lr=0.1",
+                                         "optimizer.batch=16",
+                                         "net.insecure=true",
+                                         "net.round_timeout_ms=3000",
+                                         "net.startup_timeout_ms=20000",
+                                         NULL};
+    int n = 0;
+    for (int i = 0; common[i] && n < cap - 1; i++)
+        out[n++] = common[i];
+    for (int i = 0; extra && extra[i] && n < cap - 1; i++)
+        out[n++] = extra[i];
+    out[n] = NULL;
+}
+
+static void wait_ok(const char *dir, pid_t pid, int id)
+{
+    int st = ohm_test_wait(pid, 240000);
+    if (st != 0) ohm_test_show_log(dir, id);
+    cr_assert_eq(st, 0, "peer %d exit status %d", id, st);
+}
+
+static double final(const char *dir, int id, const char *key)
+{
+    double v = -1;
+    cr_assert_eq(ohm_test_final(dir, id, key, &v), 0, "peer %d: no final %s", id, key);
+    return v;
+}
+
+Test(peer_async, ring_converges_without_waiting, .timeout = 240)
+{
+    char dir[128], topo[256];
+    ohm_test_tmpdir(dir, sizeof dir, "async");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    ohm_test_topology(topo, "ring", N, 0, NULL, 4);
+    /* Steps of a few milliseconds: long enough for models to cross. */
+    const char *extra[] = {"train.mode=async",
+                           "train.rounds=400",
+                           "train.eval_every=100",
+                           "train.local_steps=16",
+                           "data.dim=64",
+                           "model.hidden=64",
+                           "async.staleness_weight=poly:0.5",
+                           NULL};
+    const char *sets[40];
+    settings(sets, 40, extra);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
+    for (int i = 0; i < N; i++)
+        wait_ok(dir, pids[i], i);
+    for (int i = 0; i < N; i++) {
+        double acc = final(dir, i, "test_acc"), comb = final(dir, i, "combined_per_step");
+        cr_expect_eq((int) final(dir, i, "round"), 400);
+        cr_expect_gt(acc, 0.85, "peer %d accuracy %.3f", i, acc);
+        cr_expect_gt(comb, 0, "peer %d combined no neighbour model", i);
+        cr_expect_leq(final(dir, i, "staleness_max"), 20, "peer %d combined a model too old", i);
+    }
+    ohm_test_rmdir(dir);
+}
+
+/* One peer joins late (after a third of the run) and one leaves at half of it,
+ * in `mode`: the joiner ends within 2 points of the others, the leaver stops
+ * at its round, nobody else skips a round. */
+static void join_and_leave(const char *mode)
+{
+    enum { ROUNDS = 600, JOINER = 3, LEAVER = 6 };
+    char dir[128], topo[256];
+    ohm_test_tmpdir(dir, sizeof dir, "joinleave");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    ohm_test_topology(topo, "ring", N, 0, NULL, 5);
+    char m[32], leave[32];
+    snprintf(m, sizeof m, "train.mode=%s", mode);
+    snprintf(leave, sizeof leave, "train.leave_at=%d", ROUNDS / 2);
+    const char *extra[] = {m,
+                           "train.rounds=600",
+                           "train.eval_every=100",
+                           "train.local_steps=4",
+                           "net.late_joiners=3",
+                           NULL};
+    const char *sets[40], *sets_leave[40], *sets_join[40];
+    settings(sets, 40, extra);
+    const char *extra_leave[] = {m,
+                                 "train.rounds=600",
+                                 "train.eval_every=100",
+                                 "train.local_steps=4",
+                                 "net.late_joiners=3",
+                                 leave,
+                                 NULL};
+    settings(sets_leave, 40, extra_leave);
+    const char *extra_join[] = {
+        m,   "train.rounds=600", "train.eval_every=100", "train.local_steps=4", "train.join=true",
+        NULL};
+    settings(sets_join, 40, extra_join);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        if (i != JOINER) pids[i] = ohm_test_peer(topo, i, dir, i == LEAVER ? sets_leave : sets, 0);
+    /* Start the joiner once the others are a third of the way (bounded). */
+    double r = 0, t0 = mono_s();
+    while ((ohm_test_last(dir, 0, "round", &r) || r < ROUNDS / 3) && mono_s() - t0 < 60)
+        usleep(10000);
+    cr_assert_geq(r, ROUNDS / 3, "peer 0 never reached a third of the run");
+    pids[JOINER] = ohm_test_peer(topo, JOINER, dir, sets_join, 0);
+    for (int i = 0; i < N; i++)
+        wait_ok(dir, pids[i], i);
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == LEAVER) continue;
+        double acc = final(dir, i, "test_acc");
+        cr_expect_eq((int) final(dir, i, "round"), ROUNDS, "%s: peer %d", mode, i);
+        if (i != JOINER) /* the joiner catches up to the others: it starts late */
+            cr_expect_eq(final(dir, i, "rounds_skipped"), 0, "%s: peer %d skipped", mode, i);
+        if (i != JOINER) {
+            sum += acc;
+            n++;
+        }
+    }
+    double mean = sum / n, joiner = final(dir, JOINER, "test_acc");
+    cr_expect_geq(final(dir, JOINER, "joined_from"), 1, "%s: the joiner started on its own", mode);
+    cr_expect_leq(mean - joiner, 0.02, "%s: the joiner ends at %.4f, the others at %.4f", mode,
+                  joiner, mean);
+    cr_expect_eq((int) final(dir, LEAVER, "round"), ROUNDS / 2, "%s: the leaver left at round %g",
+                 mode, final(dir, LEAVER, "round"));
+    cr_log_info("%s: joiner %.4f (from %g neighbours), the rest %.4f; leaver left at round %g",
+                mode, joiner, final(dir, JOINER, "joined_from"), mean, final(dir, LEAVER, "round"));
+    ohm_test_rmdir(dir);
+}
+
+Test(peer_async, join_and_leave_sync, .timeout = 300)
+{
+    join_and_leave("sync");
+}
+
+Test(peer_async, join_and_leave_async, .timeout = 300)
+{
+    join_and_leave("async");
+}
+
+/* A receiver stopped with SIGSTOP for 5 s: its neighbours go on, and their
+ * one-slot outboxes hold at most one model for it (newer ones replace it),
+ * so their memory does not grow with the stop. */
+Test(peer_async, outbox_holds_one_model_for_a_stopped_receiver, .timeout = 240)
+{
+    char dir[128], topo[256], calm[256], stop[256];
+    ohm_test_tmpdir(dir, sizeof dir, "outbox");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    snprintf(calm, sizeof calm, "%s/calm", dir);
+    snprintf(stop, sizeof stop, "%s/stopped", dir);
+    mkdir(calm, 0755);
+    mkdir(stop, 0755);
+    ohm_test_topology(topo, "ring", 3, 0, NULL, 6);
+    /* A model of about 1 MB and rounds of a few ms: queuing for 5 s would
+     * take gigabytes. */
+    const char *extra[] = {
+        "train.mode=async", "train.rounds=3000",        "train.eval_every=1000", "data.dim=512",
+        "model.hidden=512", "train.checkpoint_every=0", "train.max_seconds=60",  NULL};
+    const char *sets[40];
+    settings(sets, 40, extra);
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = ohm_test_peer(topo, i, calm, sets, 0);
+    for (int i = 0; i < 3; i++)
+        wait_ok(calm, pids[i], i);
+    for (int i = 0; i < 3; i++)
+        pids[i] = ohm_test_peer(topo, i, stop, sets, 0);
+    double r = 0, t0 = mono_s();
+    while ((ohm_test_last(stop, 2, "round", &r) || r < 1000) && mono_s() - t0 < 60)
+        usleep(5000);
+    cr_assert_eq(kill(pids[2], SIGSTOP), 0);
+    usleep(5000000);
+    cr_assert_eq(kill(pids[2], SIGCONT), 0);
+    for (int i = 0; i < 3; i++)
+        wait_ok(stop, pids[i], i);
+    for (int i = 0; i < 2; i++) {
+        double rss_calm = final(calm, i, "rss_max_kb"), rss = final(stop, i, "rss_max_kb");
+        double replaced = final(stop, i, "outbox_replaced");
+        cr_log_info("peer %d: peak RSS %.0f kB with its neighbour stopped 5 s, %.0f kB without; "
+                    "%.0f models replaced in its outboxes",
+                    i, rss, rss_calm, replaced);
+        cr_expect_leq(final(stop, i, "outbox_peak_waiting"), 1);
+        cr_expect_leq(final(stop, i, "outbox_peak_inflight"), 1);
+        cr_expect_gt(replaced, 0, "peer %d never replaced a waiting model", i);
+        cr_expect_leq(rss, rss_calm + 32 * 1024, "peer %d: %.0f kB against %.0f kB", i, rss,
+                      rss_calm);
+    }
+    ohm_test_rmdir(dir);
+}
