@@ -217,3 +217,77 @@ Test(peer_async, outbox_holds_one_model_for_a_stopped_receiver, .timeout = 240)
     }
     ohm_test_rmdir(dir);
 }
+
+/* Honest mean final accuracy of a run of topology `topo` with `rule` (b = 2)
+ * in async mode; Byzantine peers (from the topology) are left out. */
+static double async_byzantine_run(const char *dir, const char *name, const char *topo,
+                                  const char *rule, const int *byz)
+{
+    char out[300], r[64];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    mkdir(out, 0755);
+    snprintf(r, sizeof r, "aggregate.rule=%s", rule);
+    const char *extra[] = {"train.mode=async",
+                           "train.rounds=300",
+                           "train.eval_every=100",
+                           "train.local_steps=8",
+                           "data.dim=32",
+                           "model.hidden=32",
+                           "aggregate.b=2",
+                           r,
+                           NULL};
+    const char *sets[40];
+    settings(sets, 40, extra);
+    pid_t pids[12];
+    for (int i = 0; i < 12; i++)
+        pids[i] = ohm_test_peer(topo, i, out, sets, 0);
+    for (int i = 0; i < 12; i++)
+        wait_ok(out, pids[i], i);
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < 12; i++)
+        if (!byz[i]) {
+            sum += final(out, i, "test_acc");
+            n++;
+        }
+    return sum / n;
+}
+
+/* Two Byzantine peers on ER(12, 0.7) in async mode: the robust rules keep the
+ * honest peers within 3 points of the attack-free run. */
+Test(peer_async, robust_rules_hold_in_async_mode, .timeout = 600)
+{
+    char dir[128], clean[256], topo[256];
+    ohm_test_tmpdir(dir, sizeof dir, "asyncbyz");
+    snprintf(clean, sizeof clean, "%s/clean.topo", dir);
+    ohm_test_topology(clean, "er", 12, 0, NULL, 8);
+    static const char *const attacks[] = {"signflip", "gaussian"};
+    static const char *const rules[] = {"trimmed-mean", "ios"};
+    int none[12] = {0};
+    for (int r = 0; r < 2; r++) {
+        char name[64];
+        snprintf(name, sizeof name, "clean-%s", rules[r]);
+        double base = async_byzantine_run(dir, name, clean, rules[r], none);
+        for (int a = 0; a < 2; a++) {
+            snprintf(topo, sizeof topo, "%s/%s.topo", dir, attacks[a]);
+            ohm_test_topology(topo, "er", 12, 2, attacks[a], 8);
+            /* the attacked peers: those the topology marks */
+            int byz[12] = {0};
+            FILE *f = fopen(topo, "r");
+            char line[512];
+            while (f && fgets(line, sizeof line, f)) {
+                int id;
+                if (sscanf(line, "peer %d", &id) == 1 && strstr(line, "role=byzantine") && id < 12)
+                    byz[id] = 1;
+            }
+            if (f) fclose(f);
+            snprintf(name, sizeof name, "%s-%s", rules[r], attacks[a]);
+            double acc = async_byzantine_run(dir, name, topo, rules[r], byz);
+            cr_log_info("async, %s under %s: honest accuracy %.4f, attack-free %.4f", rules[r],
+                        attacks[a], acc, base);
+            cr_expect_geq(acc, base - 0.03, "async %s under %s: %.4f against %.4f", rules[r],
+                          attacks[a], acc, base);
+        }
+    }
+    ohm_test_rmdir(dir);
+}
