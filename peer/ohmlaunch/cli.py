@@ -2,7 +2,8 @@
 
     ohm-launch --topology T [--config C] [--set section.key=value]... --out DIR
                [--insecure] [--kill PEER@ROUND]... [--restart] [--resume] [--plot]
-               [--report] [--hosts FILE [ssh options]] [--timeout S]
+               [--report] [--slow PEER:FACTOR]... [--join PEER@SECONDS]... [--leave PEER@ROUND]...
+               [--target-acc A] [--hosts FILE [ssh options]] [--timeout S]
 
 Exit status: 0 when every peer finished (or was killed by --kill and not
 restarted); 1 when a peer failed (also after a restart), the run timed out or
@@ -54,6 +55,17 @@ def parse_args(argv):
     ap.add_argument("--resume", action="store_true",
                     help="continue a run stopped earlier in the same --out: keep its keys, "
                          "metrics and checkpoints and start every peer with --resume")
+    ap.add_argument("--slow", action="append", default=[], metavar="PEER:FACTOR",
+                    help="a straggler: each local step of PEER takes FACTOR times its compute "
+                         "time (train.slowdown)")
+    ap.add_argument("--join", action="append", default=[], metavar="PEER@SECONDS",
+                    help="start PEER SECONDS after the others; it starts from its neighbours' "
+                         "models (train.join) and they do not wait for it at start-up")
+    ap.add_argument("--leave", action="append", default=[], metavar="PEER@ROUND",
+                    help="PEER leaves cleanly after ROUND rounds (train.leave_at)")
+    ap.add_argument("--target-acc", type=float, metavar="A",
+                    help="report the time at which the honest peers' mean accuracy first "
+                         "reached A (summary.json: time_to_target_s)")
     ap.add_argument("--plot", action="store_true", help="write PNG plots (gnuplot)")
     ap.add_argument("--report", action="store_true",
                     help="write DIR/report.html, the run at a glance (ohm-report)")
@@ -74,6 +86,29 @@ def parse_args(argv):
     args.kills = kills
     if args.hosts and (args.kill or args.restart):
         ap.error("--kill and --restart are available for local runs only")
+    # Per-peer settings: {peer: ["section.key=value", ...]}; starts: {peer: seconds}.
+    args.peer_sets, args.starts = {}, {}
+    for opt, pat, key in (("--slow", r"^(\d+):(\d+(?:\.\d+)?)$", "train.slowdown"),
+                          ("--join", r"^(\d+)@(\d+(?:\.\d+)?)$", "train.join"),
+                          ("--leave", r"^(\d+)@(\d+)$", "train.leave_at")):
+        for v in getattr(args, opt[2:]):
+            m = re.match(pat, v)
+            if not m:
+                ap.error("%s expects %s, got '%s'" % (
+                    opt, {"--slow": "PEER:FACTOR", "--join": "PEER@SECONDS",
+                          "--leave": "PEER@ROUND"}[opt], v))
+            pid = int(m.group(1))
+            if opt == "--slow" and float(m.group(2)) < 1:
+                ap.error("--slow %s: the factor must be at least 1" % v)
+            if opt == "--join":
+                args.starts[pid] = float(m.group(2))
+                val = "true"
+            else:
+                val = m.group(2)
+            args.peer_sets.setdefault(pid, []).append("%s=%s" % (key, val))
+    if args.starts:
+        # The others' start-up barrier must not wait for the late joiners.
+        args.set = args.set + ["net.late_joiners=" + ",".join(map(str, sorted(args.starts)))]
     return args
 
 
@@ -156,10 +191,12 @@ def main(argv=None, defaults=None):
     try:
         tools = Tools(args.ohmpeer, args.ohmtopo, defaults)
         topo_json = tools.topology(args.topology)
-        missing = sorted(set(args.kills) - {p["id"] for p in topo_json["peers"]})
-        if missing:
-            raise ToolError("--kill names peer %d, which %s does not declare"
-                            % (missing[0], args.topology))
+        ids = {p["id"] for p in topo_json["peers"]}
+        for opt, named in (("--kill", args.kills), ("--slow/--join/--leave", args.peer_sets)):
+            missing = sorted(set(named) - ids)
+            if missing:
+                raise ToolError("%s names peer %d, which %s does not declare"
+                                % (opt, missing[0], args.topology))
         # Validates the config and the overrides before anything starts.
         rounds = int(tools.config_values(["train.rounds"], args.config, args.set)["train.rounds"])
         consts = energy.constants(tools.config_values(energy.KEYS, args.config, args.set))
@@ -191,6 +228,10 @@ def main(argv=None, defaults=None):
         return 1
 
     peers = {p["id"]: Peer(p) for p in topo_json["peers"]}
+    for pid, sets in args.peer_sets.items():
+        peers[pid].sets = sets
+    for pid, after in args.starts.items():
+        peers[pid].start_after = after
     outcome = supervise(runner, peers, rounds, kills=args.kills, restart=args.restart,
                         restart_delay=args.restart_delay, timeout=args.timeout, quiet=args.quiet)
     report_failures(out, runner, peers, outcome)
@@ -216,6 +257,9 @@ def main(argv=None, defaults=None):
             last = max(means)
             extra["consensus_distance"] = means[last]
             extra["consensus_distance_by_round"] = {str(k): v for k, v in sorted(means.items())}
+    if args.target_acc is not None:
+        extra["target_acc"] = args.target_acc
+        extra["time_to_target_s"] = summary.time_to_target(peers, args.target_acc)
     data, head, notes, rows = summary.build(out, peers, rounds, outcome, status, args, extra)
     if args.consensus and "consensus_distance" in extra:
         head += "; consensus distance (mean squared) %.4g at round %d" % (

@@ -24,6 +24,8 @@ class LocalRunner:
             p.log.close()
         p.log = open(os.path.join(self.out, "peer-%d.log" % p.pid), "a")
         cmd = self.base + ["--id", str(p.pid)] + (["--resume"] if resume else [])
+        for kv in p.sets:  # this peer's own settings (--slow, --join, --leave)
+            cmd += ["--set", kv]
         p.proc = subprocess.Popen(cmd, stdout=p.log, stderr=subprocess.STDOUT)
 
     def poll_metrics(self, peers, now=None):

@@ -247,6 +247,8 @@ class SshRunner:
             cmd += ["--set", shlex.quote(s)]
         if self.args.insecure:
             cmd += ["--set", "net.insecure=true"]
+        for kv in p.sets:  # this peer's own settings (--slow, --join, --leave)
+            cmd += ["--set", shlex.quote(kv)]
         if resume:
             cmd += ["--resume"]
         script = "cd %s && echo $$ > peer-%d.pid && exec %s" % (h.rdir, p.pid, " ".join(cmd))

@@ -36,6 +36,8 @@ def failed_how(p):
 
 def fate(p):
     """What became of a peer that did not finish, in words."""
+    if p.state == "waiting":
+        return "never started"
     if p.state == "failed":
         return "failed (%s)" % failed_how(p)
     if p.state == "killed":
@@ -45,12 +47,38 @@ def fate(p):
     return p.state
 
 
+def time_to_target(peers, target):
+    """Seconds after the launch at which the mean over the honest peers of
+    their latest evaluated accuracy first reached `target` (a peer not yet
+    evaluated counts 0; a peer that left keeps its last one); None if never.
+    Time-based, so a run whose peers move at different speeds (asynchronous
+    mode, a straggler) is judged by the clock, not by round numbers."""
+    events = []
+    honest = [p for p in peers.values() if not p.byzantine]
+    for p in honest:
+        if p.started_at is None:
+            continue
+        for r in p.rows:
+            if r.get("test_acc") is not None and "wall_s" in r:
+                events.append((p.started_at + r["wall_s"], p.pid, r["test_acc"]))
+    latest = {p.pid: 0.0 for p in honest}
+    for t, pid, acc in sorted(events):
+        latest[pid] = acc
+        if latest and sum(latest.values()) / len(latest) >= target:
+            return round(t, 3)
+    return None
+
+
 def build(out, peers, rounds, outcome, exit_status, args, extra=None):
     """The summary as a dict (summary.json) and the markdown lines (summary.md)."""
     honest = [p for p in peers.values() if not p.byzantine]
     final = {p.pid: p.final_row() for p in peers.values()}
+    # A peer that left (train.leave_at) finished cleanly but not the run: it is
+    # listed apart and not averaged with the others.
+    left = [p for p in honest if p.state == "finished" and final[p.pid]
+            and final[p.pid].get("left")]
     done = [p for p in honest if p.state == "finished" and final[p.pid]
-            and final[p.pid].get("test_acc") is not None]
+            and final[p.pid].get("test_acc") is not None and p not in left]
     accs = {p.pid: final[p.pid]["test_acc"] for p in done}
     vals = list(accs.values())
     finals = [r for r in final.values() if r]
@@ -71,6 +99,12 @@ def build(out, peers, rounds, outcome, exit_status, args, extra=None):
         "status": {str(p.pid): p.state for p in sorted(peers.values(), key=lambda q: q.pid)},
         "kills": [{"peer": p.pid, "round": p.killed_at, "restarts": p.restarts}
                   for p in sorted(peers.values(), key=lambda q: q.pid) if p.killed_at is not None],
+        "left_peers": [{"peer": p.pid, "round": final[p.pid].get("round"),
+                        "acc": final[p.pid].get("test_acc")} for p in left],
+        "joined_peers": [{"peer": p.pid, "after_s": p.start_after,
+                          "joined_from": (final[p.pid] or {}).get("joined_from")}
+                         for p in sorted(peers.values(), key=lambda q: q.pid)
+                         if p.start_after > 0],
         "exit_status": exit_status,
         "wall_s": round(outcome.wall, 3),
         "final_acc": {str(k): v for k, v in sorted(accs.items())},
@@ -111,7 +145,8 @@ def build(out, peers, rounds, outcome, exit_status, args, extra=None):
         groups = {}  # the stopped ones are many and alike: one group
         for p in honest:
             if p not in done:
-                key = "stopped by the launcher" if p.state == "stopped" else fate(p)
+                key = "stopped by the launcher" if p.state == "stopped" else (
+                    "left at round %s" % final[p.pid].get("round") if p in left else fate(p))
                 groups.setdefault(key, []).append(p.pid)
         over = "over %d of %d honest peers (%s)" % (len(done), len(honest), "; ".join(
             "peer%s %s %s" % ("s" if len(ids) > 1 else "", " ".join(map(str, ids)), why)

@@ -4,7 +4,7 @@ A runner (local.LocalRunner, ssh.SshRunner) knows how to start a peer, fetch
 its new metric lines, kill it and stop everything; this module decides when.
 Every peer ends in one state:
 
-    finished  exited 0
+    finished  exited 0 (after the whole run, or after leaving it with train.leave_at)
     failed    exited non-zero on its own (also after a restart): the run fails
     killed    killed by --kill and not restarted (fault injection, not a failure)
     stopped   stopped by the launcher (another peer failed, Ctrl-C, --timeout)
@@ -36,6 +36,9 @@ class Peer:
         self.rows = []
         self.round = 0
         self.acc = None
+        self.sets = []  # this peer's own "section.key=value" settings
+        self.start_after = 0.0  # seconds after the others (--join)
+        self.started_at = None  # seconds after the launch when its process started
 
     def absorb(self, data):
         """Parses whole JSON lines (bytes) of the peer's metrics file."""
@@ -94,7 +97,11 @@ def supervise(runner, peers, rounds, kills=None, restart=False, restart_delay=1.
            for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.time()
     for p in peers.values():
+        if p.start_after > 0:
+            p.state = "waiting"  # a late joiner: started below when its time comes
+            continue
         runner.start(p, resume=runner.resume_all)
+        p.started_at = 0.0
         p.state = "running"
     tty = sys.stdout.isatty() and not quiet
     last_print = 0.0
@@ -104,6 +111,12 @@ def supervise(runner, peers, rounds, kills=None, restart=False, restart_delay=1.
             time.sleep(TICK)
             now = time.time()
             runner.poll_metrics(peers, now)
+            for p in peers.values():
+                if p.state == "waiting" and now - t0 >= p.start_after:
+                    runner.start(p, resume=runner.resume_all)
+                    p.started_at = now - t0
+                    p.state = "running"
+                    say("started peer %d (joins %.1f s late)" % (p.pid, p.start_after))
             for p in peers.values():
                 if (p.pid in kills and p.killed_at is None and p.state == "running"
                         and p.round >= kills[p.pid] and p.proc.poll() is None):
@@ -120,6 +133,7 @@ def supervise(runner, peers, rounds, kills=None, restart=False, restart_delay=1.
                     p = peers[pid]
                     p.restarts += 1
                     runner.start(p, resume=True)
+                    p.started_at = now - t0
                     p.state = "running"
                     say("restarted peer %d with --resume" % pid)
             for p in peers.values():
@@ -136,7 +150,8 @@ def supervise(runner, peers, rounds, kills=None, restart=False, restart_delay=1.
             out.timed_out = bool(timeout) and time.time() - t0 > timeout
             if out.failed or out.interrupted or out.timed_out:
                 break
-            if not restart_at and all(p.state != "running" for p in peers.values()):
+            if not restart_at and all(p.state not in ("running", "waiting")
+                                      for p in peers.values()):
                 break
             if tty and time.time() - last_print > 0.5:
                 sys.stdout.write("\r" + progress_line(peers, rounds, t0))
@@ -152,6 +167,8 @@ def supervise(runner, peers, rounds, kills=None, restart=False, restart_delay=1.
                 if p.state == "running":
                     p.exit = p.proc.poll()
                     p.state = "stopped"
+                elif p.state == "waiting":
+                    p.state = "stopped"  # never started
         out.wall = time.time() - t0
         runner.finish(peers)
         if tty:
