@@ -66,12 +66,14 @@ static ohm_drop_t drop_reason_of(int rc)
     }
 }
 
-/* A late joiner keeps the first valid model of each neighbour. */
+/* A late joiner keeps the newest valid model of each neighbour (what a
+ * neighbour queued for it while it was absent comes first, oldest first). */
 static void join_keep(ohm_peer_t *p, int i, const ohm_wire_msg_t *m)
 {
-    if (p->join_got[i]) return;
+    if (p->join_got[i] && m->round <= p->join_round[i]) return;
     ohm_wire_read_params(m, p->join_vec[i]);
     p->join_got[i] = 1;
+    p->join_round[i] = m->round;
 }
 
 /* Decodes, attributes and checks one frame, then hands it to the inbox: only
@@ -374,23 +376,31 @@ static int join_any(const ohm_peer_t *p)
     return 0;
 }
 
+int ohm_exchange_join_begin(ohm_peer_t *p)
+{
+    size_t n1 = (size_t)p->nn + 1;
+    p->join_vec = calloc(n1, sizeof *p->join_vec);
+    p->join_got = calloc(n1, sizeof *p->join_got);
+    p->join_round = calloc(n1, sizeof *p->join_round);
+    if (!p->join_vec || !p->join_got || !p->join_round) return ohm_error_set(OHM_ENOMEM, "join");
+    for (int i = 0; i < p->nn; i++)
+        if (!(p->join_vec[i] = malloc(sizeof(float) * p->P)))
+            return ohm_error_set(OHM_ENOMEM, "join: %zu parameters", p->P);
+    p->joining = 1; /* from the start-up barrier on: models may come during it */
+    return OHM_OK;
+}
+
 int ohm_exchange_join(ohm_peer_t *p)
 {
     int rc = OHM_OK, k = 0;
-    p->join_vec = calloc((size_t)p->nn + 1, sizeof *p->join_vec);
-    p->join_got = calloc((size_t)p->nn + 1, sizeof *p->join_got);
-    if (!p->join_vec || !p->join_got) rc = ohm_error_set(OHM_ENOMEM, "join");
-    for (int i = 0; !rc && i < p->nn; i++)
-        if (!(p->join_vec[i] = malloc(sizeof(float) * p->P)))
-            rc = ohm_error_set(OHM_ENOMEM, "join: %zu parameters", p->P);
-    if (rc) goto out;
-    /* Wait for the first model of every reachable neighbour: at most the
-     * start-up window, and one round deadline after the first one came. */
-    p->joining = 1;
+    /* Wait for a model of every reachable neighbour: at most the start-up
+     * window, and one round deadline after the first one came; then take what
+     * is still arriving back to back, so each neighbour's newest is used. */
     double end = ohm_peer_now() + p->s.startup_timeout_ms / 1000.0;
     if ((rc = receive_until(p, end, join_any))) goto out;
     double soon = ohm_peer_now() + p->s.timeout_ms / 1000.0;
     if ((rc = receive_until(p, soon < end ? soon : end, join_done))) goto out;
+    drain(p, (p->s.hwm + 4) * (p->nn + 1), 100, 2000);
     const float **rows = p->rows; /* scratch of nn + 1 rows */
     for (int i = 0; i < p->nn; i++)
         if (p->join_got[i]) rows[k++] = p->join_vec[i];
@@ -401,7 +411,7 @@ int ohm_exchange_join(ohm_peer_t *p)
                 p->id);
         goto out;
     }
-    /* The coordinate-wise median of the first models: any minority of lying
+    /* The coordinate-wise median of the newest models: any minority of lying
      * neighbours cannot choose the joiner's start. */
     ohm_rule_params_t med;
     ohm_rule_defaults(&med, OHM_RULE_MEDIAN);
@@ -419,8 +429,10 @@ out:
         free(p->join_vec[i]);
     free(p->join_vec);
     free(p->join_got);
+    free(p->join_round);
     p->join_vec = NULL;
     p->join_got = NULL;
+    p->join_round = NULL;
     return rc;
 }
 

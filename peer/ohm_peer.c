@@ -315,6 +315,11 @@ void ohm_peer_destroy(ohm_peer_t **pp)
     ohm_inbox_destroy(&p->inbox);
     ohm_comm_free(p);
     ohm_latest_destroy(&p->latest);
+    for (int i = 0; p->join_vec && i < p->nn; i++) /* a join that did not finish */
+        free(p->join_vec[i]);
+    free(p->join_vec);
+    free(p->join_got);
+    free(p->join_round);
     free(p->age_hist);
     free(p->factor);
     free(p->nb_ids);

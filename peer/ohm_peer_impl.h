@@ -113,6 +113,7 @@ struct ohm_peer {
     int joining;                   /* collecting the first models (ohm_exchange_join) */
     float **join_vec;              /* ... neighbour i's first valid model */
     int *join_got;
+    uint32_t *join_round; /* ... and its round */
     int left; /* left the run at train.leave_at */
 };
 
@@ -145,8 +146,11 @@ void ohm_exchange_catch_up(ohm_peer_t *p);
  * while a neighbour is far behind, so that it can come near. */
 int ohm_exchange_hold(ohm_peer_t *p);
 
-/* A late joiner (train.join): waits (bounded) for the first valid model of
- * each neighbour and starts from their robust combination. */
+/* A late joiner (train.join): from the start-up barrier on, keeps the newest
+ * valid model of each neighbour (ohm_exchange_join_begin); after the barrier
+ * waits (bounded) for one of each and starts from their coordinate-wise
+ * median (ohm_exchange_join). */
+int ohm_exchange_join_begin(ohm_peer_t *p);
 int ohm_exchange_join(ohm_peer_t *p);
 
 /* Moves to round r, taking the models buffered for it. */

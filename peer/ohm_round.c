@@ -208,6 +208,7 @@ int ohm_peer_run(ohm_peer_t *p)
     p->t_start = ohm_peer_now();
     int rc = OHM_OK;
     if (p->o.resume && (rc = ohm_records_resume(p))) return rc;
+    if (p->s.join && (rc = ohm_exchange_join_begin(p))) return rc;
     if ((rc = ohm_exchange_barrier(p)) == OHM_EINTR) goto finish;
     if (rc) return rc;
     if (p->s.join && (rc = ohm_exchange_join(p))) {
