@@ -3,6 +3,7 @@
 
 #include "ohm_ckpt.h"
 #include "ohm_error.h"
+#include "ohm_keys.h"
 #include "ohm_topology.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +111,43 @@ void ohm_test_topology(const char *path, const char *kind, int n, int byzantine,
     ohm_topology_destroy(&t);
 }
 
+int ohm_test_keyed_topology(const char *path, const char *keydir, int n, const int (*edges)[2],
+                            int nedges, char *host, int *port, uint8_t (*pub)[32],
+                            uint8_t (*sec)[32])
+{
+    ohm_test_endpoints(host, port, n);
+    if (mkdir(keydir, 0700) != 0 && errno != EEXIST) {
+        perror(keydir);
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        uint8_t p[OHM_KEY_BYTES], k[OHM_KEY_BYTES];
+        char prefix[600], z[41];
+        snprintf(prefix, sizeof prefix, "%s/peer-%d", keydir, i);
+        if (ohm_keys_generate(p, k) || ohm_keys_write(prefix, p, k)) {
+            fprintf(stderr, "keys of peer %d: %s\n", i, ohm_error_detail());
+            fclose(f);
+            return -1;
+        }
+        ohm_keys_encode(p, z);
+        fprintf(f, "peer %d tcp://%s:%d key=%s\n", i, host, *port + i, z);
+        if (pub) memcpy(pub[i], p, OHM_KEY_BYTES);
+        if (sec) memcpy(sec[i], k, OHM_KEY_BYTES);
+    }
+    if (edges)
+        for (int e = 0; e < nedges; e++)
+            fprintf(f, "edge %d %d\n", edges[e][0], edges[e][1]);
+    else
+        for (int i = 0; i < n; i++)
+            fprintf(f, "edge %d %d\n", i, (i + 1) % n);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 const char *ohm_test_ohmpeer(void)
 {
     const char *p = getenv("OHMPEER");
@@ -181,6 +220,89 @@ int ohm_test_wait(pid_t pid, int timeout_ms)
         }
         usleep(20000);
     }
+}
+
+void ohm_test_start(const char *topo, int n, const char *out, const char *const *sets, pid_t *pids)
+{
+    for (int i = 0; i < n; i++)
+        pids[i] = ohm_test_peer(topo, i, out, sets, 0);
+}
+
+int ohm_test_wait_all(const char *out, const pid_t *pids, int n, int timeout_ms, int *bad)
+{
+    int first = 0;
+    for (int i = 0; i < n; i++) {
+        int st = ohm_test_wait(pids[i], timeout_ms);
+        if (st == 0) continue;
+        ohm_test_show_log(out, i);
+        fprintf(stderr, "peer %d exit status %d\n", i, st);
+        if (!first) {
+            first = st;
+            if (bad) *bad = i;
+        }
+    }
+    return first;
+}
+
+int ohm_test_run(const char *topo, int n, const char *out, const char *const *sets, int timeout_ms,
+                 int *bad)
+{
+    pid_t pids[n];
+    ohm_test_start(topo, n, out, sets, pids);
+    return ohm_test_wait_all(out, pids, n, timeout_ms, bad);
+}
+
+void ohm_test_sets(const char **out, int cap, const char *const *a, const char *const *b)
+{
+    int n = 0;
+    for (int i = 0; a && a[i] && n < cap - 1; i++)
+        out[n++] = a[i];
+    for (int i = 0; b && b[i] && n < cap - 1; i++)
+        out[n++] = b[i];
+    out[n] = NULL;
+}
+
+int ohm_test_final_line(const char *dir, int id, char *line, size_t cap)
+{
+    char path[512], buf[65536];
+    snprintf(path, sizeof path, "%s/peer-%d.jsonl", dir, id);
+    FILE *f = fopen(path, "r");
+    int found = -1;
+    while (f && fgets(buf, sizeof buf, f))
+        if (strstr(buf, "\"final\":true")) {
+            snprintf(line, cap, "%s", buf);
+            found = 0;
+        }
+    if (f) fclose(f);
+    return found;
+}
+
+int ohm_test_neighbour(const char *line, int nb, char *obj, size_t cap)
+{
+    const char *p = strstr(line, "\"neighbours\":{");
+    if (!p) return -1;
+    char key[32];
+    snprintf(key, sizeof key, "\"%d\":{", nb);
+    p = strstr(p, key);
+    if (!p) return -1;
+    p += strlen(key) - 1;
+    int depth = 0;
+    size_t n = 0;
+    for (; *p && n + 1 < cap; p++) {
+        obj[n++] = *p;
+        depth += (*p == '{') - (*p == '}');
+        if (depth == 0) break;
+    }
+    obj[n] = '\0';
+    return depth == 0 ? 0 : -1;
+}
+
+long ohm_test_counter(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? strtol(p + strlen(pat), NULL, 10) : 0;
 }
 
 static int find_number(const char *line, const char *key, double *v)

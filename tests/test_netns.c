@@ -423,35 +423,13 @@ Test(netns, six_peers_on_three_hosts_match_loopback, .fini = fini)
     ohm_test_rmdir(dir);
 }
 
-/* The text of the last "final" line of a peer's metrics, or "" */
-static void final_line(const char *out, int id, char *buf, size_t cap)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/peer-%d.jsonl", out, id);
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char *line = malloc(cap);
-    cr_assert_not_null(line);
-    while (fgets(line, (int)cap, f))
-        if (strstr(line, "\"final\":true")) snprintf(buf, cap, "%s", line);
-    free(line);
-    fclose(f);
-}
-
 /* accepted/missed of neighbour nb in a final line's "neighbours" object. */
 static int neighbour_counts(const char *line, int nb, double *accepted, double *missed)
 {
-    const char *n = strstr(line, "\"neighbours\":{");
-    if (!n) return -1;
-    char pat[48];
-    snprintf(pat, sizeof pat, "\"%d\":{\"accepted\":", nb);
-    const char *p = strstr(n, pat);
-    if (!p) return -1;
-    *accepted = strtod(p + strlen(pat), NULL);
-    const char *q = strstr(p, "\"missed\":");
-    if (!q) return -1;
-    *missed = strtod(q + 9, NULL);
+    char obj[1024];
+    if (ohm_test_neighbour(line, nb, obj, sizeof obj)) return -1;
+    *accepted = (double)ohm_test_counter(obj, "accepted");
+    *missed = (double)ohm_test_counter(obj, "missed");
     return 0;
 }
 
@@ -576,7 +554,7 @@ Test(netns, partition_and_rejoin, .fini = fini)
         cr_assert_eq(ohm_test_final(out, i, "round", &round), 0, "peer %d: no final line", i);
         cr_expect_eq((int)round, ROUNDS, "peer %d ended at round %g", i, round);
         ohm_test_final(out, i, "test_acc", &acc);
-        final_line(out, i, line, 1 << 16);
+        ohm_test_final_line(out, i, line, 1 << 16);
         int nbs[2] = {(i + NPEERS - 1) % NPEERS, (i + 1) % NPEERS};
         for (int k = 0; k < 2; k++) {
             double a = 0, m = 0;

@@ -22,26 +22,22 @@ static double mono_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* common settings, then `extra`, NULL-terminated, into out[cap] */
+static const char *const common[] = {"data.name=synthetic",
+                                     "data.dim=16",
+                                     "data.classes=4",
+                                     "data.noise=1.0",
+                                     "model.hidden=16",
+                                     "optimizer.lr=0.1",
+                                     "optimizer.batch=16",
+                                     "net.insecure=true",
+                                     "net.round_timeout_ms=3000",
+                                     "net.startup_timeout_ms=20000",
+                                     NULL};
+
+/* common, then `extra`, into out[cap] */
 static void settings(const char **out, int cap, const char *const *extra)
 {
-    static const char *const common[] = {"data.name=synthetic",
-                                         "data.dim=16",
-                                         "data.classes=4",
-                                         "data.noise=1.0",
-                                         "model.hidden=16",
-                                         "optimizer.lr=0.1",
-                                         "optimizer.batch=16",
-                                         "net.insecure=true",
-                                         "net.round_timeout_ms=3000",
-                                         "net.startup_timeout_ms=20000",
-                                         NULL};
-    int n = 0;
-    for (int i = 0; common[i] && n < cap - 1; i++)
-        out[n++] = common[i];
-    for (int i = 0; extra && extra[i] && n < cap - 1; i++)
-        out[n++] = extra[i];
-    out[n] = NULL;
+    ohm_test_sets(out, cap, common, extra);
 }
 
 static void wait_ok(const char *dir, pid_t pid, int id)
@@ -92,7 +88,10 @@ Test(peer_async, ring_converges_without_waiting, .timeout = 240)
 
 /* One peer joins late (after a third of the run) and one leaves at half of it,
  * in `mode`: the joiner ends within 2 points of the others, the leaver stops
- * at its round, nobody else skips a round. */
+ * at its round, nobody else skips a round. The synthetic task takes well under
+ * a millisecond per step: the others are slowed (train.slowdown, a sleep in
+ * proportion to their compute) so that they are still running, whatever the
+ * machine's speed, when the joiner has started and connected. */
 static void join_and_leave(const char *mode)
 {
     enum { ROUNDS = 600, JOINER = 3, LEAVER = 6 };
@@ -106,21 +105,23 @@ static void join_and_leave(const char *mode)
     const char *extra[] = {m,
                            "train.rounds=600",
                            "train.eval_every=100",
-                           "train.local_steps=4",
+                           "train.local_steps=16",
                            "net.late_joiners=3",
+                           "train.slowdown=200",
                            NULL};
     const char *sets[40], *sets_leave[40], *sets_join[40];
     settings(sets, 40, extra);
     const char *extra_leave[] = {m,
                                  "train.rounds=600",
                                  "train.eval_every=100",
-                                 "train.local_steps=4",
+                                 "train.local_steps=16",
                                  "net.late_joiners=3",
                                  leave,
+                                 "train.slowdown=200",
                                  NULL};
     settings(sets_leave, 40, extra_leave);
     const char *extra_join[] = {
-        m,   "train.rounds=600", "train.eval_every=100", "train.local_steps=4", "train.join=true",
+        m,   "train.rounds=600", "train.eval_every=100", "train.local_steps=16", "train.join=true",
         NULL};
     settings(sets_join, 40, extra_join);
     pid_t pids[N];

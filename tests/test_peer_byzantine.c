@@ -70,15 +70,9 @@ static run_t run(const char *dir, const char *name, const char *topo, const char
         r.byz[i] = ohm_topology_peer(t, (uint32_t)i)->byzantine;
     ohm_topology_destroy(&t);
 
-    pid_t pids[64];
-    for (int i = 0; i < r.n; i++)
-        pids[i] = ohm_test_peer(topo, i, out, sets, 0);
-    for (int i = 0; i < r.n; i++) {
-        int st = ohm_test_wait(pids[i], 300000);
-        if (st != 0) ohm_test_show_log(out, i);
-        cr_assert_eq(st, 0, "%s: peer %d%s exit status %d", name, i, r.byz[i] ? " (Byzantine)" : "",
-                     st);
-    }
+    int bad = -1;
+    cr_assert_eq(ohm_test_run(topo, r.n, out, sets, 300000, &bad), 0, "%s: peer %d%s failed", name,
+                 bad, bad >= 0 && r.byz[bad] ? " (Byzantine)" : "");
     int honest = 0;
     for (int i = 0; i < r.n; i++) {
         if (r.byz[i]) continue;

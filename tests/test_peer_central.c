@@ -58,14 +58,8 @@ Test(peer_central, complete_uniform_mean_equals_large_batch_sgd, .timeout = 120)
     ohm_test_tmpdir(dir, sizeof dir, "central");
     snprintf(topo, sizeof topo, "%s/complete.topo", dir);
     write_complete_uniform(topo);
-    pid_t pids[N];
-    for (int i = 0; i < N; i++)
-        pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
-    for (int i = 0; i < N; i++) {
-        int st = ohm_test_wait(pids[i], 60000);
-        if (st != 0) ohm_test_show_log(dir, i);
-        cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
-    }
+    int bad = -1;
+    cr_assert_eq(ohm_test_run(topo, N, dir, sets, 60000, &bad), 0, "peer %d failed", bad);
 
     /* The same run in one process: SGD on the mean of the N peers' batch gradients. */
     ohm_config_t *cfg = ohm_config_new();

@@ -23,7 +23,7 @@
 
 #define N 8
 #define VICTIM 3
-#define ROUNDS 2000 /* long enough that the restart is a small part of it at any speed */
+#define ROUNDS 2000    /* long enough that the restart is a small part of it at any speed */
 #define KILL_AFTER 100 /* the victim is killed once its metrics show this round */
 /* Peers wait for each other during a start-up window (neighbours may be held
  * in their own barriers); the kill comes after it, as in a long run. */
@@ -40,26 +40,11 @@ static double mono_s(void)
 /* DIR/ring.topo: an n-peer ring on fresh loopback endpoints with CURVE keys in DIR/keys. */
 static void write_ring(const char *dir, int n)
 {
-    char host[16], path[512];
+    char host[16], path[512], keys[512];
     int port;
-    ohm_test_endpoints(host, &port, n);
-    snprintf(path, sizeof path, "%s/keys", dir);
-    cr_assert_eq(mkdir(path, 0700), 0);
     snprintf(path, sizeof path, "%s/ring.topo", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    for (int i = 0; i < n; i++) {
-        uint8_t pub[OHM_KEY_BYTES], sec[OHM_KEY_BYTES];
-        char prefix[512], z[41];
-        snprintf(prefix, sizeof prefix, "%s/keys/peer-%d", dir, i);
-        cr_assert_eq(ohm_keys_generate(pub, sec), 0);
-        cr_assert_eq(ohm_keys_write(prefix, pub, sec), 0);
-        ohm_keys_encode(pub, z);
-        fprintf(f, "peer %d tcp://%s:%d key=%s\n", i, host, port + i, z);
-    }
-    for (int i = 0; i < n; i++)
-        fprintf(f, "edge %d %d\n", i, (i + 1) % n);
-    fclose(f);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    cr_assert_eq(ohm_test_keyed_topology(path, keys, n, NULL, 0, host, &port, NULL, NULL), 0);
 }
 
 #define STR_(x) #x
@@ -126,24 +111,15 @@ static int neighbour_counts(const char *out, int id, int nb, long *accepted, lon
                             long *skipped)
 {
     double s = -1;
-    if (ohm_test_final(out, id, "rounds_skipped", &s)) return -1;
+    char line[16384], obj[1024];
+    if (ohm_test_final(out, id, "rounds_skipped", &s) ||
+        ohm_test_final_line(out, id, line, sizeof line) ||
+        ohm_test_neighbour(line, nb, obj, sizeof obj))
+        return -1;
     *skipped = (long)s;
-    char path[512], line[16384], key[48];
-    snprintf(path, sizeof path, "%s/peer-%d.jsonl", out, id);
-    snprintf(key, sizeof key, "\"%d\":{\"accepted\":", nb);
-    FILE *f = fopen(path, "r");
-    int found = -1;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "\"final\":true") ? strstr(line, "\"neighbours\":{") : NULL;
-        if (p && (p = strstr(p, key))) {
-            char *end;
-            *accepted = strtol(p + strlen(key), &end, 10);
-            const char *q = strstr(end, "\"missed\":");
-            if (q) *missed = strtol(q + 9, NULL, 10), found = 0;
-        }
-    }
-    if (f) fclose(f);
-    return found;
+    *accepted = ohm_test_counter(obj, "accepted");
+    *missed = ohm_test_counter(obj, "missed");
+    return 0;
 }
 
 Test(peer_crash, killed_peer_resumes_and_the_ring_finishes, .timeout = 300)

@@ -78,21 +78,11 @@ static void run_peers(int order, float *got[N], size_t P)
     snprintf(topo, sizeof topo, "%s/triangle.topo", dir);
     write_triangle(topo);
     snprintf(order_set, sizeof order_set, "aggregate.order=%s", order_name[order]);
-    const char *sets[32];
-    int k = 0;
-    for (; base_sets[k]; k++)
-        sets[k] = base_sets[k];
-    sets[k++] = order_set;
-    sets[k] = NULL;
-
-    pid_t pids[N];
-    for (int i = 0; i < N; i++)
-        pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
-    for (int i = 0; i < N; i++) {
-        int st = ohm_test_wait(pids[i], 60000);
-        if (st != 0) ohm_test_show_log(dir, i);
-        cr_assert_eq(st, 0, "%s: peer %d exit status %d", order_name[order], i, st);
-    }
+    const char *sets[32], *own[] = {order_set, NULL};
+    ohm_test_sets(sets, 32, base_sets, own);
+    int bad = -1;
+    cr_assert_eq(ohm_test_run(topo, N, dir, sets, 60000, &bad), 0, "%s: peer %d failed",
+                 order_name[order], bad);
     for (int i = 0; i < N; i++) {
         size_t n = 0;
         got[i] = ohm_test_params(dir, i, &n);

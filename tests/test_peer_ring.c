@@ -25,14 +25,8 @@ Test(peer_ring, eight_peers_converge, .timeout = 240)
                           "net.insecure=true",
                           "net.round_timeout_ms=5000",
                           NULL};
-    pid_t pids[N];
-    for (int i = 0; i < N; i++)
-        pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
-    for (int i = 0; i < N; i++) {
-        int st = ohm_test_wait(pids[i], 180000);
-        if (st != 0) ohm_test_show_log(dir, i);
-        cr_assert_eq(st, 0, "peer %d exit status %d", i, st);
-    }
+    int bad = -1;
+    cr_assert_eq(ohm_test_run(topo, N, dir, sets, 180000, &bad), 0, "peer %d failed", bad);
     for (int i = 0; i < N; i++) {
         double acc = 0, round = 0, dropped = -1, first = 0, last = 0;
         cr_assert_eq(ohm_test_final(dir, i, "test_acc", &acc), 0, "peer %d: no final line", i);

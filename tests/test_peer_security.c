@@ -39,28 +39,16 @@ typedef struct {
 } peers_t;
 
 /* Writes DIR/net.topo: n peers with fresh CURVE keys in DIR/keys and the given
- * undirected edges ("0-1" pairs), on fresh loopback endpoints. */
+ * undirected edges, on fresh loopback endpoints. */
 static void write_topology(const char *dir, int n, const int (*edges)[2], int nedges, peers_t *ps)
 {
     cr_assert_leq(n, 8, "peers_t holds 8 key pairs");
-    char path[512];
-    ohm_test_endpoints(ps->host, &ps->port, n);
-    snprintf(path, sizeof path, "%s/keys", dir);
-    cr_assert_eq(mkdir(path, 0700), 0);
+    char path[512], keys[512];
     snprintf(path, sizeof path, "%s/net.topo", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    for (int i = 0; i < n; i++) {
-        char prefix[512], z[41];
-        snprintf(prefix, sizeof prefix, "%s/keys/peer-%d", dir, i);
-        cr_assert_eq(ohm_keys_generate(ps->pub[i], ps->sec[i]), 0);
-        cr_assert_eq(ohm_keys_write(prefix, ps->pub[i], ps->sec[i]), 0);
-        ohm_keys_encode(ps->pub[i], z);
-        fprintf(f, "peer %d tcp://%s:%d key=%s\n", i, ps->host, ps->port + i, z);
-    }
-    for (int e = 0; e < nedges; e++)
-        fprintf(f, "edge %d %d\n", edges[e][0], edges[e][1]);
-    fclose(f);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    cr_assert_eq(ohm_test_keyed_topology(path, keys, n, edges, nedges, ps->host, &ps->port,
+                                         ps->pub, ps->sec),
+                 0);
 }
 
 static void endpoint_of(const peers_t *ps, int id, char *ep, size_t cap)
@@ -108,64 +96,6 @@ static const char *const common_sets[] = {"data.name=synthetic",
                                           "train.seed=" STR(SEED),
                                           "net.insecure=false",
                                           NULL};
-
-/* common_sets followed by `extra` (NULL-terminated) into out[cap]. */
-static void join_sets(const char **out, int cap, const char *const *extra)
-{
-    int n = 0;
-    for (int i = 0; common_sets[i] && n < cap - 1; i++)
-        out[n++] = common_sets[i];
-    for (int i = 0; extra[i] && n < cap - 1; i++)
-        out[n++] = extra[i];
-    out[n] = NULL;
-}
-
-/* The last line of DIR/peer-<id>.jsonl with "final":true into line[cap]. */
-static int final_line(const char *dir, int id, char *line, size_t cap)
-{
-    char path[512], buf[16384];
-    snprintf(path, sizeof path, "%s/peer-%d.jsonl", dir, id);
-    FILE *f = fopen(path, "r");
-    int found = -1;
-    while (f && fgets(buf, sizeof buf, f))
-        if (strstr(buf, "\"final\":true")) {
-            snprintf(line, cap, "%s", buf);
-            found = 0;
-        }
-    if (f) fclose(f);
-    return found;
-}
-
-/* The object of neighbour `nb` in the final line's "neighbours" map, e.g.
- * {"accepted":5,"missed":0,"drops":{...}}, copied into obj[cap]. */
-static int neighbour_obj(const char *line, int nb, char *obj, size_t cap)
-{
-    const char *p = strstr(line, "\"neighbours\":{");
-    if (!p) return -1;
-    char key[32];
-    snprintf(key, sizeof key, "\"%d\":{", nb);
-    p = strstr(p, key);
-    if (!p) return -1;
-    p += strlen(key) - 1;
-    int depth = 0;
-    size_t n = 0;
-    for (; *p && n + 1 < cap; p++) {
-        obj[n++] = *p;
-        depth += (*p == '{') - (*p == '}');
-        if (depth == 0) break;
-    }
-    obj[n] = '\0';
-    return depth == 0 ? 0 : -1;
-}
-
-/* A counter "key":N inside obj; 0 when absent (only non-zero drops are written). */
-static long counter(const char *obj, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(obj, pat);
-    return p ? strtol(p + strlen(pat), NULL, 10) : 0;
-}
 
 static double mono_s(void)
 {
@@ -287,7 +217,7 @@ static int run_ring(const char *dir, const char *out, const peers_t *ps, int rog
     const char *extra[] = {"train.rounds=" STR(ROGUE_ROUNDS), "train.eval_every=100",
                            "net.round_timeout_ms=8000", "net.startup_timeout_ms=20000", NULL};
     const char *sets[40];
-    join_sets(sets, 40, extra);
+    ohm_test_sets(sets, 40, common_sets, extra);
     mkdir(out, 0755);
     pid_t pids[RING];
     for (int i = 0; i < RING; i++)
@@ -390,7 +320,7 @@ Test(peer_security, unknown_key_is_refused_and_changes_nothing, .timeout = 180)
     cr_assert_gt(sent, 10, "the rogue sent only %d messages", sent);
 
     char line[16384], obj[1024];
-    cr_assert_eq(final_line(att, 0, line, sizeof line), 0, "peer 0: no final line");
+    cr_assert_eq(ohm_test_final_line(att, 0, line, sizeof line), 0, "peer 0: no final line");
     double refused = 0, dropped = -1, acc = -1, acc_ref = -2;
     cr_assert_eq(ohm_test_final(att, 0, "auth_refused", &refused), 0);
     cr_expect_gt(refused, 0, "peer 0 counted no refused handshake");
@@ -400,9 +330,10 @@ Test(peer_security, unknown_key_is_refused_and_changes_nothing, .timeout = 180)
     cr_expect(strstr(line, "\"drops\":{}"), "drops: %s", line);
     /* Each honest neighbour delivered one model per round, and nothing more was accepted. */
     for (int nb = 1; nb <= 2; nb++) {
-        cr_assert_eq(neighbour_obj(line, nb, obj, sizeof obj), 0, "no record of neighbour %d", nb);
-        cr_expect_eq(counter(obj, "accepted"), ROGUE_ROUNDS, "neighbour %d: %s", nb, obj);
-        cr_expect_eq(counter(obj, "missed"), 0, "neighbour %d: %s", nb, obj);
+        cr_assert_eq(ohm_test_neighbour(line, nb, obj, sizeof obj), 0, "no record of neighbour %d",
+                     nb);
+        cr_expect_eq(ohm_test_counter(obj, "accepted"), ROGUE_ROUNDS, "neighbour %d: %s", nb, obj);
+        cr_expect_eq(ohm_test_counter(obj, "missed"), 0, "neighbour %d: %s", nb, obj);
     }
     /* Same seed, same honest messages: the same numbers, bit for bit. */
     for (int i = 0; i < RING; i++) {
@@ -604,7 +535,7 @@ Test(peer_security, hostile_neighbour_is_survived_and_counted, .timeout = 120)
         "train.rounds=" STR(HOSTILE_ROUNDS), "train.eval_every=4",           "aggregate.b=1",
         "net.round_timeout_ms=5000",         "net.startup_timeout_ms=10000", NULL};
     const char *sets[40];
-    join_sets(sets, 40, extra);
+    ohm_test_sets(sets, 40, common_sets, extra);
     pid_t pid = ohm_test_peer(topo, 0, dir, sets, 0);
 
     fields_t ok = {.v = OHM_WIRE_VERSION,
@@ -667,19 +598,20 @@ Test(peer_security, hostile_neighbour_is_survived_and_counted, .timeout = 120)
     cr_expect_eq(answered, HOSTILE_AT + 2);
 
     char line[16384], obj[1024];
-    cr_assert_eq(final_line(dir, 0, line, sizeof line), 0, "peer 0: no final line");
+    cr_assert_eq(ohm_test_final_line(dir, 0, line, sizeof line), 0, "peer 0: no final line");
     double round = 0, dropped = 0, skipped = -1;
     ohm_test_final(dir, 0, "round", &round);
     ohm_test_final(dir, 0, "msgs_dropped", &dropped);
     ohm_test_final(dir, 0, "rounds_skipped", &skipped);
     cr_expect_eq((int)round, HOSTILE_ROUNDS);
     cr_expect_eq(skipped, 0, "peer 0 jumped %g rounds on one neighbour's word", skipped);
-    cr_assert_eq(neighbour_obj(line, 1, obj, sizeof obj), 0, "no record of neighbour 1: %s", line);
+    cr_assert_eq(ohm_test_neighbour(line, 1, obj, sizeof obj), 0, "no record of neighbour 1: %s",
+                 line);
     cr_log_info("peer 0's record of neighbour 1: %s", obj);
     /* Every round's model was accepted except the NaN one (delivered, so not
      * missed) and the last one (only the out-of-window message came). */
-    cr_expect_eq(counter(obj, "accepted"), HOSTILE_ROUNDS - 2, "%s", obj);
-    cr_expect_eq(counter(obj, "missed"), 1, "%s", obj);
+    cr_expect_eq(ohm_test_counter(obj, "accepted"), HOSTILE_ROUNDS - 2, "%s", obj);
+    cr_expect_eq(ohm_test_counter(obj, "missed"), 1, "%s", obj);
     static const struct {
         const char *reason;
         long n;
@@ -688,13 +620,14 @@ Test(peer_security, hostile_neighbour_is_survived_and_counted, .timeout = 120)
                 {"spoofed", 1},   {"future", 1},    {"not_neighbour", 0}};
     long total = 0;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        cr_expect_eq(counter(obj, want[i].reason), want[i].n, "%s: %s", want[i].reason, obj);
+        cr_expect_eq(ohm_test_counter(obj, want[i].reason), want[i].n, "%s: %s", want[i].reason,
+                     obj);
         total += want[i].n;
     }
     /* The replayed model was dropped once: as a duplicate if its round was
      * still open when the copy arrived, else as stale (next to the one stale
      * message sent as such). */
-    long replay = counter(obj, "duplicate") + counter(obj, "stale") - 1;
+    long replay = ohm_test_counter(obj, "duplicate") + ohm_test_counter(obj, "stale") - 1;
     cr_expect_eq(replay, 1, "replay dropped %ld times: %s", replay, obj);
     total += 2;
     /* The oversized frames were never seen by the decoder: no extra drop anywhere. */
@@ -777,7 +710,7 @@ Test(peer_security, hijack_with_a_neighbours_key_skips_nothing, .timeout = 240)
                            "train.checkpoint_every=0",         "net.round_timeout_ms=5000",
                            "net.startup_timeout_ms=20000",     NULL};
     const char *sets[40];
-    join_sets(sets, 40, extra);
+    ohm_test_sets(sets, 40, common_sets, extra);
 
     /* 1. Next to the real peer 1: the impersonator's session is refused
      *    (one key, one session) and counted. */
@@ -801,11 +734,11 @@ Test(peer_security, hijack_with_a_neighbours_key_skips_nothing, .timeout = 240)
     }
     expect_whole_run(out);
     char line[16384];
-    cr_assert_eq(final_line(out, 0, line, sizeof line), 0);
+    cr_assert_eq(ohm_test_final_line(out, 0, line, sizeof line), 0);
     const char *rd = strstr(line, "\"recv_dropped\":");
     cr_assert_not_null(rd, "no recv_dropped in %s", line);
-    cr_expect_geq(counter(rd, "duplicate_session"), 1, "the second session was not refused: %s",
-                  rd);
+    cr_expect_geq(ohm_test_counter(rd, "duplicate_session"), 1,
+                  "the second session was not refused: %s", rd);
 
     /* 2. Before the real peer 1 starts, the impersonator holds its key: its
      *    frames reach peer 0's protocol, which must not believe them. */
@@ -827,10 +760,10 @@ Test(peer_security, hijack_with_a_neighbours_key_skips_nothing, .timeout = 240)
     }
     expect_whole_run(out);
     char obj[1024];
-    cr_assert_eq(final_line(out, 0, line, sizeof line), 0);
-    cr_assert_eq(neighbour_obj(line, 1, obj, sizeof obj), 0);
+    cr_assert_eq(ohm_test_final_line(out, 0, line, sizeof line), 0);
+    cr_assert_eq(ohm_test_neighbour(line, 1, obj, sizeof obj), 0);
     cr_log_info("hijack before peer 1 started: peer 0's record of neighbour 1: %s", obj);
-    cr_expect_geq(counter(obj, "nonfinite") + counter(obj, "future"), 1,
+    cr_expect_geq(ohm_test_counter(obj, "nonfinite") + ohm_test_counter(obj, "future"), 1,
                   "the hijack frames never reached peer 0's protocol: %s", obj);
     ohm_test_rmdir(dir);
 }
