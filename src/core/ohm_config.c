@@ -263,7 +263,7 @@ static const key_def_t schema[] = {
               "bound)"),
     DBL_GE0("async.max_staleness_s", "0",
             "... nor one older than this many seconds (0 = no bound)"),
-    STR("async.staleness_weight", "none",
+    STR("async.staleness_weight", "poly:1",
         "none, or poly:A: a model tau steps old weighs (1 + tau)^(-A) times its weight"),
 };
 
