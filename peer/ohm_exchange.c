@@ -210,6 +210,30 @@ int ohm_exchange_barrier(ohm_peer_t *p)
     return OHM_OK;
 }
 
+/* Asynchronous start: a model from every neighbour that is live and in step. */
+static int first_models_in(const ohm_peer_t *p)
+{
+    for (int i = 0; i < p->nn; i++)
+        if (ohm_inbox_waits_for(p->inbox, i) && ohm_latest_stamp(p->latest, i) < 0) return 0;
+    return 1;
+}
+
+int ohm_exchange_async_start(ohm_peer_t *p)
+{
+    ohm_model_get_params(p->model, p->own);
+    int rc = ohm_exchange_send(p, OHM_MSG_MODEL, p->round, p->own, p->nb_ids, p->nn);
+    if (rc) return rc;
+    /* In slices, handing on what waits in the one-slot outboxes meanwhile. */
+    double end = ohm_peer_now() + p->s.timeout_ms / 1000.0;
+    while (!first_models_in(p) && ohm_peer_now() < end) {
+        ohm_transport_flush(p->tr);
+        double slice = ohm_peer_now() + 0.02;
+        if ((rc = receive_until(p, slice < end ? slice : end, first_models_in))) return rc;
+    }
+    ohm_transport_flush(p->tr);
+    return OHM_OK;
+}
+
 /* p->view[i]: neighbour i's parameters of this round, in place in its frame or
  * copied (unaligned payload), or (comm on) its copy as this round's message
  * left it; NULL when there is none. They were checked on arrival. */

@@ -146,6 +146,12 @@ void ohm_exchange_catch_up(ohm_peer_t *p);
  * while a neighbour is far behind, so that it can come near. */
 int ohm_exchange_hold(ohm_peer_t *p);
 
+/* Asynchronous mode, before the first step: sends the starting model (stamped
+ * with the current round; step models carry round + 1) and waits, at most one
+ * round deadline, for one model of every live neighbour, so that no peer runs
+ * through its steps alone while its neighbours are still starting. */
+int ohm_exchange_async_start(ohm_peer_t *p);
+
 /* A late joiner (train.join): from the start-up barrier on, keeps the newest
  * valid model of each neighbour (ohm_exchange_join_begin); after the barrier
  * waits (bounded) for one of each and starts from their coordinate-wise

@@ -159,10 +159,10 @@ static int byzantine_round(ohm_peer_t *p)
 
 /* Encodes and sends the round's model; *ts: the time it took (encoding,
  * compression, handing to the transport; encryption runs on ZeroMQ's threads). */
-static int timed_send(ohm_peer_t *p, double *ts)
+static int timed_send(ohm_peer_t *p, uint32_t stamp, double *ts)
 {
     double t = ohm_peer_now();
-    int rc = ohm_comm_send(p, p->round, p->own);
+    int rc = ohm_comm_send(p, stamp, p->own);
     *ts = ohm_peer_now() - t;
     return rc;
 }
@@ -171,13 +171,16 @@ static int honest_round(ohm_peer_t *p, double *tc, double *ts, double *tw, doubl
 {
     double t0 = ohm_peer_now();
     int rc;
+    /* Asynchronous models carry the step after which they were sent: stamp
+     * round (0 at the start) is the starting model (ohm_exchange_async_start). */
+    uint32_t stamp = p->round + (p->s.async ? 1u : 0u);
     if (p->s.order == OHM_ORDER_ATC) {
         if ((rc = adapt(p))) return rc;
         ohm_model_get_params(p->model, p->own);
-        if ((rc = timed_send(p, ts))) return rc;
+        if ((rc = timed_send(p, stamp, ts))) return rc;
     } else {
         ohm_model_get_params(p->model, p->own);
-        if ((rc = timed_send(p, ts))) return rc;
+        if ((rc = timed_send(p, stamp, ts))) return rc;
         if (p->s.order == OHM_ORDER_CONSENSUS) { /* the gradient at our own current point */
             if ((rc = adapt(p))) return rc;
             ohm_model_get_params(p->model, p->psi);
@@ -216,6 +219,10 @@ int ohm_peer_run(ohm_peer_t *p)
         return rc;
     }
     int byz_sender = p->byz && !ohm_byz_trains(p->byz);
+    if (p->s.async && !byz_sender && (rc = ohm_exchange_async_start(p))) {
+        if (rc == OHM_EINTR) goto finish;
+        return rc;
+    }
     uint32_t timed = 0;
     while (p->round < p->s.rounds) {
         if (p->s.leave_at && p->round >= p->s.leave_at) { /* a clean departure */

@@ -86,6 +86,29 @@ Test(peer_async, ring_converges_without_waiting, .timeout = 240)
     ohm_test_rmdir(dir);
 }
 
+/* Steps far shorter than a message's trip: without the start (every peer
+ * first waits for one model of each neighbour) the first peer out of its
+ * barrier ran through all its steps alone. */
+Test(peer_async, nobody_runs_alone_at_the_start, .timeout = 240)
+{
+    char dir[128], topo[256];
+    ohm_test_tmpdir(dir, sizeof dir, "asyncstart");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    ohm_test_topology(topo, "ring", N, 0, NULL, 4);
+    const char *extra[] = {"train.mode=async", "train.rounds=100", "train.eval_every=100",
+                           "data.dim=16", "model.hidden=0", NULL};
+    const char *sets[40];
+    settings(sets, 40, extra);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = ohm_test_peer(topo, i, dir, sets, 0);
+    for (int i = 0; i < N; i++)
+        wait_ok(dir, pids[i], i);
+    for (int i = 0; i < N; i++)
+        cr_expect_gt(final(dir, i, "combined_per_step"), 0, "peer %d combined no neighbour model", i);
+    ohm_test_rmdir(dir);
+}
+
 /* One peer joins late (after a third of the run) and one leaves at half of it,
  * in `mode`: the joiner ends within 2 points of the others, the leaver stops
  * at its round, nobody else skips a round. The synthetic task takes well under
