@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 
 static ohm_settings_t resolve(const char *schedule)
 {
@@ -43,4 +44,24 @@ Test(settings, unknown_schedule_is_refused)
     cr_assert_not_null(c);
     cr_expect_eq(ohm_config_set(c, "optimizer.schedule=cos", "--set"), OHM_EINVAL);
     ohm_config_destroy(&c);
+}
+
+/* Asynchronous mode keeps only each neighbour's newest model, which public
+ * copies (compression, censoring) cannot follow: refused with both names. */
+Test(settings, async_refuses_public_copies)
+{
+    static const char *const comm[] = {"comm.compress=q8", "comm.censor=threshold"};
+    for (int k = 0; k < 2; k++) {
+        ohm_config_t *c = ohm_config_new();
+        cr_assert_not_null(c);
+        cr_assert_eq(ohm_config_set(c, "train.mode=async", "--set"), OHM_OK);
+        cr_assert_eq(ohm_config_set(c, comm[k], "--set"), OHM_OK);
+        ohm_settings_t s;
+        cr_expect_eq(ohm_settings_resolve(c, &s), OHM_EINVAL, "%s", comm[k]);
+        cr_expect(strstr(ohm_error_detail(), "train.mode = async") != NULL, "%s",
+                  ohm_error_detail());
+        cr_assert_eq(ohm_config_set(c, "train.mode=sync", "--set"), OHM_OK);
+        cr_expect_eq(ohm_settings_resolve(c, &s), OHM_OK, "%s", ohm_error_detail());
+        ohm_config_destroy(&c);
+    }
 }
