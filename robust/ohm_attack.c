@@ -9,6 +9,7 @@
  * - Noise: xoshiro256** seeded through splitmix64 from (seed, round,
  *   target_id), normals by Box-Muller; the same view gives the same vector. */
 #include "ohm_attack.h"
+#include "ohm_xoshiro.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -28,30 +29,9 @@ typedef struct {
     uint64_t s[4];
 } rng_t;
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 static uint64_t rng_next(rng_t *r)
 {
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+    return ohm_xoshiro_next(r->s);
 }
 
 /* One stream per (seed, round, target): the three are mixed through
@@ -59,10 +39,10 @@ static uint64_t rng_next(rng_t *r)
 static void rng_seed(rng_t *r, uint64_t seed, uint32_t round, uint32_t target)
 {
     uint64_t x = seed;
-    uint64_t a = splitmix64(&x);
+    uint64_t a = ohm_splitmix64(&x);
     x = a ^ (((uint64_t)round << 32) | target);
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
+        r->s[i] = ohm_splitmix64(&x);
 }
 
 /* Uniform in (0, 1]: never 0, so log() below is finite. */

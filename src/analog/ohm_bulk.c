@@ -1,5 +1,6 @@
 /* ohm_bulk: four-lane xoshiro256** and a Ziggurat normal generator (see ohm_bulk.h). */
 #include "ohm_bulk.h"
+#include "ohm_xoshiro.h"
 
 #include <assert.h>
 #include <math.h>
@@ -15,20 +16,12 @@ typedef uint64_t v4u64 __attribute__((vector_size(32)));
 #define OHM_BULK_CLONES
 #endif
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 void ohm_bulk_seed(ohm_bulk_t *b, ohm_rng_t *r)
 {
     for (int j = 0; j < 4; j++)
         for (int l = 0; l < 4; l++) {
             uint64_t x = ohm_rng_next(r);
-            b->s[j][l] = splitmix64(&x);
+            b->s[j][l] = ohm_splitmix64(&x);
         }
     for (int l = 0; l < 4; l++)
         if (!(b->s[0][l] | b->s[1][l] | b->s[2][l] | b->s[3][l]))

@@ -1,48 +1,27 @@
 /* ohm_rng: xoshiro256** seeded through splitmix64. */
 #include "ohm_rng.h"
+#include "ohm_xoshiro.h"
 
 #include <assert.h>
 #include <math.h>
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
 
 void ohm_rng_seed(ohm_rng_t *r, uint64_t seed, uint64_t peer, uint64_t purpose)
 {
     /* Mix the three parts through splitmix so nearby triples give unrelated streams. */
     uint64_t x = seed;
-    uint64_t a = splitmix64(&x);
+    uint64_t a = ohm_splitmix64(&x);
     x = a ^ (peer * 0xd1342543de82ef95ULL + 0x632be59bd9b4e019ULL);
-    uint64_t b = splitmix64(&x);
+    uint64_t b = ohm_splitmix64(&x);
     x = b ^ (purpose * 0xa0761d6478bd642fULL + 0xe7037ed1a0b428dbULL);
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
+        r->s[i] = ohm_splitmix64(&x);
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
         r->s[0] = 1; /* the all-zero state is a fixed point */
 }
 
 uint64_t ohm_rng_next(ohm_rng_t *r)
 {
-    uint64_t *s = r->s;
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return ohm_xoshiro_next(r->s);
 }
 
 double ohm_rng_uniform(ohm_rng_t *r)
@@ -119,5 +98,5 @@ uint64_t ohm_hash64(const void *data, size_t len, uint64_t seed)
         h ^= p[i];
         h *= 0x100000001b3ULL;
     }
-    return splitmix64(&h);
+    return ohm_splitmix64(&h);
 }
