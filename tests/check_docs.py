@@ -6,7 +6,7 @@
 
 Checks, each failure printed as one line naming the file:
   1. docs/config.md is exactly what `ohmpeer config --markdown` prints (no drift
-     from the schema in src/core/ohm_config.c);
+     from the schema in src/core/ohm_config_schema.c);
   2. README.md links every page under docs/;
   3. every relative link in README.md and docs/ names an existing file, and an
      anchor (page.md#anchor) an existing heading of that page;

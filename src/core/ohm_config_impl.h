@@ -1,6 +1,6 @@
 /* ohm_config_impl: the schema's types, shared by the files of the config
- * module (ohm_config.c: schema, reader, getters; ohm_config_print.c: writer and
- * printers). Internal to src/core. */
+ * module (ohm_config_schema.c: the keys and presets; ohm_config.c: reader,
+ * getters; ohm_config_print.c: writer and printers). Internal to src/core. */
 #ifndef OHM_CONFIG_IMPL_H
 #define OHM_CONFIG_IMPL_H
 
@@ -28,11 +28,24 @@ typedef struct {
 #define IMAX ((double)INT_MAX)
 
 typedef struct {
-    char *text; /* canonical text (strings, enums, lists; also what is written) */
-    long i;     /* int, bool */
-    double d;   /* double */
+    char *text;      /* canonical text (strings, enums, lists; also what is written) */
+    long i;          /* int, bool */
+    double d;        /* double */
     char origin[96]; /* where it was set: "file:line", "--set", "default" (tail if longer) */
 } value_t;
+
+/* Presets: a value of a preset key stands for assignments made when the key
+ * is set (ohm_config_schema.c). */
+typedef struct {
+    const char *key, *value;
+    const char *const sets[16]; /* "section.key=value", NULL-terminated */
+} ohm_config_preset_t;
+
+/* The schema and the presets (ohm_config_schema.c), in file order. */
+extern const key_def_t ohm_config_schema[];
+extern const size_t ohm_config_schema_len;
+extern const ohm_config_preset_t ohm_config_presets[];
+extern const size_t ohm_config_presets_len;
 
 /* The schema, in file order. */
 size_t ohm_config_key_count(void);
