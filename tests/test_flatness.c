@@ -13,42 +13,7 @@
 #include "ohm_flatness.h"
 #include "ohm_hvp.h"
 #include "ohm_model.h"
-
-typedef struct {
-    float *x;
-    int32_t *y;
-    float *t;
-    ohm_batch_t b;
-} data_t;
-
-static void data_fill(data_t *d, int n, int dim, int outs, int regress, uint64_t seed)
-{
-    ohm_rng_t r;
-    ohm_rng_seed(&r, seed, 0, OHM_STREAM_DATA);
-    d->x = malloc(sizeof(float) * (size_t)n * dim);
-    d->y = malloc(sizeof(int32_t) * (size_t)n);
-    d->t = malloc(sizeof(float) * (size_t)n * outs);
-    cr_assert(d->x && d->y && d->t);
-    for (int i = 0; i < n * dim; i++)
-        d->x[i] = (float)ohm_rng_normal(&r);
-    for (int i = 0; i < n; i++)
-        d->y[i] = (int32_t)ohm_rng_below(&r, (uint32_t)outs);
-    for (int i = 0; i < n * outs; i++)
-        d->t[i] = (float)ohm_rng_normal(&r);
-    d->b = (ohm_batch_t){.n = n,
-                         .dim = dim,
-                         .x = d->x,
-                         .y = regress ? NULL : d->y,
-                         .t = regress ? d->t : NULL,
-                         .tdim = regress ? outs : 0};
-}
-
-static void data_free(data_t *d)
-{
-    free(d->x);
-    free(d->y);
-    free(d->t);
-}
+#include "ohm_testdata.h"
 
 static ohm_model_spec_t spec_of(int in, int out, int nh, const int *hid, int act, int loss,
                                 int bias)
@@ -85,8 +50,8 @@ static void check_against_model(int act, int loss, int bias)
 {
     int hid[2] = {7, 5};
     ohm_model_spec_t s = spec_of(6, 4, 2, hid, act, loss, bias);
-    data_t d;
-    data_fill(&d, 600, 6, 4, loss == OHM_LOSS_MSE, 11); /* > one chunk */
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 600, 6, 4, loss == OHM_LOSS_MSE, 11); /* > one chunk */
     ohm_model_t *m = NULL;
     cr_assert_eq(ohm_model_new(&s, NULL, NULL, &m), OHM_OK);
     size_t P = ohm_model_nparams(m);
@@ -120,7 +85,7 @@ static void check_against_model(int act, int loss, int bias)
     free(wf);
     free(gf);
     free(g);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(hvp, gradient_matches_model)
@@ -138,8 +103,8 @@ static void check_fd(int act, int loss, int bias, int n)
 {
     int hid[2] = {6, 5};
     ohm_model_spec_t s = spec_of(5, 3, 2, hid, act, loss, bias);
-    data_t d;
-    data_fill(&d, n, 5, 3, loss == OHM_LOSS_MSE, 23);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, n, 5, 3, loss == OHM_LOSS_MSE, 23);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
@@ -214,7 +179,7 @@ static void check_fd(int act, int loss, int bias, int n)
     free(gm);
     free(hv);
     free(wp);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(hvp, finite_differences_relu)
@@ -267,8 +232,8 @@ Test(hvp, least_squares_exact_hessian)
      * so H[(k,c),(k',c')] = [k == k'] M[c][c'], M = A^T A / n with A = [X, 1]. */
     const int n = 13, dim = 4, K = 3, cols = dim + 1;
     ohm_model_spec_t s = spec_of(dim, K, 0, NULL, OHM_ACT_RELU, OHM_LOSS_MSE, 1);
-    data_t d;
-    data_fill(&d, n, dim, K, 1, 5);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, n, dim, K, 1, 5);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
@@ -295,7 +260,7 @@ Test(hvp, least_squares_exact_hessian)
     free(H);
     free(w);
     ohm_hvp_destroy(&h);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(hvp, softmax_regression_exact_hessian)
@@ -303,8 +268,8 @@ Test(hvp, softmax_regression_exact_hessian)
     /* One linear layer, cross-entropy: H = 1/n sum_i (diag(p_i) - p_i p_i^T) (x) a_i a_i^T. */
     const int n = 9, dim = 3, K = 4, cols = dim + 1;
     ohm_model_spec_t s = spec_of(dim, K, 0, NULL, OHM_ACT_TANH, OHM_LOSS_XENT, 1);
-    data_t d;
-    data_fill(&d, n, dim, K, 0, 17);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, n, dim, K, 0, 17);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
@@ -339,7 +304,7 @@ Test(hvp, softmax_regression_exact_hessian)
     free(want);
     free(w);
     ohm_hvp_destroy(&h);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 /* ---- trace, eigenvalue, sharpness -------------------------------------- */
@@ -387,8 +352,8 @@ Test(flatness, hutchinson_within_standard_errors)
 {
     int hid[1] = {4};
     ohm_model_spec_t s = spec_of(3, 3, 1, hid, OHM_ACT_TANH, OHM_LOSS_XENT, 1);
-    data_t d;
-    data_fill(&d, 30, 3, 3, 0, 2);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 30, 3, 3, 0, 2);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
@@ -417,7 +382,7 @@ Test(flatness, hutchinson_within_standard_errors)
     free(H);
     free(w);
     ohm_hvp_destroy(&h);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 /* Random orthogonal n x n matrix (Gram-Schmidt on Gaussian columns). */
@@ -451,8 +416,8 @@ Test(flatness, top_eigenvalue_of_designed_least_squares)
     const double d2[N] = {6.25, 3.0, 2.5, 2.0, 1.5, 1.2, 1.0, 0.8, 0.5, 0.3, 0.2, 0.1};
     double Q[N * N];
     orthogonal(Q, N, 4);
-    data_t d;
-    data_fill(&d, N, N, 2, 1, 8);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, N, N, 2, 1, 8);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++)
             d.x[i * N + j] = (float)(sqrt((double)N * d2[i]) * Q[j * N + i]);
@@ -473,7 +438,7 @@ Test(flatness, top_eigenvalue_of_designed_least_squares)
     cr_assert(it <= 2 * N + 1);
     free(w);
     ohm_hvp_destroy(&h);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(flatness, top_eigenvalue_is_algebraic_not_magnitude)
@@ -510,8 +475,8 @@ Test(flatness, sharpness_on_a_quadratic)
      * delta^T H delta / 2 and the mean is rho^2 ||w||^2 tr(H) / (2 d). */
     const int n = 40, dim = 6, K = 2;
     ohm_model_spec_t s = spec_of(dim, K, 0, NULL, OHM_ACT_RELU, OHM_LOSS_MSE, 1);
-    data_t d;
-    data_fill(&d, n, dim, K, 1, 6);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, n, dim, K, 1, 6);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
@@ -542,15 +507,15 @@ Test(flatness, sharpness_on_a_quadratic)
     free(H);
     free(w);
     ohm_hvp_destroy(&h);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(flatness, measure_all_is_reproducible_and_consistent)
 {
     int hid[1] = {8};
     ohm_model_spec_t s = spec_of(5, 3, 1, hid, OHM_ACT_SIGMOID, OHM_LOSS_XENT, 1);
-    data_t d;
-    data_fill(&d, 50, 5, 3, 0, 3);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 50, 5, 3, 0, 3);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
@@ -585,15 +550,15 @@ Test(flatness, measure_all_is_reproducible_and_consistent)
     free(H);
     free(w);
     ohm_hvp_destroy(&h);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(hvp, bad_inputs_are_errors)
 {
     int hid[1] = {3};
     ohm_model_spec_t s = spec_of(4, 3, 1, hid, OHM_ACT_RELU, OHM_LOSS_XENT, 1);
-    data_t d;
-    data_fill(&d, 10, 4, 3, 0, 1);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 10, 4, 3, 0, 1);
     ohm_hvp_t *h = NULL;
     ohm_batch_t wrong = d.b;
     wrong.dim = 5;
@@ -618,5 +583,5 @@ Test(hvp, bad_inputs_are_errors)
     free(w);
     ohm_hvp_destroy(&h);
     ohm_hvp_destroy(&h); /* NULL-safe */
-    data_free(&d);
+    ohm_test_data_free(&d);
 }

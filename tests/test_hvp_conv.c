@@ -13,43 +13,8 @@
 #include "ohm_flatness.h"
 #include "ohm_hvp.h"
 #include "ohm_model.h"
+#include "ohm_testdata.h"
 #include "ohm_plan.h"
-
-typedef struct {
-    float *x;
-    int32_t *y;
-    float *t;
-    ohm_batch_t b;
-} data_t;
-
-static void data_fill(data_t *d, int n, int dim, int outs, int regress, uint64_t seed)
-{
-    ohm_rng_t r;
-    ohm_rng_seed(&r, seed, 0, OHM_STREAM_DATA);
-    d->x = malloc(sizeof(float) * (size_t)n * dim);
-    d->y = malloc(sizeof(int32_t) * (size_t)n);
-    d->t = malloc(sizeof(float) * (size_t)n * outs);
-    cr_assert(d->x && d->y && d->t);
-    for (int i = 0; i < n * dim; i++)
-        d->x[i] = (float)ohm_rng_normal(&r);
-    for (int i = 0; i < n; i++)
-        d->y[i] = (int32_t)ohm_rng_below(&r, (uint32_t)outs);
-    for (int i = 0; i < n * outs; i++)
-        d->t[i] = (float)ohm_rng_normal(&r);
-    d->b = (ohm_batch_t){.n = n,
-                         .dim = dim,
-                         .x = d->x,
-                         .y = regress ? NULL : d->y,
-                         .t = regress ? d->t : NULL,
-                         .tdim = regress ? outs : 0};
-}
-
-static void data_free(data_t *d)
-{
-    free(d->x);
-    free(d->y);
-    free(d->t);
-}
 
 static double *rand_vec(size_t n, double sd, uint64_t seed)
 {
@@ -91,8 +56,8 @@ static ohm_model_spec_t spec_of(const net_t *n, int act, int loss, int bias)
 static void gradient_fd(const net_t *net, int act, int loss, int bias)
 {
     ohm_model_spec_t s = spec_of(net, act, loss, bias);
-    data_t d;
-    data_fill(&d, 7, s.n_in, 3, loss == OHM_LOSS_MSE, 31);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 7, s.n_in, 3, loss == OHM_LOSS_MSE, 31);
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK, "%s", ohm_error_detail());
     size_t P = ohm_hvp_nparams(h);
@@ -122,15 +87,15 @@ static void gradient_fd(const net_t *net, int act, int loss, int bias)
     /* Smooth activations: every coordinate. ReLU and max pooling have kinks, one
      * of which may fall inside [w - eps, w + eps] of some coordinate. */
     if (act == OHM_ACT_RELU)
-        cr_expect_leq(off, (int)(P / 100), "%s relu: %d of %zu off (worst %g)", net->layers, off,
-                      P, worst);
+        cr_expect_leq(off, (int)(P / 100), "%s relu: %d of %zu off (worst %g)", net->layers, off, P,
+                      worst);
     else
         cr_expect_eq(off, 0, "%s act %d loss %d bias %d: %d of %zu off (worst %g)", net->layers,
                      act, loss, bias, off, P, worst);
     ohm_hvp_destroy(&h);
     free(w);
     free(g);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(hvp_conv, gradient_by_finite_differences_every_parameter)
@@ -147,8 +112,8 @@ Test(hvp_conv, gradient_matches_the_float_model)
     for (size_t k = 0; k < NNETS; k++)
         for (int act = OHM_ACT_RELU; act <= OHM_ACT_SIGMOID; act++) {
             ohm_model_spec_t s = spec_of(&nets[k], act, OHM_LOSS_XENT, 1);
-            data_t d;
-            data_fill(&d, 300, s.n_in, 3, 0, 5);
+            ohm_test_data_t d;
+            ohm_test_data_fill(&d, 300, s.n_in, 3, 0, 5);
             ohm_model_t *m = NULL;
             cr_assert_eq(ohm_model_new(&s, NULL, NULL, &m), OHM_OK);
             size_t P = ohm_model_nparams(m);
@@ -178,7 +143,7 @@ Test(hvp_conv, gradient_matches_the_float_model)
             free(g);
             free(wf);
             free(gf);
-            data_free(&d);
+            ohm_test_data_free(&d);
         }
 }
 
@@ -189,8 +154,8 @@ Test(hvp_conv, products_by_finite_differences_of_the_gradient)
         for (int act = OHM_ACT_RELU; act <= OHM_ACT_SIGMOID; act++)
             for (int loss = OHM_LOSS_XENT; loss <= OHM_LOSS_MSE; loss++) {
                 ohm_model_spec_t s = spec_of(&nets[k], act, loss, 1);
-                data_t d;
-                data_fill(&d, 9, s.n_in, 3, loss == OHM_LOSS_MSE, 41);
+                ohm_test_data_t d;
+                ohm_test_data_fill(&d, 9, s.n_in, 3, loss == OHM_LOSS_MSE, 41);
                 ohm_hvp_t *h = NULL;
                 cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
                 size_t P = ohm_hvp_nparams(h);
@@ -221,7 +186,8 @@ Test(hvp_conv, products_by_finite_differences_of_the_gradient)
                 }
                 double rel = sqrt(num / den);
                 cr_expect_lt(rel, act == OHM_ACT_RELU ? 1e-3 : 1e-6,
-                             "%s act %d loss %d: relative error %g", nets[k].layers, act, loss, rel);
+                             "%s act %d loss %d: relative error %g", nets[k].layers, act, loss,
+                             rel);
                 cr_expect(fabs(uhv - vhu) < 1e-9 * (fabs(uhv) + 1e-12), "%s: %g vs %g",
                           nets[k].layers, uhv, vhu);
                 ohm_hvp_destroy(&h);
@@ -233,7 +199,7 @@ Test(hvp_conv, products_by_finite_differences_of_the_gradient)
                 free(gp);
                 free(gm);
                 free(wp);
-                data_free(&d);
+                ohm_test_data_free(&d);
             }
 }
 
@@ -251,8 +217,8 @@ Test(hvp_conv, hessian_trace_by_finite_differences)
     const net_t tiny = {"conv:2x3x3/p1,pool:max2,conv:3x2x2,fc:3", 1, 6, 6};
     for (int act = OHM_ACT_RELU; act <= OHM_ACT_TANH; act++) {
         ohm_model_spec_t s = spec_of(&tiny, act, OHM_LOSS_XENT, 1);
-        data_t d;
-        data_fill(&d, 20, s.n_in, 3, 0, 51);
+        ohm_test_data_t d;
+        ohm_test_data_fill(&d, 20, s.n_in, 3, 0, 51);
         ohm_hvp_t *h = NULL;
         cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
         size_t P = ohm_hvp_nparams(h);
@@ -302,7 +268,7 @@ Test(hvp_conv, hessian_trace_by_finite_differences)
         free(w);
         free(e);
         free(he);
-        data_free(&d);
+        ohm_test_data_free(&d);
     }
 }
 
@@ -310,8 +276,8 @@ Test(hvp_conv, hessian_trace_by_finite_differences)
 Test(hvp_conv, kept_and_recomputed_forward_agree)
 {
     ohm_model_spec_t s = spec_of(&nets[0], OHM_ACT_TANH, OHM_LOSS_XENT, 1);
-    data_t d;
-    data_fill(&d, 1100, s.n_in, 3, 0, 61); /* more than one chunk of 512 */
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 1100, s.n_in, 3, 0, 61); /* more than one chunk of 512 */
     ohm_hvp_t *a = NULL, *b = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &a), OHM_OK);
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &b), OHM_OK);
@@ -355,15 +321,15 @@ Test(hvp_conv, kept_and_recomputed_forward_agree)
     free(gb);
     free(ha);
     free(hb);
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
 
 Test(hvp_conv, bad_specs_are_errors)
 {
     ohm_model_spec_t s = spec_of(&nets[0], OHM_ACT_RELU, OHM_LOSS_XENT, 1);
     s.in_shape[1] = 7; /* 2 x 7 x 8 != 128 */
-    data_t d;
-    data_fill(&d, 3, s.n_in, 3, 0, 1);
+    ohm_test_data_t d;
+    ohm_test_data_fill(&d, 3, s.n_in, 3, 0, 1);
     ohm_hvp_t *h = NULL;
     cr_expect_eq(ohm_hvp_new(&s, &d.b, &h), OHM_EINVAL);
     cr_expect_null(h);
@@ -373,5 +339,5 @@ Test(hvp_conv, bad_specs_are_errors)
     cr_expect_eq(ohm_hvp_new(&s, &d.b, &h), OHM_EINVAL);
     cr_expect(strstr(ohm_error_detail(), "the last layer must be fc:3") != NULL, "%s",
               ohm_error_detail());
-    data_free(&d);
+    ohm_test_data_free(&d);
 }
