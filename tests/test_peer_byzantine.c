@@ -31,6 +31,13 @@ typedef struct {
     double wall_max;
 } run_t;
 
+/* Rounds an honest peer may skip in the next run (0 unless an attack says
+ * why). A neighbour muted for m rounds stalls its honest neighbour for up to
+ * m deadlines; that peer's other neighbours stop waiting for it and move on,
+ * and when it is heard again it catches up to them (on the evidence of a
+ * quorum, the attacker's burst alone cannot move it): at most m rounds. */
+static int skip_bound = 0;
+
 /* Runs every peer of topology `topo` (honest and Byzantine) into a fresh
  * folder under dir with the common settings plus `extra`, and checks what
  * holds in every run: each honest peer exits 0 after all rounds, none skipped,
@@ -85,7 +92,7 @@ static run_t run(const char *dir, const char *name, const char *topo, const char
         ohm_test_final(out, i, "hold_s", &hold);
         ohm_test_final(out, i, "wall_s", &wall);
         cr_expect_eq((int)round, ROUNDS, "%s: peer %d ended at round %g", name, i, round);
-        cr_expect_eq(skipped, 0, "%s: peer %d skipped %g rounds", name, i, skipped);
+        cr_expect_leq(skipped, skip_bound, "%s: peer %d skipped %g rounds", name, i, skipped);
         /* A neighbour that misses deadlines gets a probation that doubles:
          * log2(ROUNDS) + 2 misses at most per attacker, two attackers here at
          * most, plus the start-up. */
@@ -139,7 +146,9 @@ Test(peer_byzantine, ring_control_plane_attacks, .timeout = 900)
         snprintf(name, sizeof name, "ring-%zu", a);
         topology(dir, name, "ring", 8, 1, attacks[a], topo, sizeof topo);
         const char *deep[] = {"net.hwm=1024", NULL};
+        skip_bound = strncmp(attacks[a], "mute-then-burst", 15) ? 0 : 3; /* mute = 3 */
         run_t r = run(dir, name, topo, strncmp(attacks[a], "hello", 5) ? NULL : deep);
+        skip_bound = 0;
         expect_close(&r, &clean, attacks[a]);
     }
     ohm_test_rmdir(dir);
@@ -194,11 +203,18 @@ Test(peer_byzantine, attacks_without_local_data, .timeout = 900)
 {
     char dir[128], topo[512];
     ohm_test_tmpdir(dir, sizeof dir, "byznodata");
-    const char *sets[] = {"aggregate.rule=ios", "aggregate.b=1", "data.partition=label-honest",
-                          "model.init=normal", "model.init_per_peer=true", NULL};
-    static const char *const attacks[] = {
-        "gaussian:view=target", "signflip:view=target", "isolation:view=target",
-        "duplicate:view=target", "alie:view=target", "ipm:view=target", "zero", "nan", "crash"};
+    const char *sets[] = {"aggregate.rule=ios",          "aggregate.b=1",
+                          "data.partition=label-honest", "model.init=normal",
+                          "model.init_per_peer=true",    NULL};
+    static const char *const attacks[] = {"gaussian:view=target",
+                                          "signflip:view=target",
+                                          "isolation:view=target",
+                                          "duplicate:view=target",
+                                          "alie:view=target",
+                                          "ipm:view=target",
+                                          "zero",
+                                          "nan",
+                                          "crash"};
     for (size_t a = 0; a < sizeof attacks / sizeof *attacks; a++) {
         char name[64];
         snprintf(name, sizeof name, "nodata-%zu", a);
