@@ -476,7 +476,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-Test(netns, partition_and_rejoin, .fini = fini)
+Test(netns, partition_and_rejoin, .fini = fini, .timeout = 400)
 {
     need_netns("b");
     char dir[128], topo[256], out[256];
@@ -488,9 +488,10 @@ Test(netns, partition_and_rejoin, .fini = fini)
     const char *hosts[NHOSTS] = {addr[0], addr[1], addr[2]};
     write_topology(topo, dir, hosts, NHOSTS, PORT);
 
-    /* Rounds paced by computation (800 local steps: about 45 ms a round on a
-     * quiet machine; the partition lasts at least 6 s, and the rejoin needs
-     * rounds left after it, so rounds must not be much faster), a short deadline so
+    /* Rounds paced by computation (400 local steps: about 25 ms a round on a
+     * quiet machine, three times that under the sanitizers; the partition lasts
+     * at least 6 s, and the rejoin needs rounds left after it, so rounds must
+     * not be much faster), a short deadline so
      * a missing neighbour costs little, and metrics every 5 rounds to watch.
      * A wide future window: after the heal a peer that catches up to a
      * neighbour's round still holds that neighbour's model for it (with the
@@ -499,7 +500,7 @@ Test(netns, partition_and_rejoin, .fini = fini)
     enum { ROUNDS = 600, DOWN_AT = 40, DOWN_ROUNDS = 40, EVAL = 5 };
     const char *sets[] = {"train.rounds=600",
                           "train.eval_every=5",
-                          "train.local_steps=800",
+                          "train.local_steps=400",
                           "optimizer.batch=64",
                           "model.hidden=128",
                           "optimizer.lr=0.02",
