@@ -36,3 +36,14 @@ void ohm_test_data_free(ohm_test_data_t *d)
     d->x = d->t = NULL;
     d->y = NULL;
 }
+
+double *ohm_test_rand_vec(size_t n, double sd, uint64_t seed)
+{
+    double *w = malloc(sizeof(double) * n);
+    cr_assert(w);
+    ohm_rng_t r;
+    ohm_rng_seed(&r, seed, 0, 4242);
+    for (size_t i = 0; i < n; i++)
+        w[i] = sd * ohm_rng_normal(&r);
+    return w;
+}

@@ -5,6 +5,7 @@
 
 #include "ohm_data.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -19,5 +20,9 @@ typedef struct {
  * out of memory; release with ohm_test_data_free. */
 void ohm_test_data_fill(ohm_test_data_t *d, int n, int dim, int outs, int regress, uint64_t seed);
 void ohm_test_data_free(ohm_test_data_t *d);
+
+/* n values N(0, sd^2) from the stream of `seed` (parameters or probe
+ * directions). Aborts the test when out of memory; caller frees. */
+double *ohm_test_rand_vec(size_t n, double sd, uint64_t seed);
 
 #endif

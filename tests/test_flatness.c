@@ -25,18 +25,6 @@ static ohm_model_spec_t spec_of(int in, int out, int nh, const int *hid, int act
     return s;
 }
 
-/* Random parameters of scale sd (biases too, so no ReLU sits on its kink). */
-static double *rand_vec(size_t n, double sd, uint64_t seed)
-{
-    double *w = malloc(sizeof(double) * n);
-    cr_assert(w);
-    ohm_rng_t r;
-    ohm_rng_seed(&r, seed, 0, 4242);
-    for (size_t i = 0; i < n; i++)
-        w[i] = sd * ohm_rng_normal(&r);
-    return w;
-}
-
 static double vnorm(const double *a, size_t n)
 {
     double s = 0;
@@ -56,7 +44,7 @@ static void check_against_model(int act, int loss, int bias)
     cr_assert_eq(ohm_model_new(&s, NULL, NULL, &m), OHM_OK);
     size_t P = ohm_model_nparams(m);
     cr_assert_eq(P, ohm_hvp_nparams_of(&s));
-    double *w = rand_vec(P, 0.4, 5);
+    double *w = ohm_test_rand_vec(P, 0.4, 5);
     float *wf = malloc(sizeof(float) * P), *gf = malloc(sizeof(float) * P);
     double *g = malloc(sizeof(double) * P);
     for (size_t i = 0; i < P; i++)
@@ -108,7 +96,7 @@ static void check_fd(int act, int loss, int bias, int n)
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 0.5, 31 + (uint64_t)act);
+    double *w = ohm_test_rand_vec(P, 0.5, 31 + (uint64_t)act);
     double *g = malloc(sizeof(double) * P), *gp = malloc(sizeof(double) * P),
            *gm = malloc(sizeof(double) * P), *hv = malloc(sizeof(double) * P),
            *wp = malloc(sizeof(double) * P);
@@ -134,7 +122,7 @@ static void check_fd(int act, int loss, int bias, int n)
     /* Hv against (g(w + e v) - g(w - e v)) / 2e for a few random directions. */
     const double e = 1e-5;
     for (int k = 0; k < 3; k++) {
-        double *v = rand_vec(P, 1.0, 100 + (uint64_t)k);
+        double *v = ohm_test_rand_vec(P, 1.0, 100 + (uint64_t)k);
         ohm_hvp_apply(h, v, hv);
         for (size_t i = 0; i < P; i++)
             wp[i] = w[i] + e * v[i];
@@ -160,7 +148,7 @@ static void check_fd(int act, int loss, int bias, int n)
     }
 
     /* Symmetry: u^T H v = v^T H u. */
-    double *u = rand_vec(P, 1.0, 7), *v = rand_vec(P, 1.0, 8);
+    double *u = ohm_test_rand_vec(P, 1.0, 7), *v = ohm_test_rand_vec(P, 1.0, 8);
     ohm_hvp_apply(h, v, hv);
     double uhv = 0, vhu = 0;
     for (size_t i = 0; i < P; i++)
@@ -238,7 +226,7 @@ Test(hvp, least_squares_exact_hessian)
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
     cr_assert_eq(P, (size_t)K * cols);
-    double *w = rand_vec(P, 1.0, 3);
+    double *w = ohm_test_rand_vec(P, 1.0, 3);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     double M[5][5] = {{0}};
     for (int i = 0; i < n; i++)
@@ -273,7 +261,7 @@ Test(hvp, softmax_regression_exact_hessian)
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 0.7, 9);
+    double *w = ohm_test_rand_vec(P, 0.7, 9);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     double *want = calloc(P * P, sizeof(double));
     for (int i = 0; i < n; i++) {
@@ -357,7 +345,7 @@ Test(flatness, hutchinson_within_standard_errors)
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 0.8, 12);
+    double *w = ohm_test_rand_vec(P, 0.8, 12);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     double *H = hessian_by_columns(h), exact = 0, off2 = 0;
     for (size_t i = 0; i < P; i++) {
@@ -427,7 +415,7 @@ Test(flatness, top_eigenvalue_of_designed_least_squares)
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 1.0, 1);
+    double *w = ohm_test_rand_vec(P, 1.0, 1);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     ohm_rng_t r;
     ohm_rng_seed(&r, 3, 2, OHM_STREAM_FLAT);
@@ -480,7 +468,7 @@ Test(flatness, sharpness_on_a_quadratic)
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 1.0, 2);
+    double *w = ohm_test_rand_vec(P, 1.0, 2);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     double *H = hessian_by_columns(h), trH = 0, loss0 = 0;
     for (size_t i = 0; i < P; i++)
@@ -519,7 +507,7 @@ Test(flatness, measure_all_is_reproducible_and_consistent)
     ohm_hvp_t *h = NULL;
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 0.9, 4);
+    double *w = ohm_test_rand_vec(P, 0.9, 4);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     double *H = hessian_by_columns(h), trH = 0;
     for (size_t i = 0; i < P; i++)
@@ -576,7 +564,7 @@ Test(hvp, bad_inputs_are_errors)
     cr_assert_eq(ohm_hvp_new(&bad, &d.b, &h), OHM_EINVAL);
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
     size_t P = ohm_hvp_nparams(h);
-    double *w = rand_vec(P, 1.0, 1);
+    double *w = ohm_test_rand_vec(P, 1.0, 1);
     w[2] = NAN;
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_ENONFINITE);
     cr_assert_eq(ohm_hvp_params(h)[2], 0.0); /* unchanged */

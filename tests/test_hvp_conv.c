@@ -16,17 +16,6 @@
 #include "ohm_testdata.h"
 #include "ohm_plan.h"
 
-static double *rand_vec(size_t n, double sd, uint64_t seed)
-{
-    double *w = malloc(sizeof(double) * n);
-    cr_assert(w);
-    ohm_rng_t r;
-    ohm_rng_seed(&r, seed, 0, 4242);
-    for (size_t i = 0; i < n; i++)
-        w[i] = sd * ohm_rng_normal(&r);
-    return w;
-}
-
 typedef struct {
     const char *layers;
     int c, h, w;
@@ -62,7 +51,7 @@ static void gradient_fd(const net_t *net, int act, int loss, int bias)
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK, "%s", ohm_error_detail());
     size_t P = ohm_hvp_nparams(h);
     cr_assert_eq(P, ohm_hvp_nparams_of(&s));
-    double *w = rand_vec(P, 0.5, 17), *g = malloc(sizeof(double) * P);
+    double *w = ohm_test_rand_vec(P, 0.5, 17), *g = malloc(sizeof(double) * P);
     cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
     double l0;
     ohm_hvp_loss_grad(h, &l0, NULL, g);
@@ -117,7 +106,7 @@ Test(hvp_conv, gradient_matches_the_float_model)
             ohm_model_t *m = NULL;
             cr_assert_eq(ohm_model_new(&s, NULL, NULL, &m), OHM_OK);
             size_t P = ohm_model_nparams(m);
-            double *w = rand_vec(P, 0.4, 6), *g = malloc(sizeof(double) * P);
+            double *w = ohm_test_rand_vec(P, 0.4, 6), *g = malloc(sizeof(double) * P);
             float *wf = malloc(sizeof(float) * P), *gf = malloc(sizeof(float) * P);
             for (size_t i = 0; i < P; i++)
                 wf[i] = (float)w[i];
@@ -159,8 +148,8 @@ Test(hvp_conv, products_by_finite_differences_of_the_gradient)
                 ohm_hvp_t *h = NULL;
                 cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
                 size_t P = ohm_hvp_nparams(h);
-                double *w = rand_vec(P, 0.5, 18), *v = rand_vec(P, 1.0, 19),
-                       *u = rand_vec(P, 1.0, 20);
+                double *w = ohm_test_rand_vec(P, 0.5, 18), *v = ohm_test_rand_vec(P, 1.0, 19),
+                       *u = ohm_test_rand_vec(P, 1.0, 20);
                 double *hv = malloc(sizeof(double) * P), *hu = malloc(sizeof(double) * P),
                        *gp = malloc(sizeof(double) * P), *gm = malloc(sizeof(double) * P),
                        *wp = malloc(sizeof(double) * P);
@@ -223,7 +212,7 @@ Test(hvp_conv, hessian_trace_by_finite_differences)
         cr_assert_eq(ohm_hvp_new(&s, &d.b, &h), OHM_OK);
         size_t P = ohm_hvp_nparams(h);
         cr_assert_lt(P, 200u);
-        double *w = rand_vec(P, 0.6, 52), *e = calloc(P, sizeof(double)),
+        double *w = ohm_test_rand_vec(P, 0.6, 52), *e = calloc(P, sizeof(double)),
                *he = malloc(sizeof(double) * P);
         cr_assert_eq(ohm_hvp_set_params(h, w), OHM_OK);
         double l0 = ohm_hvp_loss_at(h, w), exact = 0, fd = 0, hstep = 1e-4, maxdiag = -INFINITY;
@@ -283,7 +272,7 @@ Test(hvp_conv, kept_and_recomputed_forward_agree)
     cr_assert_eq(ohm_hvp_new(&s, &d.b, &b), OHM_OK);
     ohm_hvp_recompute(b);
     size_t P = ohm_hvp_nparams(a);
-    double *w = rand_vec(P, 0.4, 62), *v = rand_vec(P, 1.0, 63);
+    double *w = ohm_test_rand_vec(P, 0.4, 62), *v = ohm_test_rand_vec(P, 1.0, 63);
     double *ga = malloc(sizeof(double) * P), *gb = malloc(sizeof(double) * P),
            *ha = malloc(sizeof(double) * P), *hb = malloc(sizeof(double) * P);
     cr_assert_eq(ohm_hvp_set_params(a, w), OHM_OK);
