@@ -53,8 +53,6 @@ topo=$out/ring16.topo
 "$OHMTOPO" gen ring -n 16 --port "$port" -o "$topo" >/dev/null
 csv=$out/results.csv
 echo "mode,run,wall_s,status,load_before,load_after" >"$csv"
-lock=${OHM_EXPERIMENT_LOCK:-/tmp/ohm-experiments.lock}
-load() { cut -d" " -f1 /proc/loadavg; }
 
 # run MODE NAME [launcher options...]: one run, recorded in the csv.
 run() {
@@ -62,15 +60,14 @@ run() {
   shift 2
   rm -rf "$dir"
   printf '%-16s ' "$mode-$name"
-  exec 9>"$lock"
-  flock 9
-  l0=$(load)
+  ohm_lock
+  l0=$(ohm_load)
   nice -n 5 "$OHM_LAUNCH" --topology "$topo" --out "$dir" --quiet --timeout 3600 \
     --config "$OHM_ROOT/examples/configs/demo.ini" --set "train.mode=$mode" \
     --set "train.rounds=$rounds" --set train.checkpoint_every=0 "$@" "${extra[@]}" \
     >"$dir.out" 2>&1 || rc=$?
-  l1=$(load)
-  exec 9>&-
+  l1=$(ohm_load)
+  ohm_unlock
   mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
   local wall
   wall=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("wall_s",""))' \

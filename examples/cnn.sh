@@ -72,7 +72,6 @@ topo=$out/ring$peers.topo
 csv=$out/results.csv
 [ -f "$csv" ] || echo "run,peers,optimizer,update,rounds,lr,status,honest_acc_mean,honest_acc_min,honest_acc_max,wall_s,round_ms_median,load_before,load_after,commit,dir" >"$csv"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-load() { cut -d' ' -f1 /proc/loadavg; }
 
 run() { # name optimizer [--set ...]
   local name=$1 opt=$2 dir=$out/$1 rc=0
@@ -88,7 +87,7 @@ run() { # name optimizer [--set ...]
     --set "optimizer.name=$opt" --set "optimizer.lr=$lr" --set "train.rounds=$rounds" \
     --set "train.eval_every=$(((rounds + 5) / 6))" "$@" "${extra[@]}" >"$dir/launch.out" 2>&1 || rc=$?
   before=$(cat "$dir/load.before" 2>/dev/null || echo "")
-  after=$(load)
+  after=$(ohm_load)
   python3 - "$dir/summary.json" "$rc" "$name,$peers,$opt,$update,$rounds,$lr" "$before" "$after" \
     "$commit" "$dir" >>"$csv" <<'EOF'
 import json, math, sys

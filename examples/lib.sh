@@ -17,6 +17,10 @@
 #                         Then sets and exports OHMPEER and OHMTOPO (ohm-launch uses
 #                         them), and sets OHM_LAUNCH (the build tree's launcher) and
 #                         OHM_REPORT (its ohm-report).
+#   ohm_load              prints the 1-minute load average (wall times depend on it)
+#   ohm_lock / ohm_unlock hold / release flock on $OHM_EXPERIMENT_LOCK (default
+#                         /tmp/ohm-experiments.lock) on fd 9, so that experiments
+#                         on a shared machine do not overlap
 #   ohm_compare OUT DIR...
 #                         OUT/report.html: ohm-report's comparison of the run folders
 #                         DIR... that have a summary.json (a warning if it fails)
@@ -83,6 +87,19 @@ ohm_build() {
   OHM_LAUNCH=$OHM_BUILD/peer/ohm-launch
   OHM_REPORT=$OHM_BUILD/peer/ohm-report
   export OHMPEER OHMTOPO
+}
+
+ohm_load() {
+  cut -d' ' -f1 /proc/loadavg
+}
+
+ohm_lock() {
+  exec 9>"${OHM_EXPERIMENT_LOCK:-/tmp/ohm-experiments.lock}"
+  flock 9
+}
+
+ohm_unlock() {
+  exec 9>&-
 }
 
 ohm_compare() {

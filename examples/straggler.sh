@@ -59,8 +59,6 @@ topo=$out/ring16.topo
 "$OHMTOPO" gen ring -n 16 --port "$port" -o "$topo" >/dev/null
 csv=$out/results.csv
 echo "mode,rounds,straggler,time_to_target_s,wall_s,honest_acc_mean,status,load_before,load_after" >"$csv"
-lock=${OHM_EXPERIMENT_LOCK:-/tmp/ohm-experiments.lock}
-load() { cut -d" " -f1 /proc/loadavg; }
 
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
@@ -74,16 +72,15 @@ for mode in "${mode_list[@]}"; do
     [ "$with" = none ] || args=(--slow "$with")
     printf '%-28s ' "$name"
     rc=0
-    exec 9>"$lock"
-    flock 9
-    l0=$(load)
+    ohm_lock
+    l0=$(ohm_load)
     nice -n 5 "$OHM_LAUNCH" --topology "$topo" --out "$dir" --quiet --timeout 3600 \
       --config "$OHM_ROOT/examples/configs/demo.ini" --set "train.mode=$mode" \
       --set "train.rounds=$r" --set "train.eval_every=$eval_every" \
       --set train.checkpoint_every=0 --target-acc "$target" "${args[@]}" "${extra[@]}" \
       >"$dir.out" 2>&1 || rc=$?
-    l1=$(load)
-    exec 9>&-
+    l1=$(ohm_load)
+    ohm_unlock
     mv "$dir.out" "$dir/launch.out" 2>/dev/null || true
     res=$(python3 - "$dir/summary.json" "$rc" <<'EOF'
 import json, sys
