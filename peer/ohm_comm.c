@@ -39,6 +39,7 @@ int ohm_comm_init(ohm_peer_t *p)
     if (!rc && p->s.compress != OHM_COMPRESS_NONE)
         rc = ohm_compress_new((ohm_compressor_t)p->s.compress, p->s.ratio, (uint32_t)p->P,
                               p->s.seed, p->id, &p->comp);
+    if (!rc && p->comp) rc = ohm_compress_set_entropy(p->comp, (ohm_entropy_t)p->s.entropy);
     if (!rc && p->self->byzantine) {
         rc = ohm_copies_new(p->nn, p->P, &p->byz_held);
         if (!rc && !(p->byz_whole = calloc(nn1, 1))) rc = ohm_error_set(OHM_ENOMEM, "byzantine");
@@ -124,6 +125,27 @@ static int send_whole(ohm_peer_t *p, uint32_t round, uint32_t base, const float 
     return send_buf(p, buf, len, ids, n);
 }
 
+/* One error-feedback step of x against the copy xhat (of version base),
+ * packed into a message of round `round`: the buffer (NULL with *bad = 1
+ * when the copy overflowed; NULL with the error set when memory ran out). */
+static uint8_t *compressed_msg(ohm_peer_t *p, uint32_t round, uint32_t base, const float *x,
+                               float *xhat, size_t *len, int *bad)
+{
+    ohm_compress_out_t out;
+    *bad = 0;
+    int rc = ohm_compress_step_packed(p->comp, x, xhat, p->diff, round, &out);
+    if (rc == OHM_ENOMEM) return NULL;
+    if (rc != OHM_OK) {
+        *bad = 1;
+        return NULL;
+    }
+    ohm_wire_msg_t m = model_msg(p, round, out.kind, base, out.entries);
+    size_t off = 0;
+    uint8_t *buf = start_msg(&m, &off, len);
+    if (buf) memcpy(buf + off, out.bytes, out.len);
+    return buf;
+}
+
 int ohm_comm_send(ohm_peer_t *p, uint32_t round, const float *x)
 {
     if (!p->comm_on) return ohm_exchange_send(p, OHM_MSG_MODEL, round, x, p->nb_ids, p->nn);
@@ -151,22 +173,12 @@ int ohm_comm_send(ohm_peer_t *p, uint32_t round, const float *x)
         p->pub_version = round;
         whole = 1;
     } else {
-        uint32_t entries =
-            ohm_compress_entries((ohm_compressor_t)p->s.compress, (uint32_t)p->P, p->s.ratio);
-        ohm_wire_msg_t m = model_msg(p, round, ohm_compress_payload_kind(p->comp),
-                                     (uint32_t)p->pub_version, entries);
-        buf = start_msg(&m, &off, &len);
-        if (buf) {
-            uint32_t got = 0;
-            int rc = ohm_compress_step(p->comp, x, p->pub, p->diff, round, buf + off, &got);
-            p->pub_version = round;
-            if (rc != OHM_OK) {
-                /* The copy overflowed (a model far out of range): start again from x. */
-                free(buf);
-                buf = NULL;
-                memcpy(p->pub, x, sizeof(float) * p->P);
-                whole = 1;
-            }
+        uint32_t base = (uint32_t)p->pub_version;
+        buf = compressed_msg(p, round, base, x, p->pub, &len, &whole);
+        p->pub_version = round;
+        if (whole) {
+            /* The copy overflowed (a model far out of range): start again from x. */
+            memcpy(p->pub, x, sizeof(float) * p->P);
         }
     }
     if (whole) {
@@ -204,20 +216,18 @@ int ohm_comm_byz_send(ohm_peer_t *p, uint32_t round, const float *x, uint32_t ta
         ohm_copies_take(p->byz_held, t, round, x);
         return send_whole(p, round, round, x, &target, 1);
     }
-    uint32_t entries =
-        ohm_compress_entries((ohm_compressor_t)p->s.compress, (uint32_t)p->P, p->s.ratio);
-    ohm_wire_msg_t m =
-        model_msg(p, round, ohm_compress_payload_kind(p->comp), (uint32_t)v, entries);
-    size_t off = 0, len = 0;
-    uint8_t *buf = start_msg(&m, &off, &len);
-    if (buf) {
-        memcpy(p->tmp, ohm_copies_get(p->byz_held, t), sizeof(float) * p->P);
-        uint32_t got = 0;
-        if (ohm_compress_step(p->comp, x, p->tmp, p->diff, round, buf + off, &got) == OHM_OK) {
-            ohm_copies_take(p->byz_held, t, round, p->tmp);
-        } else {
-            ohm_copies_forget(p->byz_held, t);
-        }
+    size_t len = 0;
+    int bad = 0;
+    memcpy(p->tmp, ohm_copies_get(p->byz_held, t), sizeof(float) * p->P);
+    uint8_t *buf = compressed_msg(p, round, (uint32_t)v, x, p->tmp, &len, &bad);
+    if (buf)
+        ohm_copies_take(p->byz_held, t, round, p->tmp);
+    else
+        ohm_copies_forget(p->byz_held, t);
+    if (bad) {
+        /* What it holds of us overflowed: the vector whole, as at the start. */
+        ohm_copies_take(p->byz_held, t, round, x);
+        return send_whole(p, round, round, x, &target, 1);
     }
     return send_buf(p, buf, len, &target, 1);
 }

@@ -112,7 +112,16 @@ static void handle_frame(ohm_peer_t *p, ohm_frame_t *f)
     }
     ohm_inbox_msg_t im = {.type = m.type, .round = m.round, .valid = 0};
     if (m.type == OHM_MSG_MODEL) {
-        im.valid = ohm_wire_check_params(&m) == OHM_OK;
+        int vrc = ohm_wire_check_params(&m);
+        if (vrc != OHM_OK && vrc != OHM_ENONFINITE) {
+            /* A q8z whose codes do not inflate to the model (a lying length,
+             * a broken stream, a code of -128): malformed, like a frame that
+             * does not decode; no evidence, no position. */
+            ohm_inbox_drop(p->inbox, i, drop_reason_of(vrc));
+            ohm_frame_destroy(&f);
+            return;
+        }
+        im.valid = vrc == OHM_OK;
         /* "Unchanged" of a copy too old to use: the neighbour had to send. */
         if (im.valid && m.kind == OHM_KIND_SAME && m.round - m.base > p->s.max_staleness)
             im.valid = 0, im.too_stale = 1;

@@ -55,6 +55,7 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
     s->decay = ohm_config_double(c, "comm.censor_decay");
     s->max_staleness = (uint32_t)ohm_config_int(c, "comm.max_staleness");
     s->compress = ohm_compress_from_name(ohm_config_str(c, "comm.compress"));
+    s->entropy = ohm_entropy_from_name(ohm_config_str(c, "comm.entropy"));
     s->ratio = ohm_config_double(c, "comm.ratio");
     s->gamma = ohm_config_double(c, "comm.gamma");
     if (s->gamma == 0) {
@@ -84,9 +85,10 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
     }
     /* The schema bounds what it can; these are checked here so a change of the
      * schema cannot make the loop run with an unchecked value. */
-    if ((int)s->order < 0 || (int)s->schedule < 0 || s->compress < 0)
+    if ((int)s->order < 0 || (int)s->schedule < 0 || s->compress < 0 || s->entropy < 0)
         return ohm_error_set(OHM_EINVAL,
-                             "aggregate.order, optimizer.schedule or comm.compress: unknown value");
+                             "aggregate.order, optimizer.schedule, comm.compress or comm.entropy: "
+                             "unknown value");
     if (s->future > OHM_INBOX_MAX_FUTURE)
         return ohm_error_set(OHM_EINVAL, "net.future_rounds = %d: at most %d", s->future,
                              OHM_INBOX_MAX_FUTURE);

@@ -48,6 +48,7 @@ typedef struct {
     double tau0, decay;
     uint32_t max_staleness;
     int compress; /* ohm_compressor_t */
+    int entropy;  /* ohm_entropy_t */
     double ratio, gamma;
     /* [async] */
     uint64_t async_max_staleness;

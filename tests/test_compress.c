@@ -1,6 +1,7 @@
 /* test_compress: the payload layouts (16-bit floats, q8, sparse), every
  * compressor's encode and decode, error feedback (the sender's public copy and
- * a receiver's stay bit-identical, and the error does not accumulate), and the
+ * a receiver's stay bit-identical, and the error does not accumulate), the
+ * entropy stage (q8z: lossless, and every hostile stream rejected), and the
  * censoring rule. */
 #include "ohm_compress.h"
 #include "ohm_error.h"
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static uint32_t bits(float f)
 {
@@ -89,11 +91,19 @@ Test(payload, sizes_of_every_kind)
     cr_expect_eq(ohm_payload_size(OHM_KIND_SAME, 10, 0), 0);
     cr_expect_eq(ohm_payload_size(OHM_KIND_COUNT, 10, 0), SIZE_MAX);
     cr_expect_eq(ohm_payload_size(OHM_KIND_SPARSE, 10, 1ull << 40), SIZE_MAX);
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q8Z, 10, 3), 7, "scales, then m deflated bytes");
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q8Z, 513, 512), 524);
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q8Z, 10, 0), SIZE_MAX, "no stream");
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q8Z, 10, 10), SIZE_MAX, "not shorter than q8");
     /* every kind fits in 4n + 4 */
     for (uint32_t n = 1; n < 2000; n += 37)
         for (int k = 0; k < OHM_KIND_COUNT; k++)
-            cr_assert_leq(ohm_payload_size((uint32_t)k, n, k == OHM_KIND_SPARSE ? n / 2 : 0),
-                          4 * (size_t)n + 4);
+            if (k != OHM_KIND_Q8Z || n > 1) /* q8z of one code does not exist */
+                cr_assert_leq(ohm_payload_size((uint32_t)k, n,
+                                               k == OHM_KIND_SPARSE ? n / 2
+                                               : k == OHM_KIND_Q8Z  ? (n > 1 ? n - 1 : 0)
+                                                                    : 0),
+                              4 * (size_t)n + 4);
 }
 
 Test(payload, apply_reports_an_overflowing_copy)
@@ -300,6 +310,182 @@ Test(compress, error_feedback_keeps_copies_identical_and_close)
                      ohm_compress_name((ohm_compressor_t)c), rms, ROUNDS);
         free(x), free(step), free(pub), free(recv), free(scratch), free(pl);
         ohm_compress_destroy(&z);
+    }
+}
+
+/* ---- entropy stage (q8z) ---------------------------------------------------- */
+
+Test(entropy, names)
+{
+    for (int e = 0; e < OHM_ENTROPY_COUNT; e++)
+        cr_expect_eq(ohm_entropy_from_name(ohm_entropy_name((ohm_entropy_t)e)), e);
+    cr_expect_eq(ohm_entropy_from_name("zstd"), -1);
+    ohm_compress_t *z = NULL;
+    cr_assert_eq(ohm_compress_new(OHM_COMPRESS_Q8, 0.1, 10, 1, 0, &z), OHM_OK);
+    cr_expect_eq(ohm_compress_set_entropy(z, OHM_ENTROPY_COUNT), OHM_EINVAL);
+    ohm_compress_destroy(&z);
+}
+
+/* A sender with the entropy stage and one without track the same drifting
+ * model: every q8z payload is shorter than q8, passes the checks, and a
+ * receiver applying it holds the copy of both senders bit for bit. */
+Test(entropy, q8z_is_lossless_and_copies_stay_identical)
+{
+    enum { N = 3000, ROUNDS = 60 }; /* the last block partial */
+    ohm_compress_t *z = NULL, *raw = NULL;
+    cr_assert_eq(ohm_compress_new(OHM_COMPRESS_Q8, 0.1, N, 1, 2, &z), OHM_OK);
+    cr_assert_eq(ohm_compress_set_entropy(z, OHM_ENTROPY_DEFLATE), OHM_OK);
+    cr_assert_eq(ohm_compress_new(OHM_COMPRESS_Q8, 0.1, N, 1, 2, &raw), OHM_OK);
+    float *x = randn(N, 5, 1.0f), *step = randn(N, 6, 0.001f);
+    float *pub = malloc(sizeof(float) * N), *pub_raw = malloc(sizeof(float) * N);
+    float *recv = malloc(sizeof(float) * N), *scratch = malloc(sizeof(float) * N);
+    memcpy(pub, x, sizeof(float) * N);
+    memcpy(pub_raw, x, sizeof(float) * N);
+    memcpy(recv, x, sizeof(float) * N);
+    size_t q8 = ohm_payload_size(OHM_KIND_Q8, N, 0), zbytes = 0;
+    for (uint32_t r = 1; r <= ROUNDS; r++) {
+        for (int i = 0; i < N; i++) /* heavy-tailed moves, as a model's differences are */
+            x[i] += step[i] * step[(i * 7) % N] * 1000.0f * (float)(1 + r % 3);
+        ohm_compress_out_t out, out_raw;
+        cr_assert_eq(ohm_compress_step_packed(z, x, pub, scratch, r, &out), OHM_OK);
+        cr_assert_eq(ohm_compress_step_packed(raw, x, pub_raw, scratch, r, &out_raw), OHM_OK);
+        cr_assert_eq(out.kind, OHM_KIND_Q8Z, "round %u", r);
+        cr_assert_eq(out_raw.kind, OHM_KIND_Q8);
+        cr_assert_lt(out.entries, N);
+        cr_assert_eq(out.len, ohm_payload_size(OHM_KIND_Q8Z, N, out.entries));
+        cr_assert_eq(memcmp(out.bytes, out_raw.bytes, 4 * ((N + 255) / 256)), 0, "scales raw");
+        zbytes += out.len;
+        cr_assert_eq(ohm_payload_check_structure(out.kind, N, out.entries, out.bytes), OHM_OK);
+        cr_assert_eq(ohm_payload_check_values(out.kind, N, out.entries, out.bytes), OHM_OK, "%s",
+                     ohm_error_detail());
+        cr_assert_eq(ohm_payload_apply(out.kind, N, out.entries, out.bytes, recv), OHM_OK);
+        for (int i = 0; i < N; i++) {
+            cr_assert_eq(bits(pub[i]), bits(recv[i]), "round %u coordinate %d", r, i);
+            cr_assert_eq(bits(pub[i]), bits(pub_raw[i]), "round %u coordinate %d", r, i);
+        }
+    }
+    cr_expect_lt(zbytes, ROUNDS * q8 * 95 / 100, "%zu bytes of q8z, %zu of q8", zbytes,
+                 ROUNDS * q8);
+    free(x), free(step), free(pub), free(pub_raw), free(recv), free(scratch);
+    ohm_compress_destroy(&z);
+    ohm_compress_destroy(&raw);
+}
+
+Test(entropy, falls_back_to_q8_when_deflate_is_not_shorter)
+{
+    /* one coordinate: no stream is shorter than its one code */
+    ohm_compress_t *z = NULL;
+    cr_assert_eq(ohm_compress_new(OHM_COMPRESS_Q8, 0.1, 1, 1, 2, &z), OHM_OK);
+    cr_assert_eq(ohm_compress_set_entropy(z, OHM_ENTROPY_DEFLATE), OHM_OK);
+    float x = 1.0f, pub = 0.0f, scratch;
+    ohm_compress_out_t out;
+    cr_assert_eq(ohm_compress_step_packed(z, &x, &pub, &scratch, 1, &out), OHM_OK);
+    cr_expect_eq(out.kind, OHM_KIND_Q8);
+    cr_expect_eq(out.len, 5);
+    cr_expect_eq(pub, 1.0f);
+    ohm_compress_destroy(&z);
+    /* other compressors are left as they are */
+    cr_assert_eq(ohm_compress_new(OHM_COMPRESS_TOPK, 0.1, 100, 1, 2, &z), OHM_OK);
+    cr_assert_eq(ohm_compress_set_entropy(z, OHM_ENTROPY_DEFLATE), OHM_OK);
+    float xs[100] = {0}, ps[100] = {0}, ss[100];
+    xs[3] = 1;
+    cr_assert_eq(ohm_compress_step_packed(z, xs, ps, ss, 1, &out), OHM_OK);
+    cr_expect_eq(out.kind, OHM_KIND_SPARSE);
+    cr_expect_eq(out.entries, 10);
+    ohm_compress_destroy(&z);
+}
+
+enum { HN = 1000, HNB = (HN + 255) / 256 };
+
+/* A q8z payload of HN codes: unit scales, then `codes` (clen bytes) deflated
+ * with the given strategy; the payload's m is returned. */
+static uint32_t make_q8z(const int8_t *codes, size_t clen, int strategy, uint8_t *pl, size_t cap)
+{
+    for (int b = 0; b < HNB; b++) {
+        float one = 1.0f;
+        memcpy(pl + 4 * b, &one, 4);
+    }
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    cr_assert_eq(deflateInit2(&s, 9, Z_DEFLATED, -MAX_WBITS, 8, strategy), Z_OK);
+    s.next_in = (Bytef *)(uintptr_t)codes;
+    s.avail_in = (uInt)clen;
+    s.next_out = pl + 4 * HNB;
+    s.avail_out = (uInt)(cap - 4 * HNB);
+    cr_assert_eq(deflate(&s, Z_FINISH), Z_STREAM_END);
+    uint32_t m = (uint32_t)s.total_out;
+    deflateEnd(&s);
+    return m;
+}
+
+/* Every way a q8z stream can lie is a counted rejection (an error code),
+ * never a crash, an over-read or unbounded work; apply on such a stream
+ * reports it too. */
+Test(entropy, hostile_streams_are_rejected)
+{
+    static int8_t codes[1 << 18];
+    static uint8_t pl[1 << 16];
+    for (size_t i = 0; i < sizeof codes; i++)
+        codes[i] = (int8_t)((i * 7919) % 9) - 4;
+    float x[HN] = {0};
+    /* the honest one */
+    uint32_t m = make_q8z(codes, HN, Z_HUFFMAN_ONLY, pl, sizeof pl);
+    cr_assert_lt(m, HN);
+    cr_assert_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl), OHM_OK, "%s",
+                 ohm_error_detail());
+    cr_assert_eq(ohm_payload_apply(OHM_KIND_Q8Z, HN, m, pl, x), OHM_OK);
+    for (int i = 0; i < HN; i++)
+        cr_assert_eq(x[i], (float)codes[i]);
+    /* length lies: shorter (the stream truncated), longer (bytes after its end) */
+    for (uint32_t k = 1; k < m; k += 5) {
+        cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, k, pl), OHM_EFORMAT, "m=%u", k);
+        cr_expect_eq(ohm_payload_apply(OHM_KIND_Q8Z, HN, k, pl, x), OHM_EFORMAT, "m=%u", k);
+    }
+    pl[4 * HNB + m] = 0;
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m + 1, pl), OHM_EFORMAT);
+    cr_expect(strstr(ohm_error_detail(), "after the end") != NULL, "%s", ohm_error_detail());
+    /* a stream of n + 1 codes and one of n - 1 */
+    m = make_q8z(codes, HN + 1, Z_HUFFMAN_ONLY, pl, sizeof pl);
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl), OHM_EFORMAT, "n + 1");
+    cr_expect(strstr(ohm_error_detail(), "more than") != NULL, "%s", ohm_error_detail());
+    m = make_q8z(codes, HN - 1, Z_HUFFMAN_ONLY, pl, sizeof pl);
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl), OHM_EFORMAT, "n - 1");
+    cr_expect_eq(ohm_payload_apply(OHM_KIND_Q8Z, HN, m, pl, x), OHM_EFORMAT);
+    /* a bomb: 256 kB of codes in a few hundred bytes stops at n + 1 */
+    m = make_q8z(codes, sizeof codes, Z_DEFAULT_STRATEGY, pl, sizeof pl);
+    cr_assert_lt(m, HN);
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl), OHM_EFORMAT, "bomb");
+    /* a code of -128 */
+    int8_t low[HN] = {0};
+    low[700] = INT8_MIN;
+    m = make_q8z(low, HN, Z_HUFFMAN_ONLY, pl, sizeof pl);
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl), OHM_ERANGE);
+    cr_expect(strstr(ohm_error_detail(), "code 700") != NULL, "%s", ohm_error_detail());
+    /* a scale that is not finite, before any inflating */
+    m = make_q8z(codes, HN, Z_HUFFMAN_ONLY, pl, sizeof pl);
+    float inf = INFINITY;
+    memcpy(pl + 4, &inf, 4);
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl), OHM_ENONFINITE);
+    float one = 1.0f;
+    memcpy(pl + 4, &one, 4);
+    /* garbage, and honest streams with a byte flipped: never accepted wrongly */
+    ohm_rng_t r;
+    ohm_rng_seed(&r, 3, 0, 77);
+    for (int t = 0; t < 200; t++) {
+        m = 1 + (uint32_t)(ohm_rng_uniform(&r) * (HN - 1));
+        for (uint32_t j = 0; j < m; j++)
+            pl[4 * HNB + j] = (uint8_t)(ohm_rng_uniform(&r) * 256);
+        int rc = ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl);
+        cr_expect(rc == OHM_EFORMAT || rc == OHM_ERANGE, "garbage %d: %d", t, rc);
+    }
+    for (int t = 0; t < 200; t++) {
+        m = make_q8z(codes, HN, Z_HUFFMAN_ONLY, pl, sizeof pl);
+        uint32_t at = (uint32_t)(ohm_rng_uniform(&r) * m);
+        pl[4 * HNB + at] ^= (uint8_t)(1u << (t % 8));
+        int rc = ohm_payload_check_values(OHM_KIND_Q8Z, HN, m, pl);
+        cr_expect(rc == OHM_OK || rc == OHM_EFORMAT || rc == OHM_ERANGE, "flip %d: %d", t, rc);
+        if (rc == OHM_OK) /* a flip can make other valid codes: they apply */
+            cr_expect_eq(ohm_payload_apply(OHM_KIND_Q8Z, HN, m, pl, x), OHM_OK);
     }
 }
 

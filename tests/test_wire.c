@@ -685,6 +685,55 @@ Test(wire, every_kind_round_trips_and_applies)
     cr_expect_lt(len, 80, "unchanged is tiny (%zu bytes)", len);
 }
 
+/* q8z: m is the length of the deflated codes, checked against the bin like
+ * every count; the stream itself is checked with the values. */
+Test(wire, q8z_round_trips_and_its_length_is_checked)
+{
+    enum { N = 600 };
+    float x[N], pub[N] = {0}, recv[N] = {0}, scratch[N];
+    for (int i = 0; i < N; i++)
+        x[i] = 0.01f * (float)((i * 37) % 101 - 50) * (float)((i * 13) % 7);
+    ohm_compress_t *z = NULL;
+    cr_assert_eq(ohm_compress_new(OHM_COMPRESS_Q8, 0.1, N, 1, 2, &z), OHM_OK);
+    cr_assert_eq(ohm_compress_set_entropy(z, OHM_ENTROPY_DEFLATE), OHM_OK);
+    ohm_compress_out_t out;
+    cr_assert_eq(ohm_compress_step_packed(z, x, pub, scratch, 9, &out), OHM_OK);
+    cr_assert_eq(out.kind, OHM_KIND_Q8Z);
+    ohm_wire_expect_t e = EXP;
+    e.count = N;
+    static uint8_t buf[8 * N];
+    size_t len = encode_kind(OHM_KIND_Q8Z, N, out.entries, 8, 9, out.bytes, buf, sizeof buf);
+    ohm_wire_msg_t got;
+    cr_assert_eq(ohm_wire_decode(buf, len, &e, &got), OHM_OK, "%s", ohm_error_detail());
+    cr_expect_eq(got.kind, OHM_KIND_Q8Z);
+    cr_expect_eq(got.entries, out.entries);
+    cr_assert_eq(ohm_wire_check_params(&got), OHM_OK, "%s", ohm_error_detail());
+    cr_assert_eq(ohm_payload_apply(OHM_KIND_Q8Z, N, got.entries, got.params, recv), OHM_OK);
+    cr_expect_arr_eq(recv, pub, sizeof pub, "the receiver's copy is the sender's");
+    /* every prefix is truncated */
+    for (size_t k = 0; k < len; k += 11)
+        cr_expect_eq(ohm_wire_decode(buf, k, &e, &(ohm_wire_msg_t){0}), OHM_ETRUNC);
+    /* m that lies about the stream: one byte more (after the stream's end) or
+     * less (the stream cut short) decodes, and the check rejects it */
+    uint8_t pl[4 * N + 8] = {0};
+    memcpy(pl, out.bytes, out.len);
+    for (int d = -1; d <= 1; d += 2) {
+        len = encode_kind(OHM_KIND_Q8Z, N, (uint32_t)((int)out.entries + d), 8, 9, pl, buf,
+                          sizeof buf);
+        cr_assert_eq(ohm_wire_decode(buf, len, &e, &got), OHM_OK, "%s", ohm_error_detail());
+        cr_expect_eq(ohm_wire_check_params(&got), OHM_EFORMAT, "m %+d", d);
+    }
+    /* no stream, or one not shorter than the codes: no such payload */
+    cr_expect_eq(ohm_wire_encode_header(&(ohm_wire_msg_t){.version = OHM_WIRE_VERSION,
+                                                          .type = OHM_MSG_MODEL,
+                                                          .count = N,
+                                                          .kind = OHM_KIND_Q8Z,
+                                                          .entries = N},
+                                        buf, sizeof buf, &(size_t){0}),
+                 OHM_EINVAL);
+    ohm_compress_destroy(&z);
+}
+
 /* A valid sparse message of n = 8 with the given entries (indices, then bf16 values). */
 static void sparse_msg(mb_t *mb, uint32_t n_decl, const uint32_t *idx, const uint16_t *val, int m,
                        uint32_t m_decl)

@@ -240,6 +240,9 @@ const key_def_t ohm_config_schema[] = {
     DBL("comm.gamma", "0", B_LO | B_HI, 0, 1,
         "consensus step on copies: x <- x + gamma (Rule(xhat, copies) - xhat); 0 = 1 for "
         "f16, bf16, q8 and censoring, min(1, 4 ratio) for topk, ratio for randk"),
+    ENUM("comm.entropy", "deflate", "none|deflate",
+         "lossless stage after q8: deflate sends the int8 codes Huffman-coded when shorter "
+         "(docs/protocol.md)"),
 
     /* [async] */
     INT_RANGE("async.max_staleness", "20", 0, IMAX,

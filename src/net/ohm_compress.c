@@ -10,16 +10,35 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static const char *const names[OHM_COMPRESS_COUNT] = {"none", "f16", "bf16", "q8", "topk", "randk"};
+static const char *const entropy_names[OHM_ENTROPY_COUNT] = {"none", "deflate"};
 
 struct ohm_compress {
     ohm_compressor_t c;
     uint32_t n, m;
     uint64_t seed;
     uint32_t peer;
-    float *mag; /* topk: magnitudes, reordered by the selection */
+    float *mag;    /* topk: magnitudes, reordered by the selection */
+    uint8_t *raw;  /* step_packed: the payload as the compressor writes it */
+    uint8_t *pack; /* entropy stage: q8z's scales and deflated codes */
+    z_stream zs;   /* entropy stage: reset per message, not made anew */
+    int zs_on;
 };
+
+int ohm_entropy_from_name(const char *name)
+{
+    for (int i = 0; i < OHM_ENTROPY_COUNT; i++)
+        if (strcmp(name, entropy_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *ohm_entropy_name(ohm_entropy_t e)
+{
+    assert(e >= 0 && e < OHM_ENTROPY_COUNT);
+    return entropy_names[e];
+}
 
 int ohm_compress_from_name(const char *name)
 {
@@ -84,6 +103,9 @@ int ohm_compress_new(ohm_compressor_t c, double ratio, uint32_t n, uint64_t seed
 void ohm_compress_destroy(ohm_compress_t **pz)
 {
     if (!pz || !*pz) return;
+    if ((*pz)->zs_on) deflateEnd(&(*pz)->zs);
+    free((*pz)->raw);
+    free((*pz)->pack);
     free((*pz)->mag);
     free(*pz);
     *pz = NULL;
@@ -259,6 +281,62 @@ int ohm_compress_step(ohm_compress_t *z, const float *x, float *xhat, float *scr
     }
     ohm_compress_encode(z, scratch, round, buf, entries);
     return ohm_payload_apply(ohm_compress_kind(z->c), z->n, *entries, buf, xhat);
+}
+
+/* ---------------------------------------------------------------- entropy stage */
+
+int ohm_compress_set_entropy(ohm_compress_t *z, ohm_entropy_t e)
+{
+    if (e < 0 || e >= OHM_ENTROPY_COUNT)
+        return ohm_error_set(OHM_EINVAL, "entropy stage %d", (int)e);
+    if (e == OHM_ENTROPY_NONE || z->c != OHM_COMPRESS_Q8 || z->zs_on) return OHM_OK;
+    size_t size = ohm_compress_payload_size(z);
+    if (!z->pack && !(z->pack = malloc(size ? size : 1)))
+        return ohm_error_set(OHM_ENOMEM, "entropy stage: %zu bytes", size);
+    /* Huffman codes alone: q8's codes have no repeats worth matching, and
+     * deflate's match search took twice the time for 0-2 % fewer bytes
+     * (docs/results/comm.md). A raw stream: CURVE already authenticates the
+     * bytes, a checksum would add nothing. */
+    memset(&z->zs, 0, sizeof z->zs);
+    if (deflateInit2(&z->zs, 1, Z_DEFLATED, -MAX_WBITS, MAX_MEM_LEVEL, Z_HUFFMAN_ONLY) != Z_OK)
+        return ohm_error_set(OHM_ENOMEM, "entropy stage: deflate");
+    z->zs_on = 1;
+    return OHM_OK;
+}
+
+/* raw (a q8 payload) as q8z into z->pack; 0 when the deflated codes would
+ * not be shorter than the codes themselves, else their length. */
+static uint32_t pack_q8z(ohm_compress_t *z, const uint8_t *raw)
+{
+    uint32_t n = z->n;
+    size_t scales = 4 * (((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK);
+    if (n < 2 || deflateReset(&z->zs) != Z_OK) return 0;
+    memcpy(z->pack, raw, scales);
+    z->zs.next_in = (Bytef *)(uintptr_t)(raw + scales); /* zlib does not write through it */
+    z->zs.avail_in = n;
+    z->zs.next_out = z->pack + scales;
+    z->zs.avail_out = n - 1; /* shorter, or not at all */
+    if (deflate(&z->zs, Z_FINISH) != Z_STREAM_END) return 0;
+    return (uint32_t)z->zs.total_out;
+}
+
+int ohm_compress_step_packed(ohm_compress_t *z, const float *x, float *xhat, float *scratch,
+                             uint32_t round, ohm_compress_out_t *out)
+{
+    size_t size = ohm_compress_payload_size(z);
+    if (!z->raw && !(z->raw = malloc(size ? size : 1)))
+        return ohm_error_set(OHM_ENOMEM, "compressor: %zu bytes", size);
+    uint32_t entries = 0;
+    int rc = ohm_compress_step(z, x, xhat, scratch, round, z->raw, &entries);
+    *out = (ohm_compress_out_t){ohm_compress_kind(z->c), entries, z->raw, size};
+    uint32_t zlen = z->zs_on ? pack_q8z(z, z->raw) : 0;
+    if (zlen) {
+        out->kind = OHM_KIND_Q8Z;
+        out->entries = zlen;
+        out->bytes = z->pack;
+        out->len = ohm_payload_size(OHM_KIND_Q8Z, z->n, zlen);
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------- censoring */

@@ -13,8 +13,10 @@
  *   topk       the m = ratio n coordinates of largest magnitude;
  *   randk      m coordinates drawn uniformly without replacement
  *              (seeded by run seed, peer and round).
- * Sparse values travel as bfloat16. Pure functions over float arrays, plus
- * the scratch a compressor needs. */
+ * Sparse values travel as bfloat16. An optional lossless entropy stage
+ * (comm.entropy = deflate) sends q8's codes deflated (kind q8z) when that is
+ * shorter. Pure functions over float arrays, plus the scratch a compressor
+ * needs. */
 #ifndef OHM_COMPRESS_H
 #define OHM_COMPRESS_H
 
@@ -44,6 +46,13 @@ ohm_kind_t ohm_compress_kind(ohm_compressor_t c);
  * and at most n/2 (the wire's bound); 0 for the other compressors. */
 uint32_t ohm_compress_entries(ohm_compressor_t c, uint32_t n, double ratio);
 
+/* The lossless stage after q8 (comm.entropy). */
+typedef enum { OHM_ENTROPY_NONE, OHM_ENTROPY_DEFLATE, OHM_ENTROPY_COUNT } ohm_entropy_t;
+
+/* The entropy stage called `name` (the comm.entropy values), or -1. */
+int ohm_entropy_from_name(const char *name);
+const char *ohm_entropy_name(ohm_entropy_t e);
+
 typedef struct ohm_compress ohm_compress_t;
 
 /* A compressor for vectors of n floats. seed and peer seed randk's draws.
@@ -65,6 +74,28 @@ size_t ohm_compress_payload_size(const ohm_compress_t *c);
  * inputs give finite codes (16-bit floats saturate). */
 void ohm_compress_encode(ohm_compress_t *c, const float *d, uint32_t round, uint8_t *buf,
                          uint32_t *entries);
+
+/* Turns the entropy stage e on for c's later ohm_compress_step_packed calls
+ * (it acts on q8 only; the default is none). Errors: OHM_EINVAL (unknown e),
+ * OHM_ENOMEM. */
+int ohm_compress_set_entropy(ohm_compress_t *c, ohm_entropy_t e);
+
+/* A payload ready for the wire, owned by the compressor that made it. */
+typedef struct {
+    ohm_kind_t kind;
+    uint32_t entries; /* the message's m: sparse entries, q8z's deflated bytes */
+    const uint8_t *bytes;
+    size_t len; /* ohm_payload_size(kind, n, entries) */
+} ohm_compress_out_t;
+
+/* ohm_compress_step into c's own buffer, then the entropy stage: a q8
+ * payload goes out as q8z (the same scales, the codes deflated) when the
+ * deflated codes are shorter than n bytes, else as q8. xhat is updated from
+ * the q8 codes, which q8z receivers inflate and apply alike, so their copies
+ * stay bit-identical. *out is valid until the next call on c. Returns what
+ * ohm_compress_step returns. */
+int ohm_compress_step_packed(ohm_compress_t *c, const float *x, float *xhat, float *scratch,
+                             uint32_t round, ohm_compress_out_t *out);
 
 /* One error-feedback step: d = x - xhat, encode d into buf, then xhat += the
  * decoded payload (the receivers' ohm_payload_apply on the same bytes, so

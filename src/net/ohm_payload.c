@@ -8,9 +8,10 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#include <zlib.h>
 
-static const char *const kind_names[OHM_KIND_COUNT] = {"f32", "f16",    "bf16",
-                                                       "q8",  "sparse", "same"};
+static const char *const kind_names[OHM_KIND_COUNT] = {"f32",    "f16",  "bf16", "q8",
+                                                       "sparse", "same", "q8z"};
 
 const char *ohm_kind_name(ohm_kind_t k)
 {
@@ -20,13 +21,15 @@ const char *ohm_kind_name(ohm_kind_t k)
 
 int ohm_kind_is_difference(ohm_kind_t k)
 {
-    return k == OHM_KIND_F16 || k == OHM_KIND_BF16 || k == OHM_KIND_Q8 || k == OHM_KIND_SPARSE;
+    return k == OHM_KIND_F16 || k == OHM_KIND_BF16 || k == OHM_KIND_Q8 || k == OHM_KIND_SPARSE ||
+           k == OHM_KIND_Q8Z;
 }
 
 size_t ohm_payload_size(uint32_t k, uint64_t n, uint64_t m)
 {
     if (k >= OHM_KIND_COUNT || n > UINT32_MAX) return SIZE_MAX;
-    if (k == OHM_KIND_SPARSE ? m > n / 2 : m != 0) return SIZE_MAX;
+    if (k == OHM_KIND_SPARSE ? m > n / 2 : k == OHM_KIND_Q8Z ? m < 1 || m >= n : m != 0)
+        return SIZE_MAX;
     switch ((ohm_kind_t)k) {
     case OHM_KIND_F32:
         return 4 * (size_t)n;
@@ -37,6 +40,8 @@ size_t ohm_payload_size(uint32_t k, uint64_t n, uint64_t m)
         return 4 * (((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK) + (size_t)n;
     case OHM_KIND_SPARSE:
         return 6 * (size_t)m;
+    case OHM_KIND_Q8Z:
+        return 4 * (((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK) + (size_t)m;
     default:
         return 0;
     }
@@ -122,6 +127,87 @@ float ohm_bf16_to_float(uint16_t h)
     return f;
 }
 
+/* ---------------------------------------------------------------- q8z */
+
+/* Coordinates lo..hi-1 of a q8 difference: x[i] += s code[i - lo]. The one
+ * place q8 codes become floats, for q8 and q8z alike. */
+static void add_q8(float s, const int8_t *codes, size_t lo, size_t hi, float *x)
+{
+    if (s == 0.0f) return; /* adds only zeros */
+    for (size_t i = lo; i < hi; i++) {
+        /* computed in its own statement: see ohm_payload_apply */
+        float v = s * (float)codes[i - lo];
+        x[i] += v;
+    }
+}
+
+/* Codes are inflated and used this many at a time (a multiple of the block). */
+#define Q8Z_CHUNK (16 * OHM_Q8_BLOCK)
+
+/* Inflates the m-byte raw deflate stream z, which must give exactly n codes
+ * in [-127, 127] and end with its last byte; with scales and x, adds the
+ * codes as q8 does. The output is bounded by n + 1 bytes whatever the stream
+ * says (no bombs): output space is never offered beyond it. */
+static int inflate_codes(uint32_t n, uint32_t m, const uint8_t *z, const uint8_t *scales, float *x)
+{
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (inflateInit2(&s, -MAX_WBITS) != Z_OK)
+        return ohm_error_set(OHM_ENOMEM, "wire: q8z: no memory for inflate");
+    int8_t chunk[Q8Z_CHUNK + 1];
+    s.next_in = (Bytef *)(uintptr_t)z; /* zlib does not write through next_in */
+    s.avail_in = m;
+    size_t done = 0; /* codes inflated and used */
+    int rc = OHM_OK, zr = Z_OK;
+    while (zr != Z_STREAM_END) {
+        /* one byte more than may come: a stream that runs past n shows */
+        size_t want = n - done < Q8Z_CHUNK ? n - done + 1 : Q8Z_CHUNK;
+        s.next_out = (Bytef *)chunk;
+        s.avail_out = (uInt)want;
+        zr = inflate(&s, Z_NO_FLUSH);
+        size_t got = want - s.avail_out;
+        if (zr == Z_MEM_ERROR) {
+            rc = ohm_error_set(OHM_ENOMEM, "wire: q8z: no memory for inflate");
+            break;
+        }
+        if (zr != Z_OK && zr != Z_STREAM_END) {
+            /* Z_BUF_ERROR: no progress, the input ended early */
+            rc = ohm_error_set(OHM_EFORMAT, "wire: q8z: codes %s after %zu of %u bytes",
+                               zr == Z_BUF_ERROR ? "truncated" : "corrupt", done + got, n);
+            break;
+        }
+        if (done + got > n) {
+            rc = ohm_error_set(OHM_EFORMAT, "wire: q8z: codes inflate to more than %u bytes", n);
+            break;
+        }
+        for (size_t j = 0; j < got; j++)
+            if (chunk[j] == INT8_MIN) {
+                rc = ohm_error_set(OHM_ERANGE, "wire: q8z: code %zu is -128", done + j);
+                break;
+            }
+        if (rc) break;
+        for (size_t i = done, end = done + got; x && i < end;) {
+            size_t b = i / OHM_Q8_BLOCK,
+                   hi = (b + 1) * OHM_Q8_BLOCK < end ? (b + 1) * OHM_Q8_BLOCK : end;
+            add_q8(load_float(scales + 4 * b), chunk + (i - done), i, hi, x);
+            i = hi;
+        }
+        done += got;
+        if (zr == Z_OK && got == 0 && s.avail_in == 0) {
+            rc = ohm_error_set(OHM_EFORMAT, "wire: q8z: codes truncated after %zu of %u bytes",
+                               done, n);
+            break;
+        }
+    }
+    if (!rc && done != n)
+        rc = ohm_error_set(OHM_EFORMAT, "wire: q8z: codes inflate to %zu bytes, not %u", done, n);
+    if (!rc && s.avail_in != 0)
+        rc = ohm_error_set(OHM_EFORMAT, "wire: q8z: %u bytes after the end of the codes",
+                           s.avail_in);
+    inflateEnd(&s);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- checks */
 
 int ohm_payload_check_structure(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p)
@@ -167,7 +253,8 @@ int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t
         for (size_t i = 0; i < n; i++)
             if ((load16(p + 2 * i) & 0x7f80u) == 0x7f80u) return bad_value(i);
         return OHM_OK;
-    case OHM_KIND_Q8: {
+    case OHM_KIND_Q8:
+    case OHM_KIND_Q8Z: {
         size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
         for (size_t b = 0; b < nb; b++) {
             float s = load_float(p + 4 * b);
@@ -176,7 +263,7 @@ int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t
                                      "wire: q8 scale %zu is not finite or over %g (value %g)", b,
                                      (double)Q8_SCALE_MAX, (double)s);
         }
-        return OHM_OK;
+        return k == OHM_KIND_Q8Z ? inflate_codes(n, m, p + 4 * nb, NULL, NULL) : OHM_OK;
     }
     case OHM_KIND_SPARSE: {
         const uint8_t *v = p + 4 * (size_t)m;
@@ -237,14 +324,15 @@ int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, fl
         size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
         const int8_t *codes = (const int8_t *)(const void *)(p + 4 * nb);
         for (size_t b = 0; b < nb; b++) {
-            float s = load_float(p + 4 * b);
             size_t lo = b * OHM_Q8_BLOCK, hi = lo + OHM_Q8_BLOCK < n ? lo + OHM_Q8_BLOCK : n;
-            if (s == 0.0f) continue; /* adds only zeros */
-            for (size_t i = lo; i < hi; i++) {
-                float v = s * (float)codes[i];
-                x[i] += v;
-            }
+            add_q8(load_float(p + 4 * b), codes + lo, lo, hi, x);
         }
+        break;
+    }
+    case OHM_KIND_Q8Z: {
+        size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
+        int rc = inflate_codes(n, m, p + 4 * nb, p, x);
+        if (rc) return rc;
         break;
     }
     case OHM_KIND_SPARSE: {
