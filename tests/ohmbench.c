@@ -14,6 +14,7 @@
 #pragma weak ohm_bench_flatness
 #pragma weak ohm_bench_curve
 #pragma weak ohm_bench_model
+#pragma weak ohm_bench_compress
 
 double ohm_bench_now(void)
 {
@@ -76,6 +77,8 @@ static const struct {
     {"model", ohm_bench_model,
      "training step per example: digital, analog expected, analog stochastic vs the GEMM floor "
      "(--arch lenet5|mlp --layers --batch --opt --response)"},
+    {"compress", ohm_bench_compress,
+     "q8 message with and without the entropy stage: bytes, encode, check+apply (--d --iters)"},
 };
 
 static int usage(FILE *f)

@@ -31,5 +31,6 @@ int ohm_bench_tile(int argc, char **argv);
 int ohm_bench_flatness(int argc, char **argv);
 int ohm_bench_curve(int argc, char **argv);
 int ohm_bench_model(int argc, char **argv);
+int ohm_bench_compress(int argc, char **argv);
 
 #endif
