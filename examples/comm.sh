@@ -4,7 +4,7 @@
 # censoring, each run into OUT/<name>, then one table of honest accuracy, bytes
 # sent, censored share, median round time, largest peak RSS and wall time
 # (docs/results/comm.md).
-#   examples/comm.sh [OUT_DIR] [NAME...]   names: whole f16 q8 q8-raw topk randk
+#   examples/comm.sh [OUT_DIR] [NAME...]   names: whole f16 q8 q8-raw q4 topk randk
 #                                          censor-0.02 censor-0.05 censor-0.1 q8-censor
 # (q8 with its default entropy stage, comm.entropy = deflate; q8-raw without)
 # Environment: OHM_PEERS (16) and OHM_KIND (ring; e.g. exp) for another graph,
@@ -21,7 +21,7 @@ ohm_build "" peer/ohmpeer topology/ohmtopo
 out=${1:-runs/comm}
 shift || true
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(whole f16 q8 q8-raw topk randk censor-0.02 censor-0.05 censor-0.1 q8-censor)
+[ ${#names[@]} -gt 0 ] || names=(whole f16 q8 q8-raw q4 topk randk censor-0.02 censor-0.05 censor-0.1 q8-censor)
 mkdir -p "$out"
 topo="$out/${OHM_KIND:-ring}${OHM_PEERS:-16}.topo"
 port=()
@@ -31,7 +31,7 @@ port=()
 settings() {
   case "$1" in
     whole) ;;
-    f16 | q8 | topk | randk) echo "--set comm.compress=$1" ;;
+    f16 | q8 | q4 | topk | randk) echo "--set comm.compress=$1" ;;
     q8-raw) echo "--set comm.compress=q8 --set comm.entropy=none" ;;
     censor-*) echo "--set comm.censor=threshold --set comm.censor_tau0=${1#censor-}" ;;
     q8-censor) echo "--set comm.compress=q8 --set comm.censor=threshold --set comm.censor_tau0=0.05" ;;

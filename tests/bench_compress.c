@@ -9,8 +9,9 @@
  * without it (q8, the baseline), in the same process, alternating. The
  * differences are gaussian times exp(tail x gaussian), heavier-tailed for a
  * larger --tail; the entropy of their q8 codes is printed (the demo ring's
- * differences have 7.1-7.3 bits per code, docs/results/comm.md). Times are
- * CPU time of the calling thread, the best of 3 passes. */
+ * differences have 7.1-7.3 bits per code, docs/results/comm.md). Also q4
+ * (half of q8's codes) against the same baseline. Times are CPU time of the
+ * calling thread, the best of 3 passes. */
 #include "ohm_compress.h"
 #include "ohm_error.h"
 #include "ohm_payload.h"
@@ -40,7 +41,8 @@ static int one_pass(ohm_compress_t *z, float *const *d, uint32_t n, int iters, f
         double t0 = ohm_bench_cpu_now();
         if (ohm_compress_step_packed(z, d[it % VECS], pub, scratch, (uint32_t)it, &out)) return 1;
         double t1 = ohm_bench_cpu_now();
-        if (ohm_payload_check_values(out.kind, n, out.entries, out.bytes) ||
+        if (ohm_payload_check_structure(out.kind, n, out.entries, out.bytes) ||
+            ohm_payload_check_values(out.kind, n, out.entries, out.bytes) ||
             ohm_payload_apply(out.kind, n, out.entries, out.bytes, recv))
             return 1;
         double t2 = ohm_bench_cpu_now();
@@ -88,23 +90,26 @@ int ohm_bench_compress(int argc, char **argv)
         for (uint32_t i = 0; i < n; i++)
             d[v][i] = 1e-3f * (float)(ohm_rng_normal(&r) * exp(tail * ohm_rng_normal(&r)));
     }
-    ohm_compress_t *zq = NULL, *zz = NULL;
+    ohm_compress_t *zq = NULL, *zz = NULL, *z4 = NULL;
     if (ohm_compress_new(OHM_COMPRESS_Q8, 0.1, n, 1, 0, &zq) ||
+        ohm_compress_new(OHM_COMPRESS_Q4, 0.1, n, 1, 0, &z4) ||
         ohm_compress_new(OHM_COMPRESS_Q8, 0.1, n, 1, 0, &zz) ||
         ohm_compress_set_entropy(zz, OHM_ENTROPY_DEFLATE)) {
         fprintf(stderr, "ohmbench compress: %s\n", ohm_error_detail());
         return 1;
     }
-    cost_t best_q = {1e30, 1e30, 0}, best_z = {1e30, 1e30, 0};
+    cost_t best_q = {1e30, 1e30, 0}, best_z = {1e30, 1e30, 0}, best_4 = {1e30, 1e30, 0};
     for (int rep = 0; rep < 3; rep++) {
-        cost_t q, z;
+        cost_t q, z, f;
         if (one_pass(zq, d, n, iters, pub, recv, scratch, &q) ||
-            one_pass(zz, d, n, iters, pub, recv, scratch, &z)) {
+            one_pass(zz, d, n, iters, pub, recv, scratch, &z) ||
+            one_pass(z4, d, n, iters, pub, recv, scratch, &f)) {
             fprintf(stderr, "ohmbench compress: a message failed or copies differ\n");
             return 1;
         }
         if (q.enc_us + q.dec_us < best_q.enc_us + best_q.dec_us) best_q = q;
         if (z.enc_us + z.dec_us < best_z.enc_us + best_z.dec_us) best_z = z;
+        if (f.enc_us + f.dec_us < best_4.enc_us + best_4.dec_us) best_4 = f;
     }
     printf("# q8 codes: %.3f bits per code (order-0 entropy), d = %u\n", code_entropy(d[0], n), n);
     ohm_bench_emit("q8z_bytes_per_message", best_z.bytes, "B", "q8", best_q.bytes);
@@ -112,10 +117,15 @@ int ohm_bench_compress(int argc, char **argv)
     ohm_bench_emit("q8z_check_apply_us", best_z.dec_us, "us", "q8", best_q.dec_us);
     ohm_bench_emit("q8z_encode_decode_us", best_z.enc_us + best_z.dec_us, "us", "q8",
                    best_q.enc_us + best_q.dec_us);
+    /* q4: half of q8's codes, the same blocks and scales, no entropy stage */
+    ohm_bench_emit("q4_bytes_per_message", best_4.bytes, "B", "q8", best_q.bytes);
+    ohm_bench_emit("q4_encode_us", best_4.enc_us, "us", "q8", best_q.enc_us);
+    ohm_bench_emit("q4_check_apply_us", best_4.dec_us, "us", "q8", best_q.dec_us);
     for (int v = 0; v < VECS; v++)
         free(d[v]);
     free(pub), free(recv), free(scratch);
     ohm_compress_destroy(&zq);
     ohm_compress_destroy(&zz);
+    ohm_compress_destroy(&z4);
     return 0;
 }

@@ -85,6 +85,9 @@ Test(payload, sizes_of_every_kind)
     cr_expect_eq(ohm_payload_size(OHM_KIND_Q8, 10, 0), 14);
     cr_expect_eq(ohm_payload_size(OHM_KIND_Q8, 512, 0), 520);
     cr_expect_eq(ohm_payload_size(OHM_KIND_Q8, 513, 0), 525);
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q4, 10, 0), 9);
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q4, 512, 0), 264);
+    cr_expect_eq(ohm_payload_size(OHM_KIND_Q4, 513, 0), 269);
     cr_expect_eq(ohm_payload_size(OHM_KIND_SPARSE, 10, 5), 30);
     cr_expect_eq(ohm_payload_size(OHM_KIND_SPARSE, 10, 6), SIZE_MAX, "m over n/2");
     cr_expect_eq(ohm_payload_size(OHM_KIND_F32, 10, 1), SIZE_MAX, "m of a dense kind");
@@ -116,6 +119,33 @@ Test(payload, apply_reports_an_overflowing_copy)
     cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q8, 4, 0, q), OHM_OK);
     cr_expect_eq(ohm_payload_apply(OHM_KIND_Q8, 4, 0, q, x), OHM_ENONFINITE);
     cr_expect(strstr(ohm_error_detail(), "coordinate 0") != NULL, "%s", ohm_error_detail());
+}
+
+Test(payload, q4_codes_are_minus_seven_to_seven)
+{
+    enum { N = 5 };
+    uint8_t q[4 + 3];
+    float s = 0.5f, x[N] = {0};
+    memcpy(q, &s, 4);
+    q[4] = 0x79, q[5] = 0x09, q[6] = 0x01; /* 7 and 9 = -7, -7 and 0, 1 and the unused nibble */
+    cr_assert_eq(ohm_payload_check_structure(OHM_KIND_Q4, N, 0, q), OHM_OK, "%s",
+                 ohm_error_detail());
+    cr_assert_eq(ohm_payload_apply(OHM_KIND_Q4, N, 0, q, x), OHM_OK);
+    float want[N] = {-3.5f, 3.5f, -3.5f, 0.0f, 0.5f};
+    cr_expect_arr_eq(x, want, sizeof x);
+    q[5] = 0x80; /* the code -8 in coordinate 3 */
+    cr_expect_eq(ohm_payload_check_structure(OHM_KIND_Q4, N, 0, q), OHM_EFORMAT);
+    cr_expect(strstr(ohm_error_detail(), "coordinate 3") != NULL, "%s", ohm_error_detail());
+    q[5] = 0x08; /* ... in coordinate 2 */
+    cr_expect_eq(ohm_payload_check_structure(OHM_KIND_Q4, N, 0, q), OHM_EFORMAT);
+    cr_expect(strstr(ohm_error_detail(), "coordinate 2") != NULL, "%s", ohm_error_detail());
+    q[5] = 0x09, q[6] = 0x11; /* the unused high nibble of an odd n must be zero */
+    cr_expect_eq(ohm_payload_check_structure(OHM_KIND_Q4, N, 0, q), OHM_EFORMAT);
+    cr_expect_eq(ohm_payload_check_structure(OHM_KIND_Q4, N + 1, 0, q), OHM_OK,
+                 "with an even n it is a code");
+    s = INFINITY;
+    memcpy(q, &s, 4);
+    cr_expect_eq(ohm_payload_check_values(OHM_KIND_Q4, N, 0, q), OHM_ENONFINITE);
 }
 
 /* ---- compressors ---------------------------------------------------------- */
@@ -151,7 +181,10 @@ Test(compress, dense_compressors_bound_their_error)
     enum { N = 1000 };
     float *d = randn(N, 2, 0.01f), out[N];
     uint8_t pl[4 * N + 8];
-    for (int c = OHM_COMPRESS_F16; c <= OHM_COMPRESS_Q8; c++) {
+    static const ohm_compressor_t dense[] = {OHM_COMPRESS_F16, OHM_COMPRESS_BF16, OHM_COMPRESS_Q8,
+                                             OHM_COMPRESS_Q4};
+    for (size_t t = 0; t < sizeof dense / sizeof *dense; t++) {
+        ohm_compressor_t c = dense[t];
         ohm_compress_t *z = NULL;
         cr_assert_eq(ohm_compress_new((ohm_compressor_t)c, 0.5, N, 1, 0, &z), OHM_OK);
         uint32_t m = 7;
@@ -165,6 +198,7 @@ Test(compress, dense_compressors_bound_their_error)
             for (int i = b; i < b + OHM_Q8_BLOCK && i < N; i++) {
                 float err = fabsf(out[i] - d[i]);
                 float bound = c == OHM_COMPRESS_Q8    ? amax / 127.0f * 0.5001f
+                              : c == OHM_COMPRESS_Q4  ? amax / 7.0f * 0.5001f
                               : c == OHM_COMPRESS_F16 ? fmaxf(fabsf(d[i]) * 0x1p-11f, 3e-8f)
                                                       : fabsf(d[i]) * 0x1p-8f;
                 cr_assert_leq(err, bound, "%s: coordinate %d: %g for %g",

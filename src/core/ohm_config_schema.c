@@ -233,13 +233,13 @@ const key_def_t ohm_config_schema[] = {
     INT_RANGE("comm.max_staleness", "10", 1, IMAX,
               "rounds a neighbour's copy may be reused; a censoring sender sends at least this "
               "often"),
-    ENUM("comm.compress", "none", "none|f16|bf16|q8|topk|randk",
+    ENUM("comm.compress", "none", "none|f16|bf16|q8|q4|topk|randk",
          "send compressed differences to a public copy, with error feedback (CHOCO)"),
     DBL("comm.ratio", "0.05", B_LO | B_HI | B_LO_OPEN, 0, 0.5,
         "share of the coordinates topk and randk send each round"),
     DBL("comm.gamma", "0", B_LO | B_HI, 0, 1,
         "consensus step on copies: x <- x + gamma (Rule(xhat, copies) - xhat); 0 = 1 for "
-        "f16, bf16, q8 and censoring, min(1, 4 ratio) for topk, ratio for randk"),
+        "f16, bf16, q8, q4 and censoring, min(1, 4 ratio) for topk, ratio for randk"),
     ENUM("comm.entropy", "deflate", "none|deflate",
          "lossless stage after q8: deflate sends the int8 codes Huffman-coded when shorter "
          "(docs/protocol.md)"),

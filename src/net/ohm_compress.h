@@ -10,6 +10,7 @@
  * compression error never accumulates. The compressors:
  *   f16, bf16  every coordinate as a 16-bit float;
  *   q8         int8 codes with one float32 scale per block of OHM_Q8_BLOCK;
+ *   q4         4-bit codes (-7..7, two per byte), the same blocks and scales;
  *   topk       the m = ratio n coordinates of largest magnitude;
  *   randk      m coordinates drawn uniformly without replacement
  *              (seeded by run seed, peer and round).
@@ -32,6 +33,7 @@ typedef enum {
     OHM_COMPRESS_Q8,
     OHM_COMPRESS_TOPK,
     OHM_COMPRESS_RANDK,
+    OHM_COMPRESS_Q4,
     OHM_COMPRESS_COUNT
 } ohm_compressor_t;
 

@@ -11,7 +11,7 @@
 #include <zlib.h>
 
 static const char *const kind_names[OHM_KIND_COUNT] = {"f32",    "f16",  "bf16", "q8",
-                                                       "sparse", "same", "q8z"};
+                                                       "sparse", "same", "q8z",  "q4"};
 
 const char *ohm_kind_name(ohm_kind_t k)
 {
@@ -22,7 +22,7 @@ const char *ohm_kind_name(ohm_kind_t k)
 int ohm_kind_is_difference(ohm_kind_t k)
 {
     return k == OHM_KIND_F16 || k == OHM_KIND_BF16 || k == OHM_KIND_Q8 || k == OHM_KIND_SPARSE ||
-           k == OHM_KIND_Q8Z;
+           k == OHM_KIND_Q8Z || k == OHM_KIND_Q4;
 }
 
 size_t ohm_payload_size(uint32_t k, uint64_t n, uint64_t m)
@@ -38,6 +38,8 @@ size_t ohm_payload_size(uint32_t k, uint64_t n, uint64_t m)
         return 2 * (size_t)n;
     case OHM_KIND_Q8:
         return 4 * (((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK) + (size_t)n;
+    case OHM_KIND_Q4:
+        return 4 * (((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK) + ((size_t)n + 1) / 2;
     case OHM_KIND_SPARSE:
         return 6 * (size_t)m;
     case OHM_KIND_Q8Z:
@@ -129,16 +131,41 @@ float ohm_bf16_to_float(uint16_t h)
 
 /* ---------------------------------------------------------------- q8z */
 
-/* Coordinates lo..hi-1 of a q8 difference: x[i] += s code[i - lo]. The one
- * place q8 codes become floats, for q8 and q8z alike. */
-static void add_q8(float s, const int8_t *codes, size_t lo, size_t hi, float *x)
+/* Bit 31 of the result is set exactly when y is NaN or infinite: the exponent
+ * field all ones carries into it. OR-ed over a loop, it checks the values the
+ * loop wrote without a second pass over them. */
+static inline uint32_t nonfinite_bit(float y)
 {
-    if (s == 0.0f) return; /* adds only zeros */
-    for (size_t i = lo; i < hi; i++) {
+    uint32_t b;
+    memcpy(&b, &y, 4);
+    return (b & 0x7f800000u) + 0x00800000u;
+}
+
+/* x[i] += s code[i] for i < len: the one place q8 and q4 codes become floats
+ * (q8, q8z and q4 alike). Returns the nonfinite bits of what it wrote. A loop
+ * of its own, over restrict pointers, so that it vectorizes. */
+static uint32_t add_scaled(float *restrict x, const int8_t *restrict code, size_t len, float s)
+{
+    uint32_t acc = 0;
+    if (s == 0.0f) return 0; /* adds only zeros */
+    for (size_t i = 0; i < len; i++) {
         /* computed in its own statement: see ohm_payload_apply */
-        float v = s * (float)codes[i - lo];
-        x[i] += v;
+        float v = s * (float)code[i];
+        float y = x[i] + v;
+        x[i] = y;
+        acc |= nonfinite_bit(y);
     }
+    return acc;
+}
+
+/* The q4 codes of len coordinates (two per byte, low nibble first) as int8. */
+static void unpack_q4(const uint8_t *restrict in, size_t len, int8_t *restrict out)
+{
+    for (size_t j = 0; j < len / 2; j++) {
+        out[2 * j] = (int8_t)(((in[j] & 0x0f) ^ 8) - 8);
+        out[2 * j + 1] = (int8_t)(((in[j] >> 4) ^ 8) - 8);
+    }
+    if (len & 1) out[len - 1] = (int8_t)(((in[len / 2] & 0x0f) ^ 8) - 8);
 }
 
 /* Codes are inflated and used this many at a time (a multiple of the block). */
@@ -148,7 +175,8 @@ static void add_q8(float s, const int8_t *codes, size_t lo, size_t hi, float *x)
  * in [-127, 127] and end with its last byte; with scales and x, adds the
  * codes as q8 does. The output is bounded by n + 1 bytes whatever the stream
  * says (no bombs): output space is never offered beyond it. */
-static int inflate_codes(uint32_t n, uint32_t m, const uint8_t *z, const uint8_t *scales, float *x)
+static int inflate_codes(uint32_t n, uint32_t m, const uint8_t *z, const uint8_t *scales, float *x,
+                         uint32_t *acc)
 {
     z_stream s;
     memset(&s, 0, sizeof s);
@@ -189,7 +217,7 @@ static int inflate_codes(uint32_t n, uint32_t m, const uint8_t *z, const uint8_t
         for (size_t i = done, end = done + got; x && i < end;) {
             size_t b = i / OHM_Q8_BLOCK,
                    hi = (b + 1) * OHM_Q8_BLOCK < end ? (b + 1) * OHM_Q8_BLOCK : end;
-            add_q8(load_float(scales + 4 * b), chunk + (i - done), i, hi, x);
+            *acc |= add_scaled(x + i, chunk + (i - done), hi - i, load_float(scales + 4 * b));
             i = hi;
         }
         done += got;
@@ -210,8 +238,28 @@ static int inflate_codes(uint32_t n, uint32_t m, const uint8_t *z, const uint8_t
 
 /* ---------------------------------------------------------------- checks */
 
+/* Every nibble of the q4 codes of n coordinates is a code (not -8), and the
+ * last byte's unused high nibble (n odd) is zero: one payload per difference. */
+static int check_q4(uint32_t n, const uint8_t *p)
+{
+    size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK, bytes = ((size_t)n + 1) / 2;
+    const uint8_t *c = p + 4 * nb;
+    unsigned bad = 0;
+    for (size_t j = 0; j < bytes; j++)
+        bad |= (c[j] & 0x0fu) == 0x08u || (c[j] & 0xf0u) == 0x80u;
+    if (bad)
+        for (size_t j = 0; j < bytes; j++)
+            if ((c[j] & 0x0fu) == 0x08u || (c[j] & 0xf0u) == 0x80u)
+                return ohm_error_set(OHM_EFORMAT, "wire: q4 coordinate %zu: the code -8",
+                                     2 * j + ((c[j] & 0x0fu) == 0x08u ? 0 : 1));
+    if ((n & 1u) && (c[bytes - 1] >> 4) != 0)
+        return ohm_error_set(OHM_EFORMAT, "wire: q4: the unused last nibble is not zero");
+    return OHM_OK;
+}
+
 int ohm_payload_check_structure(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p)
 {
+    if (k == OHM_KIND_Q4) return check_q4(n, p);
     if (k != OHM_KIND_SPARSE) return OHM_OK;
     assert(p || m == 0);
     uint64_t prev = 0;
@@ -254,7 +302,8 @@ int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t
             if ((load16(p + 2 * i) & 0x7f80u) == 0x7f80u) return bad_value(i);
         return OHM_OK;
     case OHM_KIND_Q8:
-    case OHM_KIND_Q8Z: {
+    case OHM_KIND_Q8Z:
+    case OHM_KIND_Q4: {
         size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
         for (size_t b = 0; b < nb; b++) {
             float s = load_float(p + 4 * b);
@@ -263,7 +312,7 @@ int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t
                                      "wire: q8 scale %zu is not finite or over %g (value %g)", b,
                                      (double)Q8_SCALE_MAX, (double)s);
         }
-        return k == OHM_KIND_Q8Z ? inflate_codes(n, m, p + 4 * nb, NULL, NULL) : OHM_OK;
+        return k == OHM_KIND_Q8Z ? inflate_codes(n, m, p + 4 * nb, NULL, NULL, NULL) : OHM_OK;
     }
     case OHM_KIND_SPARSE: {
         const uint8_t *v = p + 4 * (size_t)m;
@@ -278,19 +327,13 @@ int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t
 
 /* ---------------------------------------------------------------- apply */
 
-/* Index of the first value of x[n] that is not finite, or SIZE_MAX. */
-static size_t first_nonfinite(const float *x, size_t n)
+/* OHM_ENONFINITE naming the first coordinate of x[n] that is not finite. */
+static int first_nonfinite(const float *x, size_t n)
 {
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &x[i], 4);
-        acc |= (b & 0x7f800000u) + 0x00800000u; /* carries into bit 31 exactly for NaN/Inf */
-    }
-    if (!(acc & 0x80000000u)) return SIZE_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return SIZE_MAX;
+    size_t i = 0;
+    while (i < n && isfinite(x[i]))
+        i++;
+    return ohm_error_set(OHM_ENONFINITE, "copy: coordinate %zu is not finite", i);
 }
 
 int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, float *x)
@@ -298,7 +341,9 @@ int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, fl
     assert(x || n == 0);
     /* Each decoded value is computed in its own statement before it is added:
      * no compiler may fuse the two into one rounding (fp-contract works within
-     * an expression), so every host computes the same copy. */
+     * an expression), so every host computes the same copy. Each loop checks
+     * the values it writes as it writes them (acc). */
+    uint32_t acc = 0;
     switch (k) {
     case OHM_KIND_F32:
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -307,31 +352,42 @@ int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, fl
 #else
         memcpy(x, p, 4 * (size_t)n);
 #endif
-        break;
+        return OHM_OK; /* checked before it was applied */
     case OHM_KIND_F16:
         for (size_t i = 0; i < n; i++) {
             float v = ohm_f16_to_float(load16(p + 2 * i));
-            x[i] += v;
+            float y = x[i] + v;
+            x[i] = y;
+            acc |= nonfinite_bit(y);
         }
         break;
     case OHM_KIND_BF16:
         for (size_t i = 0; i < n; i++) {
             float v = ohm_bf16_to_float(load16(p + 2 * i));
-            x[i] += v;
+            float y = x[i] + v;
+            x[i] = y;
+            acc |= nonfinite_bit(y);
         }
         break;
-    case OHM_KIND_Q8: {
+    case OHM_KIND_Q8:
+    case OHM_KIND_Q4: {
         size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
-        const int8_t *codes = (const int8_t *)(const void *)(p + 4 * nb);
+        const uint8_t *codes = p + 4 * nb;
+        int8_t unpacked[OHM_Q8_BLOCK];
         for (size_t b = 0; b < nb; b++) {
-            size_t lo = b * OHM_Q8_BLOCK, hi = lo + OHM_Q8_BLOCK < n ? lo + OHM_Q8_BLOCK : n;
-            add_q8(load_float(p + 4 * b), codes + lo, lo, hi, x);
+            size_t lo = b * OHM_Q8_BLOCK, len = lo + OHM_Q8_BLOCK < n ? OHM_Q8_BLOCK : n - lo;
+            const int8_t *c = (const int8_t *)(const void *)(codes + lo);
+            if (k == OHM_KIND_Q4) { /* lo is even: a block holds whole bytes */
+                unpack_q4(codes + lo / 2, len, unpacked);
+                c = unpacked;
+            }
+            acc |= add_scaled(x + lo, c, len, load_float(p + 4 * b));
         }
         break;
     }
     case OHM_KIND_Q8Z: {
         size_t nb = ((size_t)n + OHM_Q8_BLOCK - 1) / OHM_Q8_BLOCK;
-        int rc = inflate_codes(n, m, p + 4 * nb, p, x);
+        int rc = inflate_codes(n, m, p + 4 * nb, p, x, &acc);
         if (rc) return rc;
         break;
     }
@@ -354,9 +410,5 @@ int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, fl
     default:
         return OHM_OK;
     }
-    if (k == OHM_KIND_F32) return OHM_OK; /* checked before it was applied */
-    size_t bad = first_nonfinite(x, n);
-    if (bad != SIZE_MAX)
-        return ohm_error_set(OHM_ENONFINITE, "copy: coordinate %zu is not finite", bad);
-    return OHM_OK;
+    return acc & 0x80000000u ? first_nonfinite(x, n) : OHM_OK;
 }

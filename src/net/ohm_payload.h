@@ -25,13 +25,19 @@ typedef enum {
     OHM_KIND_SAME = 5,   /* no payload: the public copy is unchanged */
     OHM_KIND_Q8Z = 6,    /* q8 with its codes deflated: ceil(n/B) float32 scales, then m bytes
                             of a raw deflate stream that inflates to the n int8 codes */
+    OHM_KIND_Q4 = 7,     /* a difference: ceil(n/B) float32 scales, then ceil(n/2) bytes of
+                            4-bit codes, two per byte */
     OHM_KIND_COUNT
 } ohm_kind_t;
 
-/* Coordinates per q8 scale. */
+/* Coordinates per q8 and q4 scale. */
 #define OHM_Q8_BLOCK 256
 
-/* Stable name of a kind ("f32", "f16", "bf16", "q8", "sparse", "same", "q8z"). */
+/* The largest q4 code magnitude: codes are -7..7 (the nibble 0x8, -8, is not a
+ * code, so the scale means the same for both signs). */
+#define OHM_Q4_MAX 7
+
+/* Stable name of a kind ("f32", "f16", "bf16", "q8", "sparse", "same", "q8z", "q4"). */
 const char *ohm_kind_name(ohm_kind_t k);
 
 /* Whether the payload is a difference to add to a copy of a given version. */
@@ -45,12 +51,14 @@ int ohm_kind_is_difference(ohm_kind_t k);
 size_t ohm_payload_size(uint32_t k, uint64_t n, uint64_t m);
 
 /* The structure of a sparse payload p (its size already checked): indices
- * strictly increasing (OHM_EFORMAT) and below n (OHM_ERANGE). OHM_OK for
- * every other kind. The detail names the first bad entry. */
+ * strictly increasing (OHM_EFORMAT) and below n (OHM_ERANGE); of a q4
+ * payload, every code in -7..7 and the unused last nibble (n odd) zero
+ * (OHM_EFORMAT). OHM_OK for every other kind. The detail names the first bad
+ * entry. */
 int ohm_payload_check_structure(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p);
 
 /* The values of payload p: every value finite (f32, f16, bf16, sparse), every
- * q8 and q8z scale finite with 128 |scale| finite. OHM_ENONFINITE names the
+ * q8, q8z and q4 scale finite with 128 |scale| finite. OHM_ENONFINITE names the
  * first bad index (any alignment of p). For q8z also the stream: its m bytes
  * must inflate to exactly n bytes, every code in [-127, 127], and end there;
  * else OHM_EFORMAT (a lying length, a truncated or corrupt stream, trailing
@@ -59,8 +67,8 @@ int ohm_payload_check_values(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t
 
 /* Applies a checked payload to x[n]: f32 sets x to it, a difference is added
  * to x coordinate by coordinate (q8z exactly as the q8 of the same codes),
- * same leaves x as it is. Returns OHM_ENONFINITE when x holds a value that is
- * not finite afterwards (an addition overflowed); x is changed anyway. A q8z
+ * same leaves x as it is. Returns OHM_ENONFINITE when a coordinate it changed
+ * is not finite afterwards (an addition overflowed); x is changed anyway. A q8z
  * that fails to inflate (it was not checked) gives OHM_EFORMAT or
  * OHM_ENOMEM, x then partly changed. */
 int ohm_payload_apply(ohm_kind_t k, uint32_t n, uint32_t m, const uint8_t *p, float *x);
