@@ -242,7 +242,8 @@ const key_def_t ohm_config_schema[] = {
         "f16, bf16, q8, q4 and censoring, min(1, 4 ratio) for topk, ratio for randk"),
     ENUM("comm.entropy", "deflate", "none|deflate",
          "lossless stage after q8: deflate sends the int8 codes Huffman-coded when shorter "
-         "(docs/protocol.md)"),
+         "(about 10 % fewer bytes for about 2 ms of CPU per message; none where the CPU, not "
+         "the link, is the bound; docs/protocol.md)"),
 
     /* [async] */
     INT_RANGE("async.max_staleness", "20", 0, IMAX,
