@@ -8,7 +8,8 @@
 # table: wall time until the honest peers' mean accuracy (on the evaluation
 # subset) first reaches OHM_TARGET, final accuracy, bytes sent.
 #   sudo examples/lan-shaped.sh [OUT_DIR] [NAME...]
-#   names: whole q8 topk censor q8-censor (default: all but q8-censor)
+#   names: whole q8 q8-raw q4 topk censor q8-censor (default: whole q8 topk censor)
+#   (q8 with its default entropy stage, comm.entropy = deflate; q8-raw without)
 #   environment: OHM_PEERS (8; 6-16 make sense), OHM_HOSTS (4), OHM_KIND (ring),
 #     OHM_RATE (100mbit), OHM_DELAY (0.5ms), OHM_ROUNDS (1500), OHM_EVAL (50),
 #     OHM_TARGET (0.82), OHM_SET (extra --set options for every run), OHM_BUILD,
@@ -150,7 +151,8 @@ done
 settings() {
   case "$1" in
     whole) ;;
-    q8 | topk | f16 | randk) echo "--set comm.compress=$1" ;;
+    q8 | q4 | topk | f16 | randk) echo "--set comm.compress=$1" ;;
+    q8-raw) echo "--set comm.compress=q8 --set comm.entropy=none" ;;
     censor) echo "--set comm.censor=threshold --set comm.censor_tau0=0.05" ;;
     q8-censor) echo "--set comm.compress=q8 --set comm.censor=threshold --set comm.censor_tau0=0.05" ;;
     *) echo "unknown run '$1'" >&2; return 1 ;;
