@@ -107,6 +107,11 @@ struct ohm_peer {
     ohm_tile_counters_t eval_reads; /* tile reads spent on evaluations (not training) */
     /* time split and asynchronous accounting */
     double wait_s, work_s, slow_s; /* receiving, computing + combining, straggler sleep */
+    /* a straggler (docs/protocol.md, "Stragglers, late joiners, departures"):
+     * the process CPU time and the gradient steps' wall time its sleeps were
+     * measured against, the CPU clock at the end of its last sleep, and the
+     * main thread's CPU spent since then on evaluations and checkpoints */
+    double slow_cpu_s, slow_compute_s, slow_cpu_mark, slow_cpu_skip;
     uint64_t combined;             /* neighbour models combined, all steps */
     uint64_t *age_hist;            /* async: ages (steps) of the combined models */
     int joined_from;               /* a late joiner: neighbours its start was combined from */

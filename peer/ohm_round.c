@@ -29,11 +29,20 @@ double ohm_peer_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* A straggler (train.slowdown = F): the step took `took` seconds of work;
- * sleep (F - 1) times as long, so it takes F times its compute time. */
-static void straggle(ohm_peer_t *p, double took)
+/* CPU seconds used by all the process's threads / by the calling thread. */
+static double cpu_now(clockid_t clk)
 {
-    double d = (p->s.slowdown - 1.0) * took, end = ohm_peer_now() + d;
+    struct timespec ts;
+    if (clock_gettime(clk, &ts) != 0) return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A straggler (train.slowdown = F): sleep (F - 1) * `basis` seconds, so the
+ * work measured by `basis` takes F times as long. slow_s: the sleep asked for
+ * (on a loaded machine the wake-up comes later). */
+static void straggle(ohm_peer_t *p, double basis)
+{
+    double d = (p->s.slowdown - 1.0) * basis, end = ohm_peer_now() + d;
     /* In slices, handing on the models waiting in the outboxes meanwhile. */
     for (double left = d; left > 0 && !ohm_peer_stop_requested; left = end - ohm_peer_now()) {
         double s = left < 0.002 ? left : 0.002;
@@ -42,6 +51,26 @@ static void straggle(ohm_peer_t *p, double took)
         ohm_exchange_flush(p);
     }
     p->slow_s += d;
+}
+
+/* train.slowdown_basis = cpu, at the end of a round: the process CPU time
+ * (every thread: steps, encoding, ZeroMQ's encryption and TCP, decoding,
+ * combining) since the end of the last sleep, less the evaluations and
+ * checkpoints in between. CPU, not wall time: on a shared machine the wall
+ * time includes waiting for a core, and a blocked wait for the neighbours
+ * costs no CPU. The CPU spent during the sleep itself (receiving what the
+ * neighbours send meanwhile) is not counted, or the sleep would feed itself.
+ * Returns the seconds slept. */
+static double straggle_cpu(ohm_peer_t *p)
+{
+    double used = cpu_now(CLOCK_PROCESS_CPUTIME_ID) - p->slow_cpu_mark - p->slow_cpu_skip;
+    if (used < 0) used = 0;
+    p->slow_cpu_s += used;
+    double t0 = ohm_peer_now();
+    straggle(p, used);
+    p->slow_cpu_mark = cpu_now(CLOCK_PROCESS_CPUTIME_ID);
+    p->slow_cpu_skip = 0;
+    return ohm_peer_now() - t0;
 }
 
 /* local_steps mini-batch steps on the tiles. */
@@ -76,7 +105,11 @@ static int adapt(ohm_peer_t *p)
         p->loss_sum += loss;
         p->loss_n++;
     }
-    if (p->s.slowdown > 1) straggle(p, ohm_peer_now() - t0);
+    if (p->s.slowdown > 1) {
+        double took = ohm_peer_now() - t0;
+        p->slow_compute_s += took;
+        if (!p->s.slow_cpu) straggle(p, took);
+    }
     return OHM_OK;
 }
 
@@ -224,6 +257,8 @@ int ohm_peer_run(ohm_peer_t *p)
         return rc;
     }
     uint32_t timed = 0;
+    int slow_cpu = p->s.slowdown > 1 && p->s.slow_cpu && !byz_sender;
+    p->slow_cpu_mark = cpu_now(CLOCK_PROCESS_CPUTIME_ID); /* start-up is not a round */
     while (p->round < p->s.rounds) {
         if (p->s.leave_at && p->round >= p->s.leave_at) { /* a clean departure */
             p->left = 1;
@@ -244,6 +279,8 @@ int ohm_peer_run(ohm_peer_t *p)
             rc = r;
             goto finish;
         }
+        /* The emulated slowness is work, as it is in the steps (basis compute). */
+        if (slow_cpu && r != OHM_EINTR && !ohm_peer_stop_requested) tc += straggle_cpu(p);
         p->wait_s += tw;
         p->work_s += tc + tb;
         if (timed < p->s.rounds) {
@@ -256,12 +293,16 @@ int ohm_peer_run(ohm_peer_t *p)
         }
         ohm_exchange_advance(p, p->round + 1);
         int last = p->round == p->s.rounds || (p->s.leave_at && p->round >= p->s.leave_at);
+        /* Evaluations and checkpoints measure the run; a straggler does not
+         * multiply them (straggle_cpu). */
+        double c0 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
         if (!last && p->round % p->s.eval_every == 0 &&
             (rc = ohm_records_metrics(p, p->round, 0, timed)))
             goto finish;
         if (!last && p->s.checkpoint_every && p->round % p->s.checkpoint_every == 0 &&
             (rc = ohm_records_checkpoint(p)))
             goto finish;
+        p->slow_cpu_skip += cpu_now(CLOCK_THREAD_CPUTIME_ID) - c0;
         if (r == OHM_EINTR || ohm_peer_stop_requested) {
             rc = OHM_EINTR;
             goto finish;

@@ -23,6 +23,7 @@ typedef struct {
     int async;          /* train.mode = async */
     double max_seconds; /* 0: no limit */
     double slowdown;    /* >= 1 */
+    int slow_cpu;       /* train.slowdown_basis = cpu (else compute) */
     int join;
     uint32_t leave_at; /* 0: never */
     uint32_t rounds, eval_every, checkpoint_every;

@@ -96,7 +96,7 @@ Test(peer_async, nobody_runs_alone_at_the_start, .timeout = 240)
     snprintf(topo, sizeof topo, "%s/ring.topo", dir);
     ohm_test_topology(topo, "ring", N, 0, NULL, 4);
     const char *extra[] = {"train.mode=async", "train.rounds=100", "train.eval_every=100",
-                           "data.dim=16", "model.hidden=0", NULL};
+                           "data.dim=16",      "model.hidden=0",   NULL};
     const char *sets[40];
     settings(sets, 40, extra);
     pid_t pids[N];
@@ -105,16 +105,87 @@ Test(peer_async, nobody_runs_alone_at_the_start, .timeout = 240)
     for (int i = 0; i < N; i++)
         wait_ok(dir, pids[i], i);
     for (int i = 0; i < N; i++)
-        cr_expect_gt(final(dir, i, "combined_per_step"), 0, "peer %d combined no neighbour model", i);
+        cr_expect_gt(final(dir, i, "combined_per_step"), 0, "peer %d combined no neighbour model",
+                     i);
     ohm_test_rmdir(dir);
+}
+
+/* train.slowdown = F on two peers of a ring, one per basis. Basis cpu: the
+ * peer's sleeps add up to (F - 1) times the process CPU time it counted, and
+ * that count is CPU, not wall time: never more than the CPU its threads used
+ * in all (/proc), although in sync mode its rounds wait for its neighbour of
+ * basis compute (64 steps a round, each slept 20 times over); and more than
+ * its gradient steps alone (one step a round: the sends, receives and
+ * combinations dominate). Basis compute keeps the old meaning: (F - 1) times
+ * the wall time of its gradient steps. Every bound compares the peer's own
+ * figures. */
+static void slowdown_bases(const char *mode)
+{
+    enum { P = 4, CPU = 1, COMPUTE = 2 };
+    const double F = 21;
+    char dir[128], topo[256], m[32];
+    ohm_test_tmpdir(dir, sizeof dir, "slowbasis");
+    snprintf(topo, sizeof topo, "%s/ring.topo", dir);
+    ohm_test_topology(topo, "ring", P, 0, NULL, 7);
+    snprintf(m, sizeof m, "train.mode=%s", mode);
+#define SLOW_COMMON m, "train.rounds=400", "train.eval_every=200", "data.dim=64", "model.hidden=64"
+    const char *plain[] = {SLOW_COMMON, NULL};
+    const char *cpu[] = {SLOW_COMMON, "train.slowdown=21", "train.slowdown_basis=cpu", NULL};
+    const char *compute[] = {SLOW_COMMON, "train.slowdown=21", "train.slowdown_basis=compute",
+                             "train.local_steps=64", NULL};
+#undef SLOW_COMMON
+    const char *s_plain[40], *s_cpu[40], *s_compute[40];
+    settings(s_plain, 40, plain);
+    settings(s_cpu, 40, cpu);
+    settings(s_compute, 40, compute);
+    pid_t pids[P];
+    for (int i = 0; i < P; i++)
+        pids[i] = ohm_test_peer(topo, i, dir,
+                                i == CPU       ? s_cpu
+                                : i == COMPUTE ? s_compute
+                                               : s_plain,
+                                0);
+    for (int i = 0; i < P; i++)
+        wait_ok(dir, pids[i], i);
+    double slept = final(dir, CPU, "slow_s"), counted = final(dir, CPU, "slow_cpu_s");
+    double steps = final(dir, CPU, "slow_compute_s"), wall = final(dir, CPU, "wall_s");
+    double used = final(dir, CPU, "cpu_main_s") + final(dir, CPU, "cpu_io_s");
+    cr_log_info("%s, basis cpu: slept %.3f s on %.3f CPU s counted (%.3f CPU s used in all, "
+                "%.3f s of gradient steps, %.3f s wall)",
+                mode, slept, counted, used, steps, wall);
+    cr_assert_gt(counted, 0, "%s: basis cpu counted no CPU time", mode);
+    cr_expect_float_eq(slept, (F - 1) * counted, 1e-6 + 1e-6 * slept,
+                       "%s: slept %.3f s for %.3f CPU s", mode, slept, counted);
+    /* /proc counts in clock ticks per thread: a few ticks of slack */
+    cr_expect_leq(counted, used + 0.05, "%s: counted %.3f CPU s of %.3f used", mode, counted, used);
+    cr_expect_gt(counted, 1.5 * steps, "%s: counted %.3f CPU s, the steps alone took %.3f s", mode,
+                 counted, steps);
+    slept = final(dir, COMPUTE, "slow_s");
+    steps = final(dir, COMPUTE, "slow_compute_s");
+    cr_log_info("%s, basis compute: slept %.3f s on %.3f s of gradient steps", mode, slept, steps);
+    cr_assert_gt(steps, 0, "%s: basis compute timed no step", mode);
+    cr_expect_float_eq(slept, (F - 1) * steps, 1e-6 + 1e-6 * slept,
+                       "%s: slept %.3f s for %.3f s of steps", mode, slept, steps);
+    cr_expect_eq(final(dir, COMPUTE, "slow_cpu_s"), 0, "%s: basis compute counted CPU", mode);
+    ohm_test_rmdir(dir);
+}
+
+Test(peer_async, slowdown_bases_sync, .timeout = 240)
+{
+    slowdown_bases("sync");
+}
+
+Test(peer_async, slowdown_bases_async, .timeout = 240)
+{
+    slowdown_bases("async");
 }
 
 /* One peer joins late (after a third of the run) and one leaves at half of it,
  * in `mode`: the joiner ends within 2 points of the others, the leaver stops
  * at its round, nobody else skips a round. The synthetic task takes well under
  * a millisecond per step: the others are slowed (train.slowdown, a sleep in
- * proportion to their compute) so that they are still running, whatever the
- * machine's speed, when the joiner has started and connected. */
+ * proportion to their gradient steps' time, train.slowdown_basis = compute) so that they are still
+ * running, whatever the machine's speed, when the joiner has started and connected. */
 static void join_and_leave(const char *mode)
 {
     enum { ROUNDS = 600, JOINER = 3, LEAVER = 6 };
@@ -131,6 +202,7 @@ static void join_and_leave(const char *mode)
                            "train.local_steps=16",
                            "net.late_joiners=3",
                            "train.slowdown=200",
+                           "train.slowdown_basis=compute",
                            NULL};
     const char *sets[40], *sets_leave[40], *sets_join[40];
     settings(sets, 40, extra);
@@ -141,6 +213,7 @@ static void join_and_leave(const char *mode)
                                  "net.late_joiners=3",
                                  leave,
                                  "train.slowdown=200",
+                                 "train.slowdown_basis=compute",
                                  NULL};
     settings(sets_leave, 40, extra_leave);
     const char *extra_join[] = {

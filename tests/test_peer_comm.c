@@ -168,12 +168,12 @@ Test(peer_comm, resumed_peer_resyncs_its_copies, .timeout = 300)
     ohm_test_topology(topo, "ring", N, 0, NULL, 1);
     cr_assert_eq(mkdir(out, 0755), 0);
     /* The rounds take well under a millisecond: every peer is slowed
-     * (train.slowdown, a sleep in proportion to its compute) so that the
+     * (train.slowdown, a sleep in proportion to its gradient steps' time) so that the
      * neighbours are still running, on any machine, when the victim is back. */
-    const char *extra[] = {"comm.compress=topk",       "train.local_steps=8",
-                           "train.eval_every=10",      "train.checkpoint_every=10",
-                           "train.slowdown=300",       "net.startup_timeout_ms=1000",
-                           "net.round_timeout_ms=500", NULL};
+    const char *extra[] = {
+        "comm.compress=topk",          "train.local_steps=8",      "train.eval_every=10",
+        "train.checkpoint_every=10",   "train.slowdown=300",       "train.slowdown_basis=compute",
+        "net.startup_timeout_ms=1000", "net.round_timeout_ms=500", NULL};
     const char *sets[32];
     sets_with(sets, extra);
     pid_t pids[N];

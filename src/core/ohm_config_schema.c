@@ -160,12 +160,18 @@ const key_def_t ohm_config_schema[] = {
          "combining the newest model of each neighbour"),
     DBL_GE0("train.max_seconds", "0", "end the run after this many seconds (0 = no limit)"),
     DBL("train.slowdown", "1", B_LO, 1, 0,
-        "straggler emulation: each local step takes this many times its compute time"),
+        "straggler emulation: each local step takes this many times its work "
+        "(train.slowdown_basis)"),
     BOOL("train.join", "false",
          "a late joiner: start from the robust combination of the first models the neighbours "
          "send instead of its own initialization"),
     INT_RANGE("train.leave_at", "0", 0, IMAX,
               "leave cleanly (bye to the neighbours) after this many rounds (0 = never)"),
+    ENUM("train.slowdown_basis", "cpu", "cpu|compute",
+         "what train.slowdown = F multiplies: cpu: after each round the peer sleeps F-1 times "
+         "the process CPU time (all threads: steps, encoding, encryption, decoding, combining) "
+         "used since its previous sleep, as a machine F times slower at everything; compute: "
+         "F-1 times the wall time of its gradient steps only (the meaning before this key existed)"),
 
     /* [aggregate] */
     ENUM("aggregate.rule", "weighted",
