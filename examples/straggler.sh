@@ -7,8 +7,12 @@
 # clock: each peer's latest evaluation), the wall time, and the final mean.
 #
 #   examples/straggler.sh [--rounds R] [--async-rounds R] [--slow PEER:FACTOR] [--target A]
-#       [--eval-every E] [--modes sync,async] [--out DIR] [--port P] [--build DIR]
-#       [--set section.key=value]...
+#       [--basis cpu|compute] [--eval-every E] [--modes sync,async] [--out DIR] [--port P]
+#       [--build DIR] [--set section.key=value]...
+#
+# --basis (train.slowdown_basis, default cpu): what the straggler is slow at.
+# cpu: everything (it sleeps FACTOR-1 times the CPU time of its rounds: steps,
+# encoding, encryption, decoding, combining); compute: its gradient steps only.
 #
 # R rounds in sync mode (default 3000); asynchronous steps are cheaper (nobody
 # waits) and mix less per step, so async mode gets --async-rounds local steps
@@ -27,6 +31,7 @@ rounds=3000
 async_rounds=
 slow=5:10
 target=0.85
+basis=cpu
 eval_every=50
 modes=sync,async
 out=runs/straggler
@@ -40,6 +45,7 @@ while [ $# -gt 0 ]; do
   --async-rounds) ohm_need "$@"; ohm_posint "$1" "$2"; async_rounds=$2; shift 2 ;;
   --slow) ohm_need "$@"; slow=$2; shift 2 ;;
   --target) ohm_need "$@"; target=$2; shift 2 ;;
+  --basis) ohm_need "$@"; basis=$2; shift 2 ;;
   --eval-every) ohm_need "$@"; ohm_posint "$1" "$2"; eval_every=$2; shift 2 ;;
   --modes) ohm_need "$@"; modes=$2; shift 2 ;;
   --out) ohm_need "$@"; out=$2; shift 2 ;;
@@ -51,6 +57,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $slow =~ ^[0-9]+:[0-9.]+$ ]] || ohm_usage_error "--slow expects PEER:FACTOR, not '$slow'"
+[[ $basis =~ ^(cpu|compute)$ ]] || ohm_usage_error "--basis expects cpu or compute, not '$basis'"
 [ -n "$async_rounds" ] || async_rounds=$((3 * rounds))
 ohm_build "$build" peer/ohmpeer topology/ohmtopo
 
@@ -58,18 +65,18 @@ mkdir -p "$out/runs"
 topo=$out/ring16.topo
 "$OHMTOPO" gen ring -n 16 --port "$port" -o "$topo" >/dev/null
 csv=$out/results.csv
-echo "mode,rounds,straggler,time_to_target_s,wall_s,honest_acc_mean,status,load_before,load_after" >"$csv"
+echo "mode,rounds,straggler,basis,time_to_target_s,wall_s,honest_acc_mean,status,load_before,load_after" >"$csv"
 
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
   for with in none "$slow"; do
-    name=$mode-$([ "$with" = none ] && echo plain || echo "slow${with/:/x}")
+    name=$mode-$([ "$with" = none ] && echo plain || echo "slow${with/:/x}-$basis")
     dir=$out/runs/$name
     rm -rf "$dir"
     args=()
     r=$rounds
     [ "$mode" = async ] && r=$async_rounds
-    [ "$with" = none ] || args=(--slow "$with")
+    [ "$with" = none ] || args=(--slow "$with" --set "train.slowdown_basis=$basis")
     printf '%-28s ' "$name"
     rc=0
     ohm_lock
@@ -97,7 +104,7 @@ print("%s,%s,%s,%s" % ("" if t is None else t, s.get("wall_s", ""),
 EOF
 )
     echo "$res (load $l0 -> $l1)"
-    echo "$mode,$r,$with,$res,$l0,$l1" >>"$csv"
+    echo "$mode,$r,$with,$([ "$with" = none ] || echo "$basis"),$res,$l0,$l1" >>"$csv"
   done
 done
 
@@ -106,13 +113,16 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 out = ["Time to %s mean honest accuracy (s), wall time (s) and final mean accuracy (%%), "
        "16-peer ring, Fashion-MNIST demo config." % sys.argv[3], "",
-       "| mode | rounds (local steps) | straggler | time to target (s) | wall (s) | final acc (%) |",
-       "|---|---:|---|---:|---:|---:|"]
+       "Straggler basis (train.slowdown_basis): cpu = slow at everything (sleeps FACTOR-1 "
+       "times the CPU time of its rounds), compute = slow at its gradient steps only.", "",
+       "| mode | rounds (local steps) | straggler | basis | time to target (s) | wall (s) "
+       "| final acc (%) | load before |",
+       "|---|---:|---|---|---:|---:|---:|---:|"]
 for r in rows:
     acc = "%.1f" % (100 * float(r["honest_acc_mean"])) if r["honest_acc_mean"] else r["status"]
-    out.append("| %s | %s | %s | %s | %s | %s |" % (r["mode"], r["rounds"], r["straggler"],
-                                               r["time_to_target_s"] or "not reached",
-                                               r["wall_s"], acc))
+    out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        r["mode"], r["rounds"], r["straggler"], r["basis"] or "-",
+        r["time_to_target_s"] or "not reached", r["wall_s"], acc, r["load_before"]))
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 EOF
 cat "$out/table.md"
