@@ -7,12 +7,14 @@
 # clock: each peer's latest evaluation), the wall time, and the final mean.
 #
 #   examples/straggler.sh [--rounds R] [--async-rounds R] [--slow PEER:FACTOR] [--target A]
-#       [--basis cpu|compute] [--eval-every E] [--modes sync,async] [--out DIR] [--port P]
+#       [--basis cpu|runnable|compute] [--eval-every E] [--modes sync,async] [--out DIR] [--port P]
 #       [--build DIR] [--set section.key=value]...
 #
 # --basis (train.slowdown_basis, default cpu): what the straggler is slow at.
 # cpu: everything (it sleeps FACTOR-1 times the CPU time of its rounds: steps,
-# encoding, encryption, decoding, combining); compute: its gradient steps only.
+# encoding, encryption, decoding, combining); runnable: the same plus its waits
+# for a core (FACTOR times slower than the peers that share its cores);
+# compute: its gradient steps only.
 #
 # R rounds in sync mode (default 3000); asynchronous steps are cheaper (nobody
 # waits) and mix less per step, so async mode gets --async-rounds local steps
@@ -57,7 +59,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $slow =~ ^[0-9]+:[0-9.]+$ ]] || ohm_usage_error "--slow expects PEER:FACTOR, not '$slow'"
-[[ $basis =~ ^(cpu|compute)$ ]] || ohm_usage_error "--basis expects cpu or compute, not '$basis'"
+[[ $basis =~ ^(cpu|runnable|compute)$ ]] ||
+  ohm_usage_error "--basis expects cpu, runnable or compute, not '$basis'"
 [ -n "$async_rounds" ] || async_rounds=$((3 * rounds))
 ohm_build "$build" peer/ohmpeer topology/ohmtopo
 
@@ -114,7 +117,8 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 out = ["Time to %s mean honest accuracy (s), wall time (s) and final mean accuracy (%%), "
        "16-peer ring, Fashion-MNIST demo config." % sys.argv[3], "",
        "Straggler basis (train.slowdown_basis): cpu = slow at everything (sleeps FACTOR-1 "
-       "times the CPU time of its rounds), compute = slow at its gradient steps only.", "",
+       "times the CPU time of its rounds), runnable = the same plus its waits for a core, "
+       "compute = slow at its gradient steps only.", "",
        "| mode | rounds (local steps) | straggler | basis | time to target (s) | wall (s) "
        "| final acc (%) | load before |",
        "|---|---:|---|---|---:|---:|---:|---:|"]

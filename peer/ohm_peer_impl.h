@@ -108,10 +108,10 @@ struct ohm_peer {
     /* time split and asynchronous accounting */
     double wait_s, work_s, slow_s; /* receiving, computing + combining, straggler sleep */
     /* a straggler (docs/protocol.md, "Stragglers, late joiners, departures"):
-     * the process CPU time and the gradient steps' wall time its sleeps were
-     * measured against, the CPU clock at the end of its last sleep, and the
-     * main thread's CPU spent since then on evaluations and checkpoints */
-    double slow_cpu_s, slow_compute_s, slow_cpu_mark, slow_cpu_skip;
+     * the seconds of its basis clock its sleeps were proportional to, the
+     * gradient steps' wall time, the basis clock at the end of the last sleep,
+     * and the main thread's share of it since then in evaluations/checkpoints */
+    double slow_basis_s, slow_compute_s, slow_mark, slow_skip;
     uint64_t combined;             /* neighbour models combined, all steps */
     uint64_t *age_hist;            /* async: ages (steps) of the combined models */
     int joined_from;               /* a late joiner: neighbours its start was combined from */

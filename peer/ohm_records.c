@@ -359,9 +359,10 @@ int ohm_records_metrics(ohm_peer_t *p, uint32_t done, int final, uint32_t timed)
         ohm_metrics_double(m, "wait_s", p->wait_s);
         ohm_metrics_double(m, "work_s", p->work_s);
         if (p->s.slowdown > 1) { /* the sleep and what it was proportional to */
-            ohm_metrics_str(m, "slow_basis", p->s.slow_cpu ? "cpu" : "compute");
+            static const char *const bases[] = {"cpu", "compute", "runnable"};
+            ohm_metrics_str(m, "slow_basis", bases[p->s.slow_basis]);
             ohm_metrics_double(m, "slow_s", p->slow_s);
-            ohm_metrics_double(m, "slow_cpu_s", p->slow_cpu_s);
+            ohm_metrics_double(m, "slow_basis_s", p->slow_basis_s);
             ohm_metrics_double(m, "slow_compute_s", p->slow_compute_s);
         }
         ohm_metrics_double(m, "combined_per_step", done ? (double)p->combined / done : 0);

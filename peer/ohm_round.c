@@ -11,6 +11,7 @@
 
 #include "ohm_error.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,55 @@ static double cpu_now(clockid_t clk)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Seconds a thread was runnable (on a core, or ready and waiting for one):
+ * the first two fields of a schedstat file. -1 when it cannot be read. */
+static double schedstat_s(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    unsigned long long run = 0, queued = 0;
+    int n = fscanf(f, "%llu %llu", &run, &queued);
+    fclose(f);
+    return n == 2 ? 1e-9 * (double)(run + queued) : -1;
+}
+
+/* Runnable seconds of every thread of the process (thread = 0) or of the
+ * calling one; -1 when /proc does not say. */
+static double runnable_now(int thread)
+{
+    if (thread) return schedstat_s("/proc/thread-self/schedstat");
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && sum >= 0) {
+        if (e->d_name[0] == '.') continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        double s = schedstat_s(path);
+        if (s >= 0) sum += s; /* a thread that just ended has no file: skip it */
+    }
+    closedir(d);
+    return sum;
+}
+
+/* The straggler's clock (train.slowdown_basis cpu or runnable), for the whole
+ * process or the calling thread. Where /proc has no schedstat, basis runnable
+ * falls back to CPU time, once said on stderr. */
+static double slow_clock(ohm_peer_t *p, int thread)
+{
+    if (p->s.slow_basis == OHM_SLOW_RUNNABLE) {
+        double r = runnable_now(thread);
+        if (r >= 0) return r;
+        fprintf(stderr,
+                "ohmpeer %u: train.slowdown_basis = runnable: no /proc schedstat; using CPU "
+                "time (basis cpu)\n",
+                p->id);
+        p->s.slow_basis = OHM_SLOW_CPU;
+    }
+    return cpu_now(thread ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID);
+}
+
 /* A straggler (train.slowdown = F): sleep (F - 1) * `basis` seconds, so the
  * work measured by `basis` takes F times as long. slow_s: the sleep asked for
  * (on a loaded machine the wake-up comes later). */
@@ -53,23 +103,23 @@ static void straggle(ohm_peer_t *p, double basis)
     p->slow_s += d;
 }
 
-/* train.slowdown_basis = cpu, at the end of a round: the process CPU time
- * (every thread: steps, encoding, ZeroMQ's encryption and TCP, decoding,
- * combining) since the end of the last sleep, less the evaluations and
- * checkpoints in between. CPU, not wall time: on a shared machine the wall
- * time includes waiting for a core, and a blocked wait for the neighbours
- * costs no CPU. The CPU spent during the sleep itself (receiving what the
+/* train.slowdown_basis = cpu (or runnable), at the end of a round: the
+ * process CPU time (every thread: steps, encoding, ZeroMQ's encryption and
+ * TCP, decoding, combining; for runnable, plus the time its threads were
+ * ready but waiting for a core) since the end of the last sleep, less the
+ * evaluations and checkpoints in between. A blocked wait for the neighbours
+ * counts in neither. What is used during the sleep itself (receiving what the
  * neighbours send meanwhile) is not counted, or the sleep would feed itself.
  * Returns the seconds slept. */
-static double straggle_cpu(ohm_peer_t *p)
+static double straggle_work(ohm_peer_t *p)
 {
-    double used = cpu_now(CLOCK_PROCESS_CPUTIME_ID) - p->slow_cpu_mark - p->slow_cpu_skip;
+    double used = slow_clock(p, 0) - p->slow_mark - p->slow_skip;
     if (used < 0) used = 0;
-    p->slow_cpu_s += used;
+    p->slow_basis_s += used;
     double t0 = ohm_peer_now();
     straggle(p, used);
-    p->slow_cpu_mark = cpu_now(CLOCK_PROCESS_CPUTIME_ID);
-    p->slow_cpu_skip = 0;
+    p->slow_mark = slow_clock(p, 0);
+    p->slow_skip = 0;
     return ohm_peer_now() - t0;
 }
 
@@ -108,7 +158,10 @@ static int adapt(ohm_peer_t *p)
     if (p->s.slowdown > 1) {
         double took = ohm_peer_now() - t0;
         p->slow_compute_s += took;
-        if (!p->s.slow_cpu) straggle(p, took);
+        if (p->s.slow_basis == OHM_SLOW_COMPUTE) {
+            p->slow_basis_s += took;
+            straggle(p, took);
+        }
     }
     return OHM_OK;
 }
@@ -257,8 +310,8 @@ int ohm_peer_run(ohm_peer_t *p)
         return rc;
     }
     uint32_t timed = 0;
-    int slow_cpu = p->s.slowdown > 1 && p->s.slow_cpu && !byz_sender;
-    p->slow_cpu_mark = cpu_now(CLOCK_PROCESS_CPUTIME_ID); /* start-up is not a round */
+    int slow_work = p->s.slowdown > 1 && p->s.slow_basis != OHM_SLOW_COMPUTE && !byz_sender;
+    if (slow_work) p->slow_mark = slow_clock(p, 0); /* start-up is not a round */
     while (p->round < p->s.rounds) {
         if (p->s.leave_at && p->round >= p->s.leave_at) { /* a clean departure */
             p->left = 1;
@@ -280,7 +333,7 @@ int ohm_peer_run(ohm_peer_t *p)
             goto finish;
         }
         /* The emulated slowness is work, as it is in the steps (basis compute). */
-        if (slow_cpu && r != OHM_EINTR && !ohm_peer_stop_requested) tc += straggle_cpu(p);
+        if (slow_work && r != OHM_EINTR && !ohm_peer_stop_requested) tc += straggle_work(p);
         p->wait_s += tw;
         p->work_s += tc + tb;
         if (timed < p->s.rounds) {
@@ -295,14 +348,14 @@ int ohm_peer_run(ohm_peer_t *p)
         int last = p->round == p->s.rounds || (p->s.leave_at && p->round >= p->s.leave_at);
         /* Evaluations and checkpoints measure the run; a straggler does not
          * multiply them (straggle_cpu). */
-        double c0 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
+        double c0 = slow_work ? slow_clock(p, 1) : 0;
         if (!last && p->round % p->s.eval_every == 0 &&
             (rc = ohm_records_metrics(p, p->round, 0, timed)))
             goto finish;
         if (!last && p->s.checkpoint_every && p->round % p->s.checkpoint_every == 0 &&
             (rc = ohm_records_checkpoint(p)))
             goto finish;
-        p->slow_cpu_skip += cpu_now(CLOCK_THREAD_CPUTIME_ID) - c0;
+        if (slow_work) p->slow_skip += slow_clock(p, 1) - c0;
         if (r == OHM_EINTR || ohm_peer_stop_requested) {
             rc = OHM_EINTR;
             goto finish;

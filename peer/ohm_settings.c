@@ -22,11 +22,12 @@ int ohm_settings_resolve(const ohm_config_t *c, ohm_settings_t *s)
 {
     static const char *const orders[] = {"atc", "cta", "consensus"};
     static const char *const schedules[] = {"const", "invsqrt", "cosine"};
+    static const char *const bases[] = {"cpu", "compute", "runnable"}; /* ohm_slow_basis_t */
     memset(s, 0, sizeof *s);
     s->async = strcmp(ohm_config_str(c, "train.mode"), "async") == 0;
     s->max_seconds = ohm_config_double(c, "train.max_seconds");
     s->slowdown = ohm_config_double(c, "train.slowdown");
-    s->slow_cpu = strcmp(ohm_config_str(c, "train.slowdown_basis"), "cpu") == 0;
+    s->slow_basis = pick(ohm_config_str(c, "train.slowdown_basis"), bases, 3);
     s->join = ohm_config_bool(c, "train.join");
     s->leave_at = (uint32_t)ohm_config_int(c, "train.leave_at");
     s->rounds = (uint32_t)ohm_config_int(c, "train.rounds");

@@ -18,12 +18,15 @@ typedef enum {
 /* optimizer.schedule */
 typedef enum { OHM_SCHEDULE_CONST, OHM_SCHEDULE_INVSQRT, OHM_SCHEDULE_COSINE } ohm_schedule_t;
 
+/* train.slowdown_basis (docs/protocol.md, "Stragglers, late joiners, departures"). */
+typedef enum { OHM_SLOW_CPU, OHM_SLOW_COMPUTE, OHM_SLOW_RUNNABLE } ohm_slow_basis_t;
+
 typedef struct {
     /* [train] */
     int async;          /* train.mode = async */
     double max_seconds; /* 0: no limit */
     double slowdown;    /* >= 1 */
-    int slow_cpu;       /* train.slowdown_basis = cpu (else compute) */
+    int slow_basis;     /* train.slowdown_basis: ohm_slow_basis_t */
     int join;
     uint32_t leave_at; /* 0: never */
     uint32_t rounds, eval_every, checkpoint_every;

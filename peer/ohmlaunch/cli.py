@@ -56,8 +56,8 @@ def parse_args(argv):
                     help="continue a run stopped earlier in the same --out: keep its keys, "
                          "metrics and checkpoints and start every peer with --resume")
     ap.add_argument("--slow", action="append", default=[], metavar="PEER:FACTOR",
-                    help="a straggler: each local step of PEER takes FACTOR times its compute "
-                         "time (train.slowdown)")
+                    help="a straggler: PEER runs as on a machine FACTOR times slower "
+                         "(train.slowdown; what it is slow at: train.slowdown_basis)")
     ap.add_argument("--join", action="append", default=[], metavar="PEER@SECONDS",
                     help="start PEER SECONDS after the others; it starts from its neighbours' "
                          "models (train.join) and they do not wait for it at start-up")

@@ -167,11 +167,13 @@ const key_def_t ohm_config_schema[] = {
          "send instead of its own initialization"),
     INT_RANGE("train.leave_at", "0", 0, IMAX,
               "leave cleanly (bye to the neighbours) after this many rounds (0 = never)"),
-    ENUM("train.slowdown_basis", "cpu", "cpu|compute",
+    ENUM("train.slowdown_basis", "cpu", "cpu|compute|runnable",
          "what train.slowdown = F multiplies: cpu: after each round the peer sleeps F-1 times "
          "the process CPU time (all threads: steps, encoding, encryption, decoding, combining) "
-         "used since its previous sleep, as a machine F times slower at everything; compute: "
-         "F-1 times the wall time of its gradient steps only (the meaning before this key existed)"),
+         "used since its previous sleep, a machine F times slower at everything; runnable: the "
+         "same plus the time its threads waited for a core (F times slower than peers sharing "
+         "its cores); compute: F-1 times the wall time of its gradient steps only (the meaning "
+         "before this key existed)"),
 
     /* [aggregate] */
     ENUM("aggregate.rule", "weighted",
