@@ -65,3 +65,25 @@ Test(settings, async_refuses_public_copies)
         ohm_config_destroy(&c);
     }
 }
+
+/* train.slowdown_basis: cpu by default (a change of contract: the old meaning
+ * is compute), each name resolved, anything else refused by the schema. */
+Test(settings, slowdown_basis)
+{
+    static const char *const names[] = {"cpu", "compute", "runnable"};
+    static const int want[] = {OHM_SLOW_CPU, OHM_SLOW_COMPUTE, OHM_SLOW_RUNNABLE};
+    ohm_config_t *c = ohm_config_new();
+    cr_assert_not_null(c);
+    ohm_settings_t s;
+    cr_assert_eq(ohm_settings_resolve(c, &s), OHM_OK, "%s", ohm_error_detail());
+    cr_expect_eq(s.slow_basis, OHM_SLOW_CPU, "the default basis is %d", s.slow_basis);
+    for (int k = 0; k < 3; k++) {
+        char a[64];
+        snprintf(a, sizeof a, "train.slowdown_basis=%s", names[k]);
+        cr_assert_eq(ohm_config_set(c, a, "--set"), OHM_OK, "%s", ohm_error_detail());
+        cr_assert_eq(ohm_settings_resolve(c, &s), OHM_OK, "%s", ohm_error_detail());
+        cr_expect_eq(s.slow_basis, want[k], "%s", names[k]);
+    }
+    cr_expect_eq(ohm_config_set(c, "train.slowdown_basis=wall", "--set"), OHM_EINVAL);
+    ohm_config_destroy(&c);
+}
