@@ -59,7 +59,7 @@ static double runnable_now(int thread)
     if (!d) return -1;
     double sum = 0;
     struct dirent *e;
-    while ((e = readdir(d)) && sum >= 0) {
+    while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char path[300];
         snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
@@ -347,7 +347,7 @@ int ohm_peer_run(ohm_peer_t *p)
         ohm_exchange_advance(p, p->round + 1);
         int last = p->round == p->s.rounds || (p->s.leave_at && p->round >= p->s.leave_at);
         /* Evaluations and checkpoints measure the run; a straggler does not
-         * multiply them (straggle_cpu). */
+         * multiply them (straggle_work). */
         double c0 = slow_work ? slow_clock(p, 1) : 0;
         if (!last && p->round % p->s.eval_every == 0 &&
             (rc = ohm_records_metrics(p, p->round, 0, timed)))
