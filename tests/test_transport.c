@@ -658,3 +658,32 @@ Test(transport, one_key_holds_one_session)
     ohm_transport_destroy(&twin);
     ohm_transport_destroy(&s);
 }
+
+/* A sender that fills the receiver's pipe past its high-water mark and then
+ * leaves: libzmq 4.3.4 marks that connection failed without closing it, and a
+ * heartbeat timer firing on it afterwards aborts the whole process. The
+ * receiver must survive it, get what was queued, and see the link end. */
+Test(transport, a_sender_that_floods_and_leaves_does_not_abort_the_receiver, .timeout = 60)
+{
+    enum { SENDS = 400, SIZE = 65536 };
+    ohm_transport_t *a = open_t("tcp://127.0.0.1:*", 1 << 20, 2, NULL, 0, NULL, NULL);
+    ohm_transport_t *b = open_t("tcp://127.0.0.1:*", 1 << 20, 1000, NULL, 0, NULL, NULL);
+    cr_assert_eq(ohm_transport_add_peer(b, 0, ohm_transport_endpoint(a), NULL), OHM_OK);
+    for (int i = 0; i < SENDS; i++) {
+        uint32_t id = 0;
+        ohm_transport_send_all(b, &id, 1, calloc(1, SIZE), SIZE);
+    }
+    struct timespec fill = {1, 500000000}, beats = {3, 0};
+    nanosleep(&fill, NULL); /* a's pipe fills; its input stops */
+    ohm_transport_destroy(&b);
+    nanosleep(&beats, NULL); /* three heartbeat intervals: the abort came in the first */
+    int got = 0;
+    ohm_frame_t *f = NULL;
+    while (got < SENDS && ohm_transport_recv(a, 500, &f) == OHM_OK) {
+        got++;
+        ohm_frame_destroy(&f);
+    }
+    cr_expect_gt(got, 0, "what was queued before the sender left is delivered");
+    cr_expect_lt(got, SENDS, "the pipe was full (the case under test)");
+    ohm_transport_destroy(&a);
+}
