@@ -168,10 +168,12 @@ Test(peer_crash, killed_peer_resumes_and_the_ring_finishes, .timeout = 300)
               acc_calm);
     cr_expect(log_has(hurt, VICTIM, "resumed from"), "the victim did not resume");
     /* In one step, to a round its neighbours proved (the models they queued
-     * for it while it was away are taken first, not believed one by one). */
-    cr_expect_eq(log_count(hurt, VICTIM, "catching up"), 1,
-                 "the victim caught up in %d steps, not one",
-                 log_count(hurt, VICTIM, "catching up"));
+     * for it while it was away are taken first, not believed one by one); a
+     * second step when they moved on again before its first round back was
+     * done (seen in about one sanitizer run in seven, which slows that
+     * round). Crawling through the rounds it missed would take dozens. */
+    int steps = log_count(hurt, VICTIM, "catching up");
+    cr_expect(steps >= 1 && steps <= 2, "the victim caught up in %d steps, not one or two", steps);
     /* Its neighbours account for every round: the victim's model was delivered
      * or missed, or they skipped the round themselves catching up. */
     for (int nb = VICTIM - 1; nb <= VICTIM + 1; nb += 2) {
